@@ -1,0 +1,1 @@
+"""Decision-side models: tokens, grants, data keys (built with the decision API)."""

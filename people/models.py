@@ -1,0 +1,65 @@
+"""Employees and their work location, as the HR system of record states them."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+
+class EmployeeStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    ON_LEAVE = "on_leave", "On leave"
+    TERMINATED = "terminated", "Terminated"
+
+
+class Employee(models.Model):
+    """A person whose activity might be captured. Location comes from HR, never from IP."""
+
+    hr_id = models.CharField("HR id", max_length=64, unique=True)
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="employee"
+    )
+    display_name = models.CharField(max_length=200)
+    email = models.EmailField(blank=True)
+    # ISO 3166-1 alpha-2 and, where known, ISO 3166-2 (e.g. US and US-NY).
+    country = models.CharField(max_length=2)
+    subdivision = models.CharField(max_length=6, blank=True, default="")
+    entity = models.CharField("employing entity", max_length=120, blank=True, default="")
+    site = models.CharField("site or bargaining unit", max_length=120, blank=True, default="")
+    department = models.CharField(max_length=120, blank=True, default="")
+    status = models.CharField(max_length=16, choices=EmployeeStatus.choices, default=EmployeeStatus.ACTIVE)
+    terminated_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ("hr_id",)
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(status__in=EmployeeStatus.values), name="employee_status_valid"
+            ),
+            # A subdivision always belongs to the employee's country (US-NY under US).
+            models.CheckConstraint(
+                condition=models.Q(subdivision="") | models.Q(subdivision__startswith=models.F("country")),
+                name="employee_subdivision_in_country",
+            ),
+            # Terminated employees carry the moment; others do not.
+            models.CheckConstraint(
+                condition=models.Q(status=EmployeeStatus.TERMINATED, terminated_at__isnull=False)
+                | (~models.Q(status=EmployeeStatus.TERMINATED) & models.Q(terminated_at__isnull=True)),
+                name="employee_terminated_at_matches_status",
+            ),
+        ]
+        permissions = [("view_aggregates", "Can see aggregate opt-in rates")]
+
+    def __str__(self) -> str:
+        return f"{self.display_name} ({self.hr_id})"
+
+    @property
+    def region_code(self) -> str:
+        """The most specific ISO code of the work location: where rule lookup starts."""
+        return self.subdivision or self.country
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == EmployeeStatus.ACTIVE
