@@ -9,10 +9,19 @@ from django.db import transaction
 from django.utils import timezone
 
 from audit.actors import Actor
-from audit.chain import entry_hash, format_time, normalise_payload
+from audit.chain import GENESIS_HASH, entry_hash, format_time, normalise_payload
 from audit.models import AuditEntry, AuditHead, EventType
 
 _VALID_TYPES = frozenset(EventType.values)
+
+
+def _locked_head() -> AuditHead:
+    """Lock the chain head, creating it (race-free) if a table reset removed it."""
+    head = AuditHead.objects.select_for_update().filter(pk=1).first()
+    if head is None:
+        AuditHead.objects.bulk_create([AuditHead(pk=1, seq=0, hash=GENESIS_HASH)], ignore_conflicts=True)
+        head = AuditHead.objects.select_for_update().get(pk=1)
+    return head
 
 
 def record(
@@ -38,7 +47,7 @@ def record(
     body = normalise_payload(payload)
     moment = at or timezone.now()
     with transaction.atomic(savepoint=False):
-        head = AuditHead.objects.select_for_update().get(pk=1)
+        head = _locked_head()
         content = {
             "seq": head.seq + 1,
             "at": format_time(moment),

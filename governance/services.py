@@ -38,7 +38,9 @@ from people.models import Employee
 
 def policy_changed() -> None:
     """Bump the revision every process compares to notice a policy change."""
-    PolicyRevision.objects.filter(pk=1).update(revision=F("revision") + 1, changed_at=timezone.now())
+    if not PolicyRevision.objects.filter(pk=1).update(revision=F("revision") + 1, changed_at=timezone.now()):
+        PolicyRevision.objects.bulk_create([PolicyRevision(pk=1)], ignore_conflicts=True)
+        PolicyRevision.objects.filter(pk=1).update(revision=F("revision") + 1, changed_at=timezone.now())
 
 
 def _invalid(detail: str, **errors: Any) -> DomainError:

@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+import pytest
+from django.db import DatabaseError, transaction
+
+from audit.actors import Actor
+from audit.chain import GENESIS_HASH, entry_hash
+from audit.models import AuditEntry, AuditHead, EventType
+from audit.services import record
+from consent.models import ConsentEvent, ConsentState
+from consent.services import consent_grant
+
+pytestmark = pytest.mark.django_db
+ACTOR = Actor.system("tests")
+
+
+def test_entries_form_a_gapless_chain_from_genesis():
+    for index in range(5):
+        record(event_type=EventType.REGION_SAVED, actor=ACTOR, object_id=str(index), payload={"n": index})
+    entries = list(AuditEntry.objects.order_by("seq"))
+    assert [e.seq for e in entries] == [1, 2, 3, 4, 5]
+    previous = GENESIS_HASH
+    for entry in entries:
+        assert entry.prev_hash == previous
+        assert entry.hash == entry_hash(entry.content())
+        previous = entry.hash
+    assert AuditHead.objects.get().hash == previous
+
+
+def test_stored_entries_rehash_to_the_same_value_after_a_round_trip():
+    entry = record(event_type=EventType.REGION_SAVED, actor=ACTOR, payload={"nested": {"z": [1, "two"], "a": None}})
+    assert AuditEntry.objects.get(pk=entry.pk).content() == entry.content()
+    assert entry_hash(AuditEntry.objects.get(pk=entry.pk).content()) == entry.hash
+
+
+def test_unknown_event_types_are_refused_and_nothing_is_written():
+    with pytest.raises(ValueError):
+        record(event_type="made.up", actor=ACTOR)
+    assert AuditEntry.objects.count() == 0
+
+
+def test_a_failed_audit_write_rolls_back_the_state_change(small_policy, ny_employee, monkeypatch):
+    before = AuditEntry.objects.count()
+
+    def broken_create(*args, **kwargs):
+        raise DatabaseError("disk full")
+
+    monkeypatch.setattr(AuditEntry.objects, "create", broken_create)
+    with pytest.raises(DatabaseError):
+        consent_grant(
+            employee=ny_employee,
+            notice=small_policy["notice"],
+            choices=[("ai_agent_training", "keystrokes")],
+            actor=ACTOR,
+        )
+    monkeypatch.undo()
+    assert ConsentEvent.objects.count() == 0
+    assert ConsentState.objects.count() == 0
+    assert AuditEntry.objects.count() == before
+
+
+def test_a_rolled_back_transaction_leaves_no_gap_in_the_sequence():
+    record(event_type=EventType.REGION_SAVED, actor=ACTOR)
+    with pytest.raises(RuntimeError), transaction.atomic():
+        record(event_type=EventType.REGION_SAVED, actor=ACTOR)
+        raise RuntimeError("change failed after its audit entry")
+    record(event_type=EventType.REGION_SAVED, actor=ACTOR)
+    assert list(AuditEntry.objects.values_list("seq", flat=True)) == [1, 2]
