@@ -1,0 +1,154 @@
+#!/usr/bin/env python3
+"""Set up and run Consentry with nothing but Python installed.
+
+    python run.py          set up, then start web server, Celery worker and beat
+                           on SQLite and the embedded broker, with demo data
+    python run.py test     set up, then lint and run the whole test suite on
+                           SQLite and on PostgreSQL
+    python run.py setup    only create the virtualenv and install dependencies
+
+Uses only the standard library until the virtualenv exists. Safe to run again:
+every step is idempotent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = Path(os.environ.get("CONSENTRY_VENV", ROOT / ".venv"))
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+PY = BIN / ("python.exe" if os.name == "nt" else "python")
+DEFAULT_TEST_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/test"
+
+
+def say(message: str) -> None:
+    print(f"==> {message}", flush=True)
+
+
+def run(*args: str | Path, env: dict[str, str] | None = None, check: bool = True) -> int:
+    result = subprocess.run([str(a) for a in args], cwd=ROOT, env=env)  # noqa: S603
+    if check and result.returncode != 0:
+        sys.exit(f"command failed ({result.returncode}): {' '.join(map(str, args))}")
+    return result.returncode
+
+
+def ensure_venv(requirements: str) -> None:
+    """Create .venv and install ``requirements`` unless the same set is already installed."""
+    if not PY.exists():
+        say(f"creating virtualenv in {VENV}")
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    wanted = hashlib.sha256()
+    for name in sorted({requirements, "requirements.txt"}):
+        wanted.update((ROOT / name).read_bytes())
+    stamp = VENV / f".installed-{Path(requirements).stem}-{wanted.hexdigest()[:16]}"
+    if stamp.exists():
+        return
+    say(f"installing {requirements}")
+    run(PY, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--upgrade", "pip")
+    run(PY, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r", requirements)
+    for old in VENV.glob(f".installed-{Path(requirements).stem}-*"):
+        old.unlink()
+    stamp.touch()
+
+
+def manage(*args: str, env: dict[str, str]) -> None:
+    run(PY, "manage.py", *args, env=env)
+
+
+def start() -> None:
+    ensure_venv("requirements.txt")
+    env = {**os.environ}
+    env.setdefault("DJANGO_DEBUG", "true")
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    port = env.get("CONSENTRY_PORT", "8000")
+    manage("migrate", "--noinput", "-v", "0", env=env)
+    manage("collectstatic", "--noinput", "-v", "0", env=env)
+    manage("load_policy_pack", env=env)
+    manage("load_demo", env=env)
+    processes = {
+        "web": [PY, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
+        "worker": [BIN / "celery", "-A", "consentry", "worker", "--loglevel", "INFO", "--concurrency", "2"],
+        "beat": [BIN / "celery", "-A", "consentry", "beat", "--loglevel", "INFO"],
+    }
+    children = {
+        name: subprocess.Popen([str(a) for a in cmd], cwd=ROOT, env=env)  # noqa: S603
+        for name, cmd in processes.items()
+    }
+    say(f"Consentry is running at http://127.0.0.1:{port}/  (admin: /admin/, API docs: /api/docs/)")
+    say("press Ctrl-C to stop web server, worker and beat")
+
+    def stop(*_: object) -> None:
+        for child in children.values():
+            if child.poll() is None:
+                child.terminate()
+        for child in children.values():
+            try:
+                child.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                child.kill()
+
+    signal.signal(signal.SIGTERM, lambda *a: (stop(), sys.exit(0)))
+    try:
+        while True:
+            for name, child in children.items():
+                if child.poll() is not None:
+                    stop()
+                    sys.exit(f"{name} exited with status {child.returncode}; stopped the others")
+            time.sleep(1)
+    except KeyboardInterrupt:
+        say("stopping")
+        stop()
+
+
+def postgres_reachable(url: str) -> bool:
+    probe = "import sys, psycopg; psycopg.connect(sys.argv[1], connect_timeout=5).close()"
+    dsn = url.replace("postgres://", "postgresql://", 1)
+    return subprocess.run([str(PY), "-c", probe, dsn], capture_output=True).returncode == 0  # noqa: S603
+
+
+def test(args: list[str]) -> None:
+    ensure_venv("requirements-dev.txt")
+    say("ruff check")
+    run(BIN / "ruff", "check", ".")
+    say("ruff format --check")
+    run(BIN / "ruff", "format", "--check", ".")
+    base = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    base["DJANGO_DEBUG"] = "false"
+    base.setdefault("CONSENTRY_STATE_DIR", str(ROOT / ".state" / "test"))
+    manage("check", "--deploy", "--fail-level", "WARNING", env=base)
+    say("tests on SQLite")
+    run(PY, "-m", "pytest", *args, env=base)
+    url = os.environ.get("TEST_DATABASE_URL", DEFAULT_TEST_DATABASE_URL)
+    if not postgres_reachable(url):
+        sys.exit(f"PostgreSQL is not reachable at {url}; start it or set TEST_DATABASE_URL.")
+    say(f"tests on PostgreSQL ({url.rsplit('@', 1)[-1]})")
+    run(PY, "-m", "pytest", *args, env={**base, "DATABASE_URL": url})
+    say("all checks passed")
+
+
+def main() -> None:
+    command = sys.argv[1] if len(sys.argv) > 1 else "start"
+    if command == "start":
+        start()
+    elif command == "test":
+        test(sys.argv[2:])
+    elif command == "setup":
+        ensure_venv("requirements-dev.txt")
+    elif command == "clean":
+        shutil.rmtree(ROOT / ".state", ignore_errors=True)
+        say("removed local state (database, broker queue, generated secrets)")
+    else:
+        sys.exit(__doc__)
+
+
+if __name__ == "__main__":
+    main()
