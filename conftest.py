@@ -25,7 +25,7 @@ POLICY_START = datetime(2026, 1, 1, tzinfo=UTC)
 _serial = itertools.count(1)
 
 
-def pytest_collection_modifyitems(config, items):  # noqa: ANN001, ANN201
+def pytest_collection_modifyitems(config, items):
     """Skip PostgreSQL-only tests when the suite runs on SQLite."""
     from django.conf import settings
 
@@ -38,17 +38,22 @@ def pytest_collection_modifyitems(config, items):  # noqa: ANN001, ANN201
 
 
 @pytest.fixture(autouse=True)
-def _fast_passwords(settings):  # noqa: ANN001, ANN202
+def _fast_passwords(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
-def make_user(username: str | None = None, **extra):  # noqa: ANN003, ANN201
+def make_user(username: str | None = None, **extra):
     username = username or f"user{next(_serial)}"
     return get_user_model().objects.create_user(username=username, password="pw-" + username, **extra)
 
 
 def make_employee(
-    *, country: str = "US", subdivision: str = "", hr_id: str | None = None, user=None, **extra  # noqa: ANN001, ANN003
+    *,
+    country: str = "US",
+    subdivision: str = "",
+    hr_id: str | None = None,
+    user=None,
+    **extra,
 ) -> Employee:
     hr_id = hr_id or f"E{1000 + next(_serial)}"
     return employee_provision(
@@ -73,9 +78,15 @@ CATEGORIES = {
 def build_small_policy() -> dict:
     """Categories, two purposes, regions, approved rules and an approved notice."""
     for slug, flags in CATEGORIES.items():
-        gov.category_save(slug=slug, name=slug.replace("_", " ").title(), description=f"{slug} data", actor=SYSTEM, **flags)
+        gov.category_save(
+            slug=slug, name=slug.replace("_", " ").title(), description=f"{slug} data", actor=SYSTEM, **flags
+        )
     gov.purpose_save(
-        slug="ai_agent_training", name="AI agent training", description="Train agents.", categories=CATEGORIES, actor=SYSTEM
+        slug="ai_agent_training",
+        name="AI agent training",
+        description="Train agents.",
+        categories=CATEGORIES,
+        actor=SYSTEM,
     )
     gov.purpose_save(
         slug="performance_evaluation",
@@ -120,37 +131,37 @@ def build_small_policy() -> dict:
 
 
 @pytest.fixture
-def small_policy(db):  # noqa: ANN001, ANN201
+def small_policy(db):
     return build_small_policy()
 
 
 @pytest.fixture
-def legal(db):  # noqa: ANN001, ANN201
+def legal(db):
     return make_user("legal")
 
 
 @pytest.fixture
-def approver(db):  # noqa: ANN001, ANN201
+def approver(db):
     return make_user("approver")
 
 
 @pytest.fixture
-def auditor(db):  # noqa: ANN001, ANN201
+def auditor(db):
     return make_user("auditor")
 
 
 @pytest.fixture
-def outsider(db):  # noqa: ANN001, ANN201
+def outsider(db):
     return make_user("outsider")
 
 
 @pytest.fixture
-def ny_employee(db):  # noqa: ANN001, ANN201
+def ny_employee(db):
     return make_employee(country="US", subdivision="US-NY", user=make_user("nina"), display_name="Nina (New York)")
 
 
 @pytest.fixture
-def de_employee(db):  # noqa: ANN001, ANN201
+def de_employee(db):
     return make_employee(country="DE", subdivision="DE-BE", user=make_user("dieter"), display_name="Dieter (Berlin)")
 
 

@@ -38,6 +38,9 @@ class EventType(models.TextChoices):
     NOTICE_ACKNOWLEDGED = "notice.acknowledged", "Monitoring notice acknowledged"
     CAPTURE_PAUSED = "capture.paused", "Capture paused by the employee"
     CAPTURE_RESUMED = "capture.resumed", "Capture resumed by the employee"
+    # credentials
+    TOKEN_ISSUED = "token.issued", "API token issued"
+    TOKEN_REVOKED = "token.revoked", "API token revoked"
 
 
 class AuditEntry(models.Model):
@@ -104,3 +107,6 @@ class AuditHead(models.Model):
             # Exactly one head: the lock every appender takes.
             models.CheckConstraint(condition=models.Q(id=1), name="audit_head_singleton"),
         ]
+
+    def __str__(self) -> str:
+        return f"head #{self.seq}"

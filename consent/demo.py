@@ -40,10 +40,26 @@ class DemoPerson:
 
 
 EMPLOYEES = [
-    DemoPerson("nina", "Nina Novak", Role.EMPLOYEE, "US", "US-NY", "Engineering",
-               ("keystrokes", "mouse_movement", "mouse_clicks", "app_usage"), acknowledges=True),
-    DemoPerson("carlos", "Carlos Reyes", Role.EMPLOYEE, "US", "US-CA", "Engineering",
-               ("keystrokes", "mouse_movement", "mouse_clicks", "screenshots", "app_usage"), acknowledges=True),
+    DemoPerson(
+        "nina",
+        "Nina Novak",
+        Role.EMPLOYEE,
+        "US",
+        "US-NY",
+        "Engineering",
+        ("keystrokes", "mouse_movement", "mouse_clicks", "app_usage"),
+        acknowledges=True,
+    ),
+    DemoPerson(
+        "carlos",
+        "Carlos Reyes",
+        Role.EMPLOYEE,
+        "US",
+        "US-CA",
+        "Engineering",
+        ("keystrokes", "mouse_movement", "mouse_clicks", "screenshots", "app_usage"),
+        acknowledges=True,
+    ),
     DemoPerson("tess", "Tess Walker", Role.EMPLOYEE, "US", "US-TX", "Support", ("mouse_movement", "app_usage")),
     DemoPerson("ian", "Ian Brooks", Role.EMPLOYEE, "US", "US-IL", "Finance"),
     DemoPerson("dieter", "Dieter Braun", Role.EMPLOYEE, "DE", "DE-BE", "Engineering"),

@@ -92,6 +92,9 @@ class ConsentState(models.Model):
             models.Index(fields=["state", "expires_at"], name="consent_state_expiry"),
         ]
 
+    def __str__(self) -> str:
+        return f"{self.employee_id} {self.purpose_id}/{self.category_id}: {self.state}"
+
 
 class NoticeAcknowledgement(models.Model):
     """The employee acknowledged the monitoring notice (NY Civil Rights Law §52-c, Delaware)."""
@@ -108,6 +111,9 @@ class NoticeAcknowledgement(models.Model):
             models.UniqueConstraint(fields=["employee", "notice"], name="acknowledgement_once_per_notice"),
         ]
 
+    def __str__(self) -> str:
+        return f"{self.employee_id} acknowledged notice {self.notice_id}"
+
 
 class Pause(models.Model):
     """The employee paused capture for a while; every capture decision denies meanwhile."""
@@ -122,9 +128,14 @@ class Pause(models.Model):
     class Meta:
         ordering = ("employee", "-starts_at")
         constraints = [
-            models.CheckConstraint(condition=models.Q(ends_at__gt=models.F("starts_at")), name="pause_ends_after_start"),
+            models.CheckConstraint(
+                condition=models.Q(ends_at__gt=models.F("starts_at")), name="pause_ends_after_start"
+            ),
         ]
         indexes = [
             # Decision look-up: the employee's pauses ending after now.
             models.Index(fields=["employee", "ends_at"], name="pause_employee_ends"),
         ]
+
+    def __str__(self) -> str:
+        return f"{self.employee_id} paused until {self.ends_at:%Y-%m-%d %H:%M}"

@@ -21,7 +21,7 @@ from audit.actors import Actor
 from audit.models import EventType
 from audit.services import record
 from consent.models import Channel, ConsentEvent, ConsentEventKind, ConsentState, NoticeAcknowledgement, Pause
-from consentry.problems import Conflict, DomainError
+from consentry.errors import Conflict, DomainError
 from governance.models import DataCategory, Notice, Purpose, RuleStatus
 from governance.selectors import current_notice, rule_for_employee
 from people.models import Employee
@@ -179,8 +179,7 @@ def consent_apply_choices(
         employee = _lock_employee(employee)
         _check_grantable(employee=employee, notice=notice, choices=wanted, at=moment)
         states = {
-            (s.purpose_id, s.category_id): s
-            for s in ConsentState.objects.select_for_update().filter(employee=employee)
+            (s.purpose_id, s.category_id): s for s in ConsentState.objects.select_for_update().filter(employee=employee)
         }
         validity = dict(Purpose.objects.values_list("slug", "consent_validity_days"))
         known_categories = set(DataCategory.objects.values_list("slug", flat=True))
@@ -360,9 +359,7 @@ def notice_acknowledge(
     return ack
 
 
-def pause_start(
-    *, employee: Employee, until: datetime, actor: Actor, at: datetime | None = None
-) -> Pause:
+def pause_start(*, employee: Employee, until: datetime, actor: Actor, at: datetime | None = None) -> Pause:
     """Pause all capture until ``until`` (at most a week); replaces any running pause."""
     moment = at or timezone.now()
     if timezone.is_naive(until):

@@ -50,8 +50,7 @@ def secret(name: str, *, state_dir: Path, generate: bool, make: Callable[[], str
         return path.read_text().strip()
     if not generate:
         raise ImproperlyConfigured(
-            f"{name} is not set. Set it (or {name}_FILE) in the environment; "
-            "see the environment table in README.md."
+            f"{name} is not set. Set it (or {name}_FILE) in the environment; see the environment table in README.md."
         )
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     value = make()

@@ -9,46 +9,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.exceptions import PermissionDenied, ValidationError as DjangoValidationError
+from django.core.exceptions import PermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
-from rest_framework import exceptions, status
+from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from consentry.errors import Conflict, DomainError, Forbidden, NotFound
+
+__all__ = ("Conflict", "DomainError", "Forbidden", "NotFound", "exception_handler", "problem")
+
 PROBLEM_CONTENT_TYPE = "application/problem+json"
-
-
-class DomainError(Exception):
-    """A refused state change or request, with a stable machine-readable code."""
-
-    status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
-    code = "invalid"
-    title = "The request cannot be carried out"
-
-    def __init__(self, detail: str, *, code: str | None = None, errors: dict[str, Any] | None = None):
-        super().__init__(detail)
-        self.detail = detail
-        if code:
-            self.code = code
-        self.errors = errors or {}
-
-
-class NotFound(DomainError):
-    status_code = status.HTTP_404_NOT_FOUND
-    code = "not_found"
-    title = "Not found"
-
-
-class Conflict(DomainError):
-    status_code = status.HTTP_409_CONFLICT
-    code = "conflict"
-    title = "Conflict with the current state"
-
-
-class Forbidden(DomainError):
-    status_code = status.HTTP_403_FORBIDDEN
-    code = "forbidden"
-    title = "Not allowed"
 
 
 def problem(

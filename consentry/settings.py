@@ -22,7 +22,7 @@ DEBUG = env_bool("DJANGO_DEBUG", False)
 GENERATE_SECRETS = env_bool("CONSENTRY_GENERATE_SECRETS", True)
 
 
-def _secret(name: str, make) -> str:  # noqa: ANN001 - a factory
+def _secret(name: str, make) -> str:
     return secret(name, state_dir=STATE_DIR, generate=GENERATE_SECRETS, make=make)
 
 
@@ -134,9 +134,10 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "consentry.problems.exception_handler",
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        "people.authentication.BearerTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PERMISSION_CLASSES": ["people.authentication.IsPersonAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 100,

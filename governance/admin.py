@@ -8,7 +8,7 @@ from django.http import HttpRequest
 
 from audit.actors import Actor
 from audit.admin import ReadOnlyAdmin
-from consentry.problems import DomainError
+from consentry.errors import DomainError
 from governance.models import (
     ContextExclusion,
     DataCategory,
@@ -46,11 +46,11 @@ class NoticeItemInline(admin.TabularInline):
     can_delete = False
     readonly_fields = ("purpose", "category", "description", "requires_reconsent")
 
-    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:  # noqa: ANN001
+    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
         return False
 
 
-def _approve_each(request: HttpRequest, queryset: QuerySet, approve) -> None:  # noqa: ANN001
+def _approve_each(request: HttpRequest, queryset: QuerySet, approve) -> None:
     actor = Actor.for_user(request.user)
     for obj in queryset:
         try:
@@ -68,10 +68,10 @@ class NoticeAdmin(ReadOnlyAdmin):
     inlines = (NoticeItemInline,)
     actions = ("approve",)
 
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:  # noqa: ANN001
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
         return request.user.has_perm("governance.change_notice")
 
-    def get_readonly_fields(self, request: HttpRequest, obj=None):  # noqa: ANN001, ANN201
+    def get_readonly_fields(self, request: HttpRequest, obj=None):
         return [field.name for field in Notice._meta.fields]
 
     @admin.action(description="Approve and publish selected drafts (four eyes)")
@@ -85,10 +85,10 @@ class JurisdictionRuleAdmin(ReadOnlyAdmin):
     list_filter = ("state", "status", "region")
     actions = ("approve",)
 
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:  # noqa: ANN001
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
         return request.user.has_perm("governance.change_jurisdictionrule")
 
-    def get_readonly_fields(self, request: HttpRequest, obj=None):  # noqa: ANN001, ANN201
+    def get_readonly_fields(self, request: HttpRequest, obj=None):
         return [field.name for field in JurisdictionRule._meta.fields]
 
     @admin.action(description="Approve selected drafts (four eyes)")

@@ -167,6 +167,9 @@ class NoticeItem(models.Model):
             models.UniqueConstraint(fields=["notice", "purpose", "category"], name="notice_item_unique_pair"),
         ]
 
+    def __str__(self) -> str:
+        return f"{self.purpose_id}/{self.category_id}"
+
 
 class RuleStatus(models.TextChoices):
     ALLOW = "allow", "Allowed"
@@ -367,3 +370,6 @@ class PolicyRevision(models.Model):
 
     class Meta:
         constraints = [models.CheckConstraint(condition=models.Q(id=1), name="policy_revision_singleton")]
+
+    def __str__(self) -> str:
+        return f"policy revision {self.revision}"

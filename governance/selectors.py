@@ -17,9 +17,8 @@ def region_chain(*, country: str, subdivision: str = "") -> list[str]:
 
 
 def rules_in_force(*, at: datetime) -> Q:
-    return (
-        Q(state=ApprovalState.APPROVED, effective_from__lte=at)
-        & (Q(effective_to__isnull=True) | Q(effective_to__gt=at))
+    return Q(state=ApprovalState.APPROVED, effective_from__lte=at) & (
+        Q(effective_to__isnull=True) | Q(effective_to__gt=at)
     )
 
 

@@ -13,7 +13,7 @@ from django.utils import timezone
 from audit.actors import Actor
 from audit.models import EventType
 from audit.services import record
-from consentry.problems import Conflict, DomainError, Forbidden
+from consentry.errors import Conflict, DomainError, Forbidden
 from governance.models import (
     ApprovalState,
     ContextExclusion,

@@ -8,7 +8,7 @@ from django.http import HttpRequest
 
 from audit.actors import Actor
 from audit.admin import ReadOnlyAdmin
-from consentry.problems import DomainError
+from consentry.errors import DomainError
 from people.models import Employee, EmployeeStatus
 from people.services import employee_set_status
 
@@ -29,11 +29,11 @@ class EmployeeAdmin(ReadOnlyAdmin):
     search_fields = ("hr_id", "display_name", "email")
     actions = ("mark_on_leave", "mark_active", "terminate")
 
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:  # noqa: ANN001
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
         # Actions need change permission to show; fields stay read-only.
         return request.user.has_perm("people.change_employee")
 
-    def get_readonly_fields(self, request: HttpRequest, obj=None):  # noqa: ANN001, ANN201
+    def get_readonly_fields(self, request: HttpRequest, obj=None):
         return [field.name for field in Employee._meta.fields]
 
     @admin.action(description="Mark selected employees on leave")

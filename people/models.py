@@ -35,9 +35,7 @@ class Employee(models.Model):
     class Meta:
         ordering = ("hr_id",)
         constraints = [
-            models.CheckConstraint(
-                condition=models.Q(status__in=EmployeeStatus.values), name="employee_status_valid"
-            ),
+            models.CheckConstraint(condition=models.Q(status__in=EmployeeStatus.values), name="employee_status_valid"),
             # A subdivision always belongs to the employee's country (US-NY under US).
             models.CheckConstraint(
                 condition=models.Q(subdivision="") | models.Q(subdivision__startswith=models.F("country")),
@@ -63,3 +61,53 @@ class Employee(models.Model):
     @property
     def is_active(self) -> bool:
         return self.status == EmployeeStatus.ACTIVE
+
+
+class TokenKind(models.TextChoices):
+    """Who a bearer token speaks for, and so which endpoints it may call (API.md)."""
+
+    DEVICE = "device", "Capture agent on one device"
+    PIPELINE = "pipeline", "Training pipeline"
+    USER = "user", "A person's API access"
+    HR = "hr", "HR system (SCIM and CSV provisioning)"
+
+
+class ApiToken(models.Model):
+    """A bearer token: random, shown once, stored as a hash, scoped, expiring, revocable."""
+
+    kind = models.CharField(max_length=16, choices=TokenKind.choices)
+    name = models.CharField(max_length=120)
+    # The first characters of the token, to recognise it in lists; not a secret.
+    prefix = models.CharField(max_length=16)
+    # SHA-256 of the whole token; tokens have 256 bits of entropy, so a fast hash suffices.
+    token_hash = models.CharField(max_length=64, unique=True)
+    employee = models.ForeignKey(Employee, null=True, blank=True, on_delete=models.CASCADE, related_name="tokens")
+    device_id = models.CharField(max_length=120, blank=True, default="")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="api_tokens"
+    )
+    # Purpose slugs a pipeline token may ask about.
+    purposes = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.CharField(max_length=200)
+    expires_at = models.DateTimeField()
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("-created_at",)
+        constraints = [
+            models.CheckConstraint(condition=models.Q(kind__in=TokenKind.values), name="token_kind_valid"),
+            # A device token is bound to one employee and one device.
+            models.CheckConstraint(
+                condition=~models.Q(kind="device") | (models.Q(employee__isnull=False) & ~models.Q(device_id="")),
+                name="token_device_bound",
+            ),
+            # A user token acts as exactly that person.
+            models.CheckConstraint(
+                condition=~models.Q(kind="user") | models.Q(user__isnull=False), name="token_user_bound"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} token {self.prefix}… ({self.name})"

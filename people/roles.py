@@ -56,5 +56,5 @@ def ensure_roles() -> dict[str, Group]:
     return groups
 
 
-def has_role(user, role: str) -> bool:  # noqa: ANN001
+def has_role(user, role: str) -> bool:
     return user.is_authenticated and user.groups.filter(name=role).exists()

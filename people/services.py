@@ -11,7 +11,7 @@ from django.utils import timezone
 from audit.actors import Actor
 from audit.models import EventType
 from audit.services import record
-from consentry.problems import Conflict, DomainError
+from consentry.errors import Conflict, DomainError
 from people.iso3166 import location_errors
 from people.models import Employee, EmployeeStatus
 
@@ -139,7 +139,9 @@ def employee_set_status(*, employee: Employee, status: str, actor: Actor) -> Emp
         employee.save(update_fields=["status", "terminated_at", "updated_at"])
         record(
             event_type=(
-                EventType.EMPLOYEE_TERMINATED if status == EmployeeStatus.TERMINATED else EventType.EMPLOYEE_STATUS_CHANGED
+                EventType.EMPLOYEE_TERMINATED
+                if status == EmployeeStatus.TERMINATED
+                else EventType.EMPLOYEE_STATUS_CHANGED
             ),
             actor=actor,
             subject=employee.hr_id,

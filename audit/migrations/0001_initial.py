@@ -4,44 +4,46 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='AuditEntry',
+            name="AuditEntry",
             fields=[
-                ('seq', models.BigIntegerField(primary_key=True, serialize=False)),
-                ('at', models.DateTimeField()),
-                ('event_type', models.CharField(max_length=64)),
-                ('actor', models.CharField(max_length=200)),
-                ('subject', models.CharField(blank=True, default='', max_length=200)),
-                ('object_type', models.CharField(blank=True, default='', max_length=64)),
-                ('object_id', models.CharField(blank=True, default='', max_length=200)),
-                ('region', models.CharField(blank=True, default='', max_length=16)),
-                ('payload', models.JSONField(default=dict)),
-                ('prev_hash', models.CharField(max_length=64)),
-                ('hash', models.CharField(max_length=64, unique=True)),
+                ("seq", models.BigIntegerField(primary_key=True, serialize=False)),
+                ("at", models.DateTimeField()),
+                ("event_type", models.CharField(max_length=64)),
+                ("actor", models.CharField(max_length=200)),
+                ("subject", models.CharField(blank=True, default="", max_length=200)),
+                ("object_type", models.CharField(blank=True, default="", max_length=64)),
+                ("object_id", models.CharField(blank=True, default="", max_length=200)),
+                ("region", models.CharField(blank=True, default="", max_length=16)),
+                ("payload", models.JSONField(default=dict)),
+                ("prev_hash", models.CharField(max_length=64)),
+                ("hash", models.CharField(max_length=64, unique=True)),
             ],
             options={
-                'verbose_name_plural': 'audit entries',
-                'ordering': ('seq',),
-                'indexes': [models.Index(fields=['event_type', 'at'], name='audit_type_at'), models.Index(fields=['subject', 'at'], name='audit_subject_at'), models.Index(fields=['at'], name='audit_at')],
-                'constraints': [models.CheckConstraint(condition=models.Q(('seq__gte', 1)), name='audit_seq_positive')],
+                "verbose_name_plural": "audit entries",
+                "ordering": ("seq",),
+                "indexes": [
+                    models.Index(fields=["event_type", "at"], name="audit_type_at"),
+                    models.Index(fields=["subject", "at"], name="audit_subject_at"),
+                    models.Index(fields=["at"], name="audit_at"),
+                ],
+                "constraints": [models.CheckConstraint(condition=models.Q(("seq__gte", 1)), name="audit_seq_positive")],
             },
         ),
         migrations.CreateModel(
-            name='AuditHead',
+            name="AuditHead",
             fields=[
-                ('id', models.PositiveSmallIntegerField(default=1, primary_key=True, serialize=False)),
-                ('seq', models.BigIntegerField(default=0)),
-                ('hash', models.CharField(max_length=64)),
+                ("id", models.PositiveSmallIntegerField(default=1, primary_key=True, serialize=False)),
+                ("seq", models.BigIntegerField(default=0)),
+                ("hash", models.CharField(max_length=64)),
             ],
             options={
-                'constraints': [models.CheckConstraint(condition=models.Q(('id', 1)), name='audit_head_singleton')],
+                "constraints": [models.CheckConstraint(condition=models.Q(("id", 1)), name="audit_head_singleton")],
             },
         ),
     ]

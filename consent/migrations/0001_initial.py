@@ -5,116 +5,222 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('governance', '0002_rule_invariants'),
-        ('people', '0001_initial'),
+        ("governance", "0002_rule_invariants"),
+        ("people", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='ConsentEvent',
+            name="ConsentEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('granted', 'Granted'), ('withdrawn', 'Withdrawn'), ('expired', 'Expired')], max_length=16)),
-                ('channel', models.CharField(choices=[('portal', 'Employee portal'), ('api', 'API'), ('import', 'Import'), ('system', 'System')], max_length=16)),
-                ('actor', models.CharField(max_length=200)),
-                ('at', models.DateTimeField()),
-                ('expires_at', models.DateTimeField(blank=True, null=True)),
-                ('version', models.PositiveBigIntegerField()),
-                ('receipt_id', models.CharField(max_length=64, unique=True)),
-                ('category', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='governance.datacategory')),
-                ('employee', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='consent_events', to='people.employee')),
-                ('notice', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='governance.notice')),
-                ('purpose', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='governance.purpose')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[("granted", "Granted"), ("withdrawn", "Withdrawn"), ("expired", "Expired")],
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "channel",
+                    models.CharField(
+                        choices=[
+                            ("portal", "Employee portal"),
+                            ("api", "API"),
+                            ("import", "Import"),
+                            ("system", "System"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("actor", models.CharField(max_length=200)),
+                ("at", models.DateTimeField()),
+                ("expires_at", models.DateTimeField(blank=True, null=True)),
+                ("version", models.PositiveBigIntegerField()),
+                ("receipt_id", models.CharField(max_length=64, unique=True)),
+                (
+                    "category",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="+", to="governance.datacategory"
+                    ),
+                ),
+                (
+                    "employee",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="consent_events", to="people.employee"
+                    ),
+                ),
+                (
+                    "notice",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="+", to="governance.notice"
+                    ),
+                ),
+                (
+                    "purpose",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="+", to="governance.purpose"
+                    ),
+                ),
             ],
             options={
-                'ordering': ('employee', 'version'),
+                "ordering": ("employee", "version"),
             },
         ),
         migrations.CreateModel(
-            name='ConsentState',
+            name="ConsentState",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('state', models.CharField(choices=[('granted', 'Granted'), ('withdrawn', 'Withdrawn'), ('expired', 'Expired')], max_length=16)),
-                ('since', models.DateTimeField()),
-                ('expires_at', models.DateTimeField(blank=True, null=True)),
-                ('version', models.PositiveBigIntegerField()),
-                ('withdrawn_at', models.DateTimeField(blank=True, null=True)),
-                ('category', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='governance.datacategory')),
-                ('employee', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='consent_states', to='people.employee')),
-                ('last_event', models.OneToOneField(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='consent.consentevent')),
-                ('notice', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='governance.notice')),
-                ('purpose', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='governance.purpose')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[("granted", "Granted"), ("withdrawn", "Withdrawn"), ("expired", "Expired")],
+                        max_length=16,
+                    ),
+                ),
+                ("since", models.DateTimeField()),
+                ("expires_at", models.DateTimeField(blank=True, null=True)),
+                ("version", models.PositiveBigIntegerField()),
+                ("withdrawn_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "category",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="+", to="governance.datacategory"
+                    ),
+                ),
+                (
+                    "employee",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="consent_states", to="people.employee"
+                    ),
+                ),
+                (
+                    "last_event",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="+", to="consent.consentevent"
+                    ),
+                ),
+                (
+                    "notice",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="+", to="governance.notice"
+                    ),
+                ),
+                (
+                    "purpose",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="+", to="governance.purpose"
+                    ),
+                ),
             ],
             options={
-                'ordering': ('employee', 'purpose', 'category'),
+                "ordering": ("employee", "purpose", "category"),
             },
         ),
         migrations.CreateModel(
-            name='NoticeAcknowledgement',
+            name="NoticeAcknowledgement",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('channel', models.CharField(choices=[('portal', 'Employee portal'), ('api', 'API'), ('import', 'Import'), ('system', 'System')], max_length=16)),
-                ('actor', models.CharField(max_length=200)),
-                ('at', models.DateTimeField()),
-                ('employee', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='acknowledgements', to='people.employee')),
-                ('notice', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='governance.notice')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "channel",
+                    models.CharField(
+                        choices=[
+                            ("portal", "Employee portal"),
+                            ("api", "API"),
+                            ("import", "Import"),
+                            ("system", "System"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("actor", models.CharField(max_length=200)),
+                ("at", models.DateTimeField()),
+                (
+                    "employee",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="acknowledgements",
+                        to="people.employee",
+                    ),
+                ),
+                (
+                    "notice",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="+", to="governance.notice"
+                    ),
+                ),
             ],
             options={
-                'ordering': ('employee', '-at'),
+                "ordering": ("employee", "-at"),
             },
         ),
         migrations.CreateModel(
-            name='Pause',
+            name="Pause",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('starts_at', models.DateTimeField()),
-                ('ends_at', models.DateTimeField()),
-                ('resumed_at', models.DateTimeField(blank=True, null=True)),
-                ('actor', models.CharField(max_length=200)),
-                ('employee', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='pauses', to='people.employee')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("starts_at", models.DateTimeField()),
+                ("ends_at", models.DateTimeField()),
+                ("resumed_at", models.DateTimeField(blank=True, null=True)),
+                ("actor", models.CharField(max_length=200)),
+                (
+                    "employee",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="pauses", to="people.employee"
+                    ),
+                ),
             ],
             options={
-                'ordering': ('employee', '-starts_at'),
+                "ordering": ("employee", "-starts_at"),
             },
         ),
         migrations.AddIndex(
-            model_name='consentevent',
-            index=models.Index(fields=['employee', 'purpose', 'category', 'at'], name='consent_event_pair_at'),
+            model_name="consentevent",
+            index=models.Index(fields=["employee", "purpose", "category", "at"], name="consent_event_pair_at"),
         ),
         migrations.AddConstraint(
-            model_name='consentevent',
-            constraint=models.UniqueConstraint(fields=('employee', 'version'), name='consent_event_version_unique'),
+            model_name="consentevent",
+            constraint=models.UniqueConstraint(fields=("employee", "version"), name="consent_event_version_unique"),
         ),
         migrations.AddConstraint(
-            model_name='consentevent',
-            constraint=models.CheckConstraint(condition=models.Q(('kind__in', ['granted', 'withdrawn', 'expired'])), name='consent_event_kind'),
+            model_name="consentevent",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("kind__in", ["granted", "withdrawn", "expired"])), name="consent_event_kind"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='consentevent',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('kind', 'granted'), _negated=True), ('expires_at__isnull', False), _connector='OR'), name='consent_grant_has_expiry'),
+            model_name="consentevent",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(("kind", "granted"), _negated=True), ("expires_at__isnull", False), _connector="OR"
+                ),
+                name="consent_grant_has_expiry",
+            ),
         ),
         migrations.AddIndex(
-            model_name='consentstate',
-            index=models.Index(fields=['state', 'expires_at'], name='consent_state_expiry'),
+            model_name="consentstate",
+            index=models.Index(fields=["state", "expires_at"], name="consent_state_expiry"),
         ),
         migrations.AddConstraint(
-            model_name='consentstate',
-            constraint=models.UniqueConstraint(fields=('employee', 'purpose', 'category'), name='consent_state_unique_pair'),
+            model_name="consentstate",
+            constraint=models.UniqueConstraint(
+                fields=("employee", "purpose", "category"), name="consent_state_unique_pair"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='noticeacknowledgement',
-            constraint=models.UniqueConstraint(fields=('employee', 'notice'), name='acknowledgement_once_per_notice'),
+            model_name="noticeacknowledgement",
+            constraint=models.UniqueConstraint(fields=("employee", "notice"), name="acknowledgement_once_per_notice"),
         ),
         migrations.AddIndex(
-            model_name='pause',
-            index=models.Index(fields=['employee', 'ends_at'], name='pause_employee_ends'),
+            model_name="pause",
+            index=models.Index(fields=["employee", "ends_at"], name="pause_employee_ends"),
         ),
         migrations.AddConstraint(
-            model_name='pause',
-            constraint=models.CheckConstraint(condition=models.Q(('ends_at__gt', models.F('starts_at'))), name='pause_ends_after_start'),
+            model_name="pause",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("ends_at__gt", models.F("starts_at"))), name="pause_ends_after_start"
+            ),
         ),
     ]

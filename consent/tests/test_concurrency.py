@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 
 import pytest
@@ -46,7 +47,7 @@ def test_twenty_threads_granting_and_withdrawing_lose_no_event():
                 )
                 with lock:
                     written.extend(event.pk for event in events)
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:
             errors.append(exc)
         finally:
             connection.close()
@@ -67,6 +68,6 @@ def test_twenty_threads_granting_and_withdrawing_lose_no_event():
     # One audit entry per consent event, on one unforked chain.
     entries = list(AuditEntry.objects.order_by("seq"))
     assert [e.seq for e in entries] == list(range(1, len(entries) + 1))
-    assert all(b.prev_hash == a.hash for a, b in zip(entries, entries[1:], strict=False))
+    assert all(b.prev_hash == a.hash for a, b in itertools.pairwise(entries))
     assert all(e.hash == entry_hash(e.content()) for e in entries)
     assert sum(1 for e in entries if e.object_type == "consent_event") == len(written)

@@ -20,7 +20,7 @@ from consent.services import (
     pause_end,
     pause_start,
 )
-from consentry.problems import Conflict, DomainError
+from consentry.errors import Conflict, DomainError
 from governance import services as gov
 from people.services import employee_terminate
 
@@ -45,7 +45,9 @@ def test_granting_records_an_event_a_state_and_an_audit_entry(small_policy, ny_e
 
 def test_withdrawal_is_one_event_and_keeps_the_withdrawal_time(small_policy, ny_employee):
     _grant(ny_employee, small_policy["notice"], "keystrokes", "screenshots")
-    [event] = consent_withdraw(employee=ny_employee, purpose="ai_agent_training", categories=["screenshots"], actor=ACTOR)
+    [event] = consent_withdraw(
+        employee=ny_employee, purpose="ai_agent_training", categories=["screenshots"], actor=ACTOR
+    )
     state = ConsentState.objects.get(employee=ny_employee, category="screenshots")
     assert state.state == "withdrawn" and state.withdrawn_at == event.at
     assert ConsentState.objects.get(employee=ny_employee, category="keystrokes").state == "granted"
@@ -61,7 +63,10 @@ def test_withdraw_all_withdraws_every_granted_pair(small_policy, ny_employee):
 def test_repeating_a_choice_writes_no_new_event(small_policy, ny_employee):
     _grant(ny_employee, small_policy["notice"], "keystrokes")
     assert _grant(ny_employee, small_policy["notice"], "keystrokes") == []
-    assert consent_withdraw(employee=ny_employee, purpose="ai_agent_training", categories=["screenshots"], actor=ACTOR) == []
+    assert (
+        consent_withdraw(employee=ny_employee, purpose="ai_agent_training", categories=["screenshots"], actor=ACTOR)
+        == []
+    )
     assert ConsentEvent.objects.count() == 1
 
 

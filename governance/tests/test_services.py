@@ -10,7 +10,7 @@ from audit.models import AuditEntry, EventType
 from conftest import POLICY_START, SYSTEM
 from consent.models import ConsentEvent
 from consent.services import consent_grant
-from consentry.problems import Conflict, DomainError, Forbidden
+from consentry.errors import Conflict, DomainError, Forbidden
 from governance import services as gov
 from governance.models import ApprovalState, JurisdictionRule, PolicyRevision
 from governance.selectors import effective_rule, region_chain
@@ -20,7 +20,9 @@ pytestmark = pytest.mark.django_db
 
 def test_a_rule_cannot_be_approved_by_its_author(small_policy, legal):
     actor = Actor.for_user(legal)
-    draft = gov.rule_draft(region=small_policy["regions"]["US-CA"], status="allow", effective_from=POLICY_START, actor=actor)
+    draft = gov.rule_draft(
+        region=small_policy["regions"]["US-CA"], status="allow", effective_from=POLICY_START, actor=actor
+    )
     with pytest.raises(Forbidden) as caught:
         gov.rule_approve(rule=draft, actor=actor)
     assert caught.value.code == "four_eyes"
@@ -30,7 +32,10 @@ def test_a_rule_cannot_be_approved_by_its_author(small_policy, legal):
 def test_a_second_person_approves_and_the_policy_revision_moves(small_policy, legal, approver):
     before = PolicyRevision.objects.get().revision
     draft = gov.rule_draft(
-        region=small_policy["regions"]["US-CA"], status="allow", effective_from=POLICY_START, actor=Actor.for_user(legal)
+        region=small_policy["regions"]["US-CA"],
+        status="allow",
+        effective_from=POLICY_START,
+        actor=Actor.for_user(legal),
     )
     rule = gov.rule_approve(rule=draft, actor=Actor.for_user(approver))
     assert rule.state == ApprovalState.APPROVED and rule.approved_by == approver
@@ -40,7 +45,10 @@ def test_a_second_person_approves_and_the_policy_revision_moves(small_policy, le
 
 def test_the_four_eyes_rule_also_lives_in_the_database(small_policy, legal):
     draft = gov.rule_draft(
-        region=small_policy["regions"]["US-CA"], status="allow", effective_from=POLICY_START, actor=Actor.for_user(legal)
+        region=small_policy["regions"]["US-CA"],
+        status="allow",
+        effective_from=POLICY_START,
+        actor=Actor.for_user(legal),
     )
     draft.approved_by = legal
     with pytest.raises(IntegrityError), transaction.atomic():
@@ -72,7 +80,11 @@ def test_a_successor_starting_later_closes_the_old_rule_at_its_start(small_polic
 def test_a_successor_from_the_same_start_supersedes_the_old_rule(small_policy, legal, approver):
     old = small_policy["rules"]["US"]
     draft = gov.rule_draft(
-        region=old.region, status="conditional", effective_from=POLICY_START, supersedes=old, actor=Actor.for_user(legal)
+        region=old.region,
+        status="conditional",
+        effective_from=POLICY_START,
+        supersedes=old,
+        actor=Actor.for_user(legal),
     )
     gov.rule_approve(rule=draft, actor=Actor.for_user(approver))
     old.refresh_from_db()

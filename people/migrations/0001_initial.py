@@ -6,7 +6,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -15,27 +14,67 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='Employee',
+            name="Employee",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('hr_id', models.CharField(max_length=64, unique=True, verbose_name='HR id')),
-                ('display_name', models.CharField(max_length=200)),
-                ('email', models.EmailField(blank=True, max_length=254)),
-                ('country', models.CharField(max_length=2)),
-                ('subdivision', models.CharField(blank=True, default='', max_length=6)),
-                ('entity', models.CharField(blank=True, default='', max_length=120, verbose_name='employing entity')),
-                ('site', models.CharField(blank=True, default='', max_length=120, verbose_name='site or bargaining unit')),
-                ('department', models.CharField(blank=True, default='', max_length=120)),
-                ('status', models.CharField(choices=[('active', 'Active'), ('on_leave', 'On leave'), ('terminated', 'Terminated')], default='active', max_length=16)),
-                ('terminated_at', models.DateTimeField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('user', models.OneToOneField(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='employee', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("hr_id", models.CharField(max_length=64, unique=True, verbose_name="HR id")),
+                ("display_name", models.CharField(max_length=200)),
+                ("email", models.EmailField(blank=True, max_length=254)),
+                ("country", models.CharField(max_length=2)),
+                ("subdivision", models.CharField(blank=True, default="", max_length=6)),
+                ("entity", models.CharField(blank=True, default="", max_length=120, verbose_name="employing entity")),
+                (
+                    "site",
+                    models.CharField(blank=True, default="", max_length=120, verbose_name="site or bargaining unit"),
+                ),
+                ("department", models.CharField(blank=True, default="", max_length=120)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("active", "Active"), ("on_leave", "On leave"), ("terminated", "Terminated")],
+                        default="active",
+                        max_length=16,
+                    ),
+                ),
+                ("terminated_at", models.DateTimeField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "user",
+                    models.OneToOneField(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="employee",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ('hr_id',),
-                'permissions': [('view_aggregates', 'Can see aggregate opt-in rates')],
-                'constraints': [models.CheckConstraint(condition=models.Q(('status__in', ['active', 'on_leave', 'terminated'])), name='employee_status_valid'), models.CheckConstraint(condition=models.Q(('subdivision', ''), ('subdivision__startswith', models.F('country')), _connector='OR'), name='employee_subdivision_in_country'), models.CheckConstraint(condition=models.Q(models.Q(('status', 'terminated'), ('terminated_at__isnull', False)), models.Q(models.Q(('status', 'terminated'), _negated=True), ('terminated_at__isnull', True)), _connector='OR'), name='employee_terminated_at_matches_status')],
+                "ordering": ("hr_id",),
+                "permissions": [("view_aggregates", "Can see aggregate opt-in rates")],
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(("status__in", ["active", "on_leave", "terminated"])),
+                        name="employee_status_valid",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            ("subdivision", ""), ("subdivision__startswith", models.F("country")), _connector="OR"
+                        ),
+                        name="employee_subdivision_in_country",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            models.Q(("status", "terminated"), ("terminated_at__isnull", False)),
+                            models.Q(
+                                models.Q(("status", "terminated"), _negated=True), ("terminated_at__isnull", True)
+                            ),
+                            _connector="OR",
+                        ),
+                        name="employee_terminated_at_matches_status",
+                    ),
+                ],
             },
         ),
     ]

@@ -4,7 +4,7 @@ import pytest
 
 from audit.models import AuditEntry, EventType
 from conftest import SYSTEM, make_employee
-from consentry.problems import Conflict, DomainError
+from consentry.errors import Conflict, DomainError
 from people.models import Employee
 from people.services import employee_provision, employee_set_status, employee_terminate, employee_transfer
 

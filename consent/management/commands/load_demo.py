@@ -11,7 +11,7 @@ from consent.demo import load_demo
 class Command(BaseCommand):
     help = "Load demo employees in several regions and users for every role, then print the logins."
 
-    def handle(self, *args, **options) -> None:  # noqa: ANN002, ANN003
+    def handle(self, *args, **options) -> None:
         call_command("load_policy_pack", verbosity=0)
         try:
             rows = load_demo()

@@ -1,0 +1,48 @@
+"""Domain errors: what services raise when they refuse a request.
+
+Each carries an HTTP status and a stable machine-readable ``code``; the API
+layer (``consentry.problems``) turns them into RFC 9457 problem details. This
+module imports nothing from DRF so any layer can raise them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+HTTP_403_FORBIDDEN = 403
+HTTP_404_NOT_FOUND = 404
+HTTP_409_CONFLICT = 409
+HTTP_422_UNPROCESSABLE_ENTITY = 422
+
+
+class DomainError(Exception):
+    """A refused state change or request, with a stable machine-readable code."""
+
+    status_code = HTTP_422_UNPROCESSABLE_ENTITY
+    code = "invalid"
+    title = "The request cannot be carried out"
+
+    def __init__(self, detail: str, *, code: str | None = None, errors: dict[str, Any] | None = None):
+        super().__init__(detail)
+        self.detail = detail
+        if code:
+            self.code = code
+        self.errors = errors or {}
+
+
+class NotFound(DomainError):
+    status_code = HTTP_404_NOT_FOUND
+    code = "not_found"
+    title = "Not found"
+
+
+class Conflict(DomainError):
+    status_code = HTTP_409_CONFLICT
+    code = "conflict"
+    title = "Conflict with the current state"
+
+
+class Forbidden(DomainError):
+    status_code = HTTP_403_FORBIDDEN
+    code = "forbidden"
+    title = "Not allowed"

@@ -1,0 +1,114 @@
+"""Issuing, resolving and revoking bearer tokens."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+
+from audit.actors import Actor
+from audit.models import EventType
+from audit.services import record
+from consentry.errors import Conflict, DomainError
+from people.models import ApiToken, Employee, TokenKind
+
+DEFAULT_LIFETIME = timedelta(days=90)
+MAX_LIFETIME = timedelta(days=366)
+
+
+def hash_token(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def token_issue(
+    *,
+    kind: str,
+    name: str,
+    actor: Actor,
+    employee: Employee | None = None,
+    device_id: str = "",
+    user: AbstractBaseUser | None = None,
+    purposes: Iterable[str] = (),
+    lifetime: timedelta = DEFAULT_LIFETIME,
+) -> tuple[ApiToken, str]:
+    """Create a token and return it with its raw value, which is never stored or shown again."""
+    errors: dict[str, str] = {}
+    if kind not in TokenKind.values:
+        errors["kind"] = f"{kind!r} is not one of {', '.join(TokenKind.values)}."
+    if kind == TokenKind.DEVICE and (employee is None or not device_id):
+        errors["employee"] = "A device token needs an employee and a device id."
+    if kind == TokenKind.USER and user is None:
+        errors["user"] = "A user token needs a user."
+    purposes = sorted(set(purposes))
+    if kind == TokenKind.PIPELINE and not purposes:
+        errors["purposes"] = "A pipeline token needs at least one purpose."
+    if not timedelta(0) < lifetime <= MAX_LIFETIME:
+        errors["lifetime"] = "A token lives between one second and one year."
+    if errors:
+        raise DomainError("The token cannot be issued.", code="invalid", errors=errors)
+    if employee is not None and not employee.is_active:
+        raise Conflict("Tokens are issued only for active employees.", code="employee_inactive")
+    raw = f"cst_{kind}_{secrets.token_urlsafe(32)}"
+    with transaction.atomic():
+        token = ApiToken.objects.create(
+            kind=kind,
+            name=name or f"{kind} token",
+            prefix=raw[: len(f"cst_{kind}_") + 6],
+            token_hash=hash_token(raw),
+            employee=employee if kind == TokenKind.DEVICE else None,
+            device_id=device_id if kind == TokenKind.DEVICE else "",
+            user=user if kind == TokenKind.USER else None,
+            purposes=purposes if kind == TokenKind.PIPELINE else [],
+            created_by=actor.label,
+            expires_at=timezone.now() + lifetime,
+        )
+        record(
+            event_type=EventType.TOKEN_ISSUED,
+            actor=actor,
+            subject=employee.hr_id if employee else "",
+            object_type="api_token",
+            object_id=token.pk,
+            payload={
+                "kind": kind,
+                "name": token.name,
+                "prefix": token.prefix,
+                "device_id": token.device_id,
+                "user": user.get_username() if user else None,
+                "purposes": token.purposes,
+                "expires_at": token.expires_at,
+            },
+        )
+    return token, raw
+
+
+def token_revoke(*, token: ApiToken, actor: Actor) -> ApiToken:
+    """Revoke a token at once; later requests with it get 401. Idempotent."""
+    with transaction.atomic():
+        token = ApiToken.objects.select_for_update().get(pk=token.pk)
+        if token.revoked_at is not None:
+            return token
+        token.revoked_at = timezone.now()
+        token.save(update_fields=["revoked_at"])
+        record(
+            event_type=EventType.TOKEN_REVOKED,
+            actor=actor,
+            subject=token.employee.hr_id if token.employee_id else "",
+            object_type="api_token",
+            object_id=token.pk,
+            payload={"kind": token.kind, "prefix": token.prefix},
+        )
+    return token
+
+
+def token_resolve(raw: str, *, at: datetime | None = None) -> ApiToken | None:
+    """The live token for ``raw``, or None when unknown, expired or revoked."""
+    moment = at or timezone.now()
+    token = ApiToken.objects.select_related("employee", "user").filter(token_hash=hash_token(raw)).first()
+    if token is None or token.revoked_at is not None or token.expires_at <= moment:
+        return None
+    return token
