@@ -38,8 +38,10 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture(autouse=True)
-def _fast_passwords(settings):
+def _test_settings(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    # Production settings otherwise; the test client speaks plain HTTP.
+    settings.SECURE_SSL_REDIRECT = False
 
 
 def make_user(username: str | None = None, **extra):
