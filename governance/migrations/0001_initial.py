@@ -7,265 +7,518 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('auth', '0012_alter_user_first_name_max_length'),
-        ('people', '0001_initial'),
+        ("auth", "0012_alter_user_first_name_max_length"),
+        ("people", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='DataCategory',
+            name="DataCategory",
             fields=[
-                ('slug', models.SlugField(max_length=64, primary_key=True, serialize=False)),
-                ('name', models.CharField(max_length=120)),
-                ('description', models.TextField()),
-                ('sensitive', models.BooleanField(default=False)),
-                ('biometric', models.BooleanField(default=False)),
+                ("slug", models.SlugField(max_length=64, primary_key=True, serialize=False)),
+                ("name", models.CharField(max_length=120)),
+                ("description", models.TextField()),
+                ("sensitive", models.BooleanField(default=False)),
+                ("biometric", models.BooleanField(default=False)),
             ],
             options={
-                'verbose_name_plural': 'data categories',
-                'ordering': ('slug',),
+                "verbose_name_plural": "data categories",
+                "ordering": ("slug",),
             },
         ),
         migrations.CreateModel(
-            name='ContextExclusion',
+            name="ContextExclusion",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('app', 'Application'), ('domain', 'Web domain'), ('flag', 'Context flag (e.g. private browsing)')], max_length=16)),
-                ('pattern', models.CharField(max_length=255)),
-                ('label', models.CharField(max_length=200)),
-                ('reason', models.CharField(choices=[('password_manager', 'Password manager'), ('banking', 'Banking and finance'), ('health', 'Health'), ('personal_mail', 'Personal mail'), ('private_browsing', 'Private browsing'), ('other', 'Other')], default='other', max_length=32)),
-                ('categories', models.JSONField(blank=True, default=list)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("app", "Application"),
+                            ("domain", "Web domain"),
+                            ("flag", "Context flag (e.g. private browsing)"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("pattern", models.CharField(max_length=255)),
+                ("label", models.CharField(max_length=200)),
+                (
+                    "reason",
+                    models.CharField(
+                        choices=[
+                            ("password_manager", "Password manager"),
+                            ("banking", "Banking and finance"),
+                            ("health", "Health"),
+                            ("personal_mail", "Personal mail"),
+                            ("private_browsing", "Private browsing"),
+                            ("other", "Other"),
+                        ],
+                        default="other",
+                        max_length=32,
+                    ),
+                ),
+                ("categories", models.JSONField(blank=True, default=list)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
             ],
             options={
-                'ordering': ('kind', 'pattern'),
-                'constraints': [models.UniqueConstraint(fields=('kind', 'pattern'), name='exclusion_unique_pattern')],
+                "ordering": ("kind", "pattern"),
+                "constraints": [models.UniqueConstraint(fields=("kind", "pattern"), name="exclusion_unique_pattern")],
             },
         ),
         migrations.CreateModel(
-            name='Notice',
+            name="Notice",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('version', models.PositiveIntegerField(unique=True)),
-                ('title', models.CharField(max_length=200)),
-                ('summary', models.TextField(help_text='Plain-language overview shown first.')),
-                ('body', models.TextField(help_text='The full notice.')),
-                ('retention_statement', models.TextField()),
-                ('access_statement', models.TextField(help_text='Who can access the data.')),
-                ('no_evaluation_statement', models.TextField(help_text='The promise that the data is never used to evaluate the employee.')),
-                ('material', models.BooleanField(default=False)),
-                ('state', models.CharField(choices=[('draft', 'Draft'), ('approved', 'Approved'), ('superseded', 'Superseded')], default='draft', max_length=16)),
-                ('published_at', models.DateTimeField(blank=True, null=True)),
-                ('approved_at', models.DateTimeField(blank=True, null=True)),
-                ('approved_via', models.CharField(blank=True, default='', max_length=200)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('approved_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("version", models.PositiveIntegerField(unique=True)),
+                ("title", models.CharField(max_length=200)),
+                ("summary", models.TextField(help_text="Plain-language overview shown first.")),
+                ("body", models.TextField(help_text="The full notice.")),
+                ("retention_statement", models.TextField()),
+                ("access_statement", models.TextField(help_text="Who can access the data.")),
+                (
+                    "no_evaluation_statement",
+                    models.TextField(help_text="The promise that the data is never used to evaluate the employee."),
+                ),
+                ("material", models.BooleanField(default=False)),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[("draft", "Draft"), ("approved", "Approved"), ("superseded", "Superseded")],
+                        default="draft",
+                        max_length=16,
+                    ),
+                ),
+                ("published_at", models.DateTimeField(blank=True, null=True)),
+                ("approved_at", models.DateTimeField(blank=True, null=True)),
+                ("approved_via", models.CharField(blank=True, default="", max_length=200)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "approved_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ('-version',),
+                "ordering": ("-version",),
             },
         ),
         migrations.CreateModel(
-            name='PolicyRevision',
+            name="PolicyRevision",
             fields=[
-                ('id', models.PositiveSmallIntegerField(default=1, primary_key=True, serialize=False)),
-                ('revision', models.BigIntegerField(default=0)),
-                ('changed_at', models.DateTimeField(blank=True, null=True)),
+                ("id", models.PositiveSmallIntegerField(default=1, primary_key=True, serialize=False)),
+                ("revision", models.BigIntegerField(default=0)),
+                ("changed_at", models.DateTimeField(blank=True, null=True)),
             ],
             options={
-                'constraints': [models.CheckConstraint(condition=models.Q(('id', 1)), name='policy_revision_singleton')],
+                "constraints": [
+                    models.CheckConstraint(condition=models.Q(("id", 1)), name="policy_revision_singleton")
+                ],
             },
         ),
         migrations.CreateModel(
-            name='Purpose',
+            name="Purpose",
             fields=[
-                ('slug', models.SlugField(max_length=64, primary_key=True, serialize=False)),
-                ('name', models.CharField(max_length=120)),
-                ('description', models.TextField()),
-                ('consent_validity_days', models.PositiveIntegerField(default=365)),
-                ('prohibited', models.BooleanField(default=False)),
-                ('categories', models.ManyToManyField(blank=True, related_name='purposes', to='governance.datacategory')),
+                ("slug", models.SlugField(max_length=64, primary_key=True, serialize=False)),
+                ("name", models.CharField(max_length=120)),
+                ("description", models.TextField()),
+                ("consent_validity_days", models.PositiveIntegerField(default=365)),
+                ("prohibited", models.BooleanField(default=False)),
+                (
+                    "categories",
+                    models.ManyToManyField(blank=True, related_name="purposes", to="governance.datacategory"),
+                ),
             ],
             options={
-                'ordering': ('slug',),
+                "ordering": ("slug",),
             },
         ),
         migrations.CreateModel(
-            name='NoticeItem',
+            name="NoticeItem",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('description', models.TextField(help_text='What is captured for this pair, in plain language.')),
-                ('requires_reconsent', models.BooleanField(default=False)),
-                ('category', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='governance.datacategory')),
-                ('notice', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='items', to='governance.notice')),
-                ('purpose', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='governance.purpose')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("description", models.TextField(help_text="What is captured for this pair, in plain language.")),
+                ("requires_reconsent", models.BooleanField(default=False)),
+                (
+                    "category",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="+", to="governance.datacategory"
+                    ),
+                ),
+                (
+                    "notice",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="items", to="governance.notice"
+                    ),
+                ),
+                (
+                    "purpose",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="+", to="governance.purpose"
+                    ),
+                ),
             ],
             options={
-                'ordering': ('purpose', 'category'),
+                "ordering": ("purpose", "category"),
             },
         ),
         migrations.CreateModel(
-            name='Region',
+            name="Region",
             fields=[
-                ('code', models.CharField(max_length=16, primary_key=True, serialize=False)),
-                ('name', models.CharField(max_length=200)),
-                ('kind', models.CharField(choices=[('country', 'Country (ISO 3166-1)'), ('subdivision', 'Subdivision (ISO 3166-2)'), ('group', 'Group of countries')], max_length=16)),
-                ('members', models.ManyToManyField(blank=True, related_name='groups', to='governance.region')),
+                ("code", models.CharField(max_length=16, primary_key=True, serialize=False)),
+                ("name", models.CharField(max_length=200)),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("country", "Country (ISO 3166-1)"),
+                            ("subdivision", "Subdivision (ISO 3166-2)"),
+                            ("group", "Group of countries"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("members", models.ManyToManyField(blank=True, related_name="groups", to="governance.region")),
             ],
             options={
-                'ordering': ('code',),
-                'permissions': [('manage_region_policy', 'Can draft rules and instruments for this region'), ('approve_region_policy', 'Can approve rules for this region'), ('audit_region', 'Can read and export audit entries for this region')],
+                "ordering": ("code",),
+                "permissions": [
+                    ("manage_region_policy", "Can draft rules and instruments for this region"),
+                    ("approve_region_policy", "Can approve rules for this region"),
+                    ("audit_region", "Can read and export audit entries for this region"),
+                ],
             },
         ),
         migrations.CreateModel(
-            name='LegalInstrument',
+            name="LegalInstrument",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('company_written_policy', 'Company written monitoring policy'), ('notice_acknowledgement', 'Employee acknowledged the current notice'), ('notice_acknowledgement_once', 'Employee acknowledged a notice once'), ('notice_at_collection', 'Notice at collection received and acknowledged'), ('prior_written_notice', 'Prior written notice posted'), ('monitoring_policy_delivered', 'Written electronic-monitoring policy delivered'), ('biometric_release', 'Written biometric release from the employee'), ('works_council_agreement', 'Works-council agreement'), ('union_agreement', 'Union agreement'), ('labour_office_authorisation', 'Labour-office authorisation'), ('cse_consultation', 'CSE consultation'), ('dpia', 'Data protection impact assessment'), ('legitimate_interest_assessment', 'Legitimate-interest assessment')], max_length=40)),
-                ('title', models.CharField(max_length=200)),
-                ('entity', models.CharField(blank=True, default='', max_length=120)),
-                ('site', models.CharField(blank=True, default='', max_length=120)),
-                ('valid_from', models.DateField()),
-                ('valid_to', models.DateField(blank=True, null=True)),
-                ('document_ref', models.CharField(help_text='Where the signed document is kept.', max_length=500)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('employee', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='legal_instruments', to='people.employee')),
-                ('region', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='instruments', to='governance.region')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("company_written_policy", "Company written monitoring policy"),
+                            ("notice_acknowledgement", "Employee acknowledged the current notice"),
+                            ("notice_acknowledgement_once", "Employee acknowledged a notice once"),
+                            ("notice_at_collection", "Notice at collection received and acknowledged"),
+                            ("prior_written_notice", "Prior written notice posted"),
+                            ("monitoring_policy_delivered", "Written electronic-monitoring policy delivered"),
+                            ("biometric_release", "Written biometric release from the employee"),
+                            ("works_council_agreement", "Works-council agreement"),
+                            ("union_agreement", "Union agreement"),
+                            ("labour_office_authorisation", "Labour-office authorisation"),
+                            ("cse_consultation", "CSE consultation"),
+                            ("dpia", "Data protection impact assessment"),
+                            ("legitimate_interest_assessment", "Legitimate-interest assessment"),
+                        ],
+                        max_length=40,
+                    ),
+                ),
+                ("title", models.CharField(max_length=200)),
+                ("entity", models.CharField(blank=True, default="", max_length=120)),
+                ("site", models.CharField(blank=True, default="", max_length=120)),
+                ("valid_from", models.DateField()),
+                ("valid_to", models.DateField(blank=True, null=True)),
+                ("document_ref", models.CharField(help_text="Where the signed document is kept.", max_length=500)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "employee",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="legal_instruments",
+                        to="people.employee",
+                    ),
+                ),
+                (
+                    "region",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="instruments", to="governance.region"
+                    ),
+                ),
             ],
             options={
-                'ordering': ('region', 'kind', 'valid_from'),
+                "ordering": ("region", "kind", "valid_from"),
             },
         ),
         migrations.CreateModel(
-            name='JurisdictionRule',
+            name="JurisdictionRule",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('status', models.CharField(choices=[('allow', 'Allowed'), ('conditional', 'Allowed under conditions'), ('block', 'Blocked')], max_length=16)),
-                ('preconditions', models.JSONField(blank=True, default=list)),
-                ('blocked_categories', models.JSONField(blank=True, default=list)),
-                ('max_retention_days', models.JSONField(blank=True, default=dict)),
-                ('effective_from', models.DateTimeField()),
-                ('effective_to', models.DateTimeField(blank=True, null=True)),
-                ('state', models.CharField(choices=[('draft', 'Draft'), ('approved', 'Approved'), ('superseded', 'Superseded')], default='draft', max_length=16)),
-                ('notes', models.TextField(blank=True, default='', help_text='Legal basis and citations.')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('approved_at', models.DateTimeField(blank=True, null=True)),
-                ('approved_via', models.CharField(blank=True, default='', max_length=200)),
-                ('approved_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('supersedes', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='governance.jurisdictionrule')),
-                ('region', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='rules', to='governance.region')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("allow", "Allowed"),
+                            ("conditional", "Allowed under conditions"),
+                            ("block", "Blocked"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("preconditions", models.JSONField(blank=True, default=list)),
+                ("blocked_categories", models.JSONField(blank=True, default=list)),
+                ("max_retention_days", models.JSONField(blank=True, default=dict)),
+                ("effective_from", models.DateTimeField()),
+                ("effective_to", models.DateTimeField(blank=True, null=True)),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[("draft", "Draft"), ("approved", "Approved"), ("superseded", "Superseded")],
+                        default="draft",
+                        max_length=16,
+                    ),
+                ),
+                ("notes", models.TextField(blank=True, default="", help_text="Legal basis and citations.")),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("approved_at", models.DateTimeField(blank=True, null=True)),
+                ("approved_via", models.CharField(blank=True, default="", max_length=200)),
+                (
+                    "approved_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "supersedes",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="governance.jurisdictionrule",
+                    ),
+                ),
+                (
+                    "region",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="rules", to="governance.region"
+                    ),
+                ),
             ],
             options={
-                'ordering': ('region', '-effective_from'),
+                "ordering": ("region", "-effective_from"),
             },
         ),
         migrations.CreateModel(
-            name='RegionGroupObjectPermission',
+            name="RegionGroupObjectPermission",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('content_object', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, to='governance.region')),
-                ('group', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, to='auth.group')),
-                ('permission', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, to='auth.permission')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "content_object",
+                    models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, to="governance.region"),
+                ),
+                ("group", models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, to="auth.group")),
+                ("permission", models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, to="auth.permission")),
             ],
             options={
-                'abstract': False,
+                "abstract": False,
             },
         ),
         migrations.CreateModel(
-            name='RegionUserObjectPermission',
+            name="RegionUserObjectPermission",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('content_object', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, to='governance.region')),
-                ('permission', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, to='auth.permission')),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "content_object",
+                    models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, to="governance.region"),
+                ),
+                ("permission", models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, to="auth.permission")),
+                ("user", models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, to=settings.AUTH_USER_MODEL)),
             ],
             options={
-                'abstract': False,
+                "abstract": False,
             },
         ),
         migrations.CreateModel(
-            name='RetentionPolicy',
+            name="RetentionPolicy",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('raw_retention_days', models.PositiveIntegerField()),
-                ('delete_on_withdrawal_days', models.PositiveIntegerField(default=30)),
-                ('delete_on_termination_days', models.PositiveIntegerField(default=30)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('category', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='retention_policies', to='governance.datacategory')),
-                ('purpose', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='governance.purpose')),
-                ('region', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='governance.region')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("raw_retention_days", models.PositiveIntegerField()),
+                ("delete_on_withdrawal_days", models.PositiveIntegerField(default=30)),
+                ("delete_on_termination_days", models.PositiveIntegerField(default=30)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "category",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="retention_policies",
+                        to="governance.datacategory",
+                    ),
+                ),
+                (
+                    "purpose",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="governance.purpose",
+                    ),
+                ),
+                (
+                    "region",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="governance.region",
+                    ),
+                ),
             ],
             options={
-                'verbose_name_plural': 'retention policies',
-                'ordering': ('category', 'region', 'purpose'),
+                "verbose_name_plural": "retention policies",
+                "ordering": ("category", "region", "purpose"),
             },
         ),
         migrations.AddConstraint(
-            model_name='notice',
-            constraint=models.CheckConstraint(condition=models.Q(('approved_by__isnull', True), ('created_by__isnull', True), models.Q(('approved_by', models.F('created_by')), _negated=True), _connector='OR'), name='notice_four_eyes'),
+            model_name="notice",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("approved_by__isnull", True),
+                    ("created_by__isnull", True),
+                    models.Q(("approved_by", models.F("created_by")), _negated=True),
+                    _connector="OR",
+                ),
+                name="notice_four_eyes",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='notice',
-            constraint=models.CheckConstraint(condition=models.Q(('state', 'draft'), ('published_at__isnull', False), _connector='OR'), name='notice_approved_has_publication'),
+            model_name="notice",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("state", "draft"), ("published_at__isnull", False), _connector="OR"),
+                name="notice_approved_has_publication",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='notice',
-            constraint=models.CheckConstraint(condition=models.Q(('version__gte', 1)), name='notice_version_positive'),
+            model_name="notice",
+            constraint=models.CheckConstraint(condition=models.Q(("version__gte", 1)), name="notice_version_positive"),
         ),
         migrations.AddConstraint(
-            model_name='purpose',
-            constraint=models.CheckConstraint(condition=models.Q(('consent_validity_days__gte', 1)), name='purpose_validity_positive'),
+            model_name="purpose",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("consent_validity_days__gte", 1)), name="purpose_validity_positive"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='noticeitem',
-            constraint=models.UniqueConstraint(fields=('notice', 'purpose', 'category'), name='notice_item_unique_pair'),
+            model_name="noticeitem",
+            constraint=models.UniqueConstraint(
+                fields=("notice", "purpose", "category"), name="notice_item_unique_pair"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='region',
-            constraint=models.CheckConstraint(condition=models.Q(('kind__in', ['country', 'subdivision', 'group'])), name='region_kind_valid'),
+            model_name="region",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("kind__in", ["country", "subdivision", "group"])), name="region_kind_valid"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='legalinstrument',
-            constraint=models.CheckConstraint(condition=models.Q(('valid_to__isnull', True), ('valid_to__gte', models.F('valid_from')), _connector='OR'), name='instrument_period_ordered'),
+            model_name="legalinstrument",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("valid_to__isnull", True), ("valid_to__gte", models.F("valid_from")), _connector="OR"
+                ),
+                name="instrument_period_ordered",
+            ),
         ),
         migrations.AddIndex(
-            model_name='jurisdictionrule',
-            index=models.Index(fields=['state', 'region', 'effective_from'], name='rule_state_region_from'),
+            model_name="jurisdictionrule",
+            index=models.Index(fields=["state", "region", "effective_from"], name="rule_state_region_from"),
         ),
         migrations.AddConstraint(
-            model_name='jurisdictionrule',
-            constraint=models.CheckConstraint(condition=models.Q(('approved_by__isnull', True), ('created_by__isnull', True), models.Q(('approved_by', models.F('created_by')), _negated=True), _connector='OR'), name='rule_four_eyes'),
+            model_name="jurisdictionrule",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("approved_by__isnull", True),
+                    ("created_by__isnull", True),
+                    models.Q(("approved_by", models.F("created_by")), _negated=True),
+                    _connector="OR",
+                ),
+                name="rule_four_eyes",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='jurisdictionrule',
-            constraint=models.CheckConstraint(condition=models.Q(('effective_to__isnull', True), ('effective_to__gt', models.F('effective_from')), _connector='OR'), name='rule_period_ordered'),
+            model_name="jurisdictionrule",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("effective_to__isnull", True), ("effective_to__gt", models.F("effective_from")), _connector="OR"
+                ),
+                name="rule_period_ordered",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='jurisdictionrule',
-            constraint=models.CheckConstraint(condition=models.Q(('state', 'draft'), ('approved_at__isnull', False), _connector='OR'), name='rule_approved_has_time'),
+            model_name="jurisdictionrule",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("state", "draft"), ("approved_at__isnull", False), _connector="OR"),
+                name="rule_approved_has_time",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='jurisdictionrule',
-            constraint=models.CheckConstraint(condition=models.Q(('status__in', ['allow', 'conditional', 'block'])), name='rule_status_valid'),
+            model_name="jurisdictionrule",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("status__in", ["allow", "conditional", "block"])), name="rule_status_valid"
+            ),
         ),
         migrations.AlterUniqueTogether(
-            name='regiongroupobjectpermission',
-            unique_together={('group', 'permission', 'content_object')},
+            name="regiongroupobjectpermission",
+            unique_together={("group", "permission", "content_object")},
         ),
         migrations.AlterUniqueTogether(
-            name='regionuserobjectpermission',
-            unique_together={('user', 'permission', 'content_object')},
+            name="regionuserobjectpermission",
+            unique_together={("user", "permission", "content_object")},
         ),
         migrations.AddConstraint(
-            model_name='retentionpolicy',
-            constraint=models.UniqueConstraint(models.F('category'), django.db.models.functions.comparison.Coalesce('region', models.Value('')), django.db.models.functions.comparison.Coalesce('purpose', models.Value('')), name='retention_unique_scope'),
+            model_name="retentionpolicy",
+            constraint=models.UniqueConstraint(
+                models.F("category"),
+                django.db.models.functions.comparison.Coalesce("region", models.Value("")),
+                django.db.models.functions.comparison.Coalesce("purpose", models.Value("")),
+                name="retention_unique_scope",
+            ),
         ),
     ]
