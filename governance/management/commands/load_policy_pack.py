@@ -34,8 +34,9 @@ class Command(BaseCommand):
             for line in exc.lines():
                 self.stderr.write(line)
             raise CommandError(f"{len(exc.errors)} error(s) in {exc.filename}; nothing was changed.") from exc
-        for line in result.summary_lines():
-            self.stdout.write(line)
+        if options.get("verbosity", 1) >= 1:
+            for line in result.summary_lines():
+                self.stdout.write(line)
 
     def _check(self, source: Any) -> None:
         errors = check_pack(source)
