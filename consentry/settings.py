@@ -114,7 +114,9 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-LOGIN_URL = "/admin/login/"
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/accounts/login/"
 GUARDIAN_RAISE_403 = True
 
 LANGUAGE_CODE = "en"
@@ -181,6 +183,11 @@ CONSENTRY_K_ANONYMITY = env_int("CONSENTRY_K_ANONYMITY", 10, minimum=2)
 CONSENTRY_ISSUER = env_str("CONSENTRY_ISSUER", "consentry")
 CONSENTRY_CONTROLLER_NAME = env_str("CONSENTRY_CONTROLLER_NAME", "Example Corp")
 CONSENTRY_CONTROLLER_CONTACT = env_str("CONSENTRY_CONTROLLER_CONTACT", "privacy@example.com")
+
+# HR provisioning (people/): CSV imports are validated whole before anything is
+# written, so the file is held in memory; this caps it.
+CONSENTRY_CSV_MAX_ROWS = env_int("CONSENTRY_CSV_MAX_ROWS", 20000, minimum=1)
+CONSENTRY_CSV_MAX_BYTES = env_int("CONSENTRY_CSV_MAX_BYTES", 10 * 1024 * 1024, minimum=1024)
 
 # Security headers. Off only when DEBUG is on (local HTTP).
 SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", not DEBUG)

@@ -6,6 +6,8 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.db.models.functions import Lower
 from django.utils import timezone
@@ -208,6 +210,11 @@ class HRRecord:
         if self.status not in EmployeeStatus.values:
             errors["status"] = f"{self.status!r} is not one of {', '.join(EmployeeStatus.values)}."
         errors.update(location_errors(self.country, self.subdivision))
+        if self.email:
+            try:
+                validate_email(self.email)
+            except ValidationError:
+                errors["email"] = f"{self.email!r} is not an e-mail address."
         for field in fields(self):
             limit = Employee._meta.get_field(field.name).max_length
             value = getattr(self, field.name)
@@ -291,3 +298,49 @@ def employee_deprovision(*, employee: Employee, actor: Actor) -> Employee:
             payload={"deprovisioned_at": employee.deprovisioned_at},
         )
     return employee
+
+
+@dataclass(frozen=True, slots=True)
+class ImportSummary:
+    created: int
+    updated: int
+    unchanged: int
+
+
+def employees_import(*, records: list[HRRecord], actor: Actor, source: str, digest: str) -> ImportSummary:
+    """Apply a validated HR export in one transaction: all rows or none.
+
+    Each employee change keeps its own audit entry (through
+    ``employee_apply_hr_record``); one more entry summarises the file (its
+    name and SHA-256) so an auditor can tie every change to the upload.
+    """
+    created = updated = unchanged = 0
+    with transaction.atomic():
+        existing = {
+            e.hr_id: e for e in Employee.objects.select_for_update().filter(hr_id__in=[r.hr_id for r in records])
+        }
+        for hr_record in records:
+            current = existing.get(hr_record.hr_id)
+            before = current.updated_at if current else None
+            employee = employee_apply_hr_record(hr_record=hr_record, employee=current, actor=actor)
+            if current is None:
+                created += 1
+            elif employee.updated_at != before:
+                updated += 1
+            else:
+                unchanged += 1
+        record(
+            event_type=EventType.EMPLOYEES_IMPORTED,
+            actor=actor,
+            object_type="employee_import",
+            object_id=digest[:16],
+            payload={
+                "source": source,
+                "sha256": digest,
+                "rows": len(records),
+                "created": created,
+                "updated": updated,
+                "unchanged": unchanged,
+            },
+        )
+    return ImportSummary(created=created, updated=updated, unchanged=unchanged)
