@@ -11,9 +11,9 @@ app_name = "scim"
 urlpatterns = [
     path("ServiceProviderConfig", views.ServiceProviderConfigView.as_view(), name="service-provider-config"),
     path("ResourceTypes", views.ResourceTypesView.as_view(), name="resource-types"),
-    path("ResourceTypes/<str:pk>", views.ResourceTypesView.as_view(), name="resource-type"),
+    path("ResourceTypes/<str:pk>", views.ResourceTypeView.as_view(), name="resource-type"),
     path("Schemas", views.SchemasView.as_view(), name="schemas"),
-    path("Schemas/<str:pk>", views.SchemasView.as_view(), name="schema"),
+    path("Schemas/<str:pk>", views.SchemaView.as_view(), name="schema"),
     path("Users", views.UsersView.as_view(), name="users"),
     path("Users/.search", views.UsersSearchView.as_view(), name="users-search"),
     # One resource type is served, so a search at the root is a search of Users.

@@ -126,7 +126,7 @@ class UsersView(ScimView):
     @extend_schema(
         tags=["SCIM"],
         summary="List or filter employees (SCIM ListResponse)",
-        parameters=[],
+        operation_id="scim_users_list",
         responses={200: OpenApiTypes.OBJECT},
     )
     def get(self, request: Request) -> Response:
@@ -135,6 +135,7 @@ class UsersView(ScimView):
     @extend_schema(
         tags=["SCIM"],
         summary="Provision an employee",
+        operation_id="scim_users_create",
         request=OpenApiTypes.OBJECT,
         responses={201: OpenApiTypes.OBJECT},
         examples=[OpenApiExample("Employee in California", value=_USER_EXAMPLE, request_only=True)],
@@ -170,20 +171,32 @@ class UsersView(ScimView):
 class UsersSearchView(UsersView):
     http_method_names = ["post", "options"]
 
-    @extend_schema(tags=["SCIM"], summary="Search employees (SCIM SearchRequest)", request=OpenApiTypes.OBJECT)
+    @extend_schema(
+        tags=["SCIM"],
+        summary="Search employees (SCIM SearchRequest)",
+        request=OpenApiTypes.OBJECT,
+        responses={200: OpenApiTypes.OBJECT},
+    )
     def post(self, request: Request) -> Response:
         payload = request.data if isinstance(request.data, dict) else {}
         return self._search(request, {key: value for key, value in payload.items() if key != "schemas"})
 
 
 class UserView(ScimView):
-    @extend_schema(tags=["SCIM"], summary="One employee", responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(
+        tags=["SCIM"], summary="One employee", operation_id="scim_user", responses={200: OpenApiTypes.OBJECT}
+    )
     def get(self, request: Request, pk: str) -> Response:
         employee = _employee(pk)
         resource = to_resource(employee, location=_location(request, employee))
         return scim_response(self.dump(resource, Context.RESOURCE_QUERY_RESPONSE, request))
 
-    @extend_schema(tags=["SCIM"], summary="Replace an employee's HR data", request=OpenApiTypes.OBJECT)
+    @extend_schema(
+        tags=["SCIM"],
+        summary="Replace an employee's HR data",
+        request=OpenApiTypes.OBJECT,
+        responses={200: OpenApiTypes.OBJECT},
+    )
     def put(self, request: Request, pk: str) -> Response:
         resource = EmployeeUser.model_validate(
             request.data, scim_ctx=Context.RESOURCE_REPLACEMENT_REQUEST, scim_policy=POLICY
@@ -202,6 +215,7 @@ class UserView(ScimView):
         tags=["SCIM"],
         summary="Change an employee (transfer, termination, details)",
         request=OpenApiTypes.OBJECT,
+        responses={200: OpenApiTypes.OBJECT},
         examples=[
             OpenApiExample(
                 "Transfer to Germany",
@@ -230,7 +244,7 @@ class UserView(ScimView):
             self.dump(to_resource(employee, location=location), Context.RESOURCE_PATCH_RESPONSE, request)
         )
 
-    @extend_schema(tags=["SCIM"], summary="Deprovision: terminate, never erase", responses={204: None})
+    @extend_schema(tags=["SCIM"], summary="Deprovision: terminate, never erase", request=None, responses={204: None})
     def delete(self, request: Request, pk: str) -> Response:
         with transaction.atomic():
             employee_deprovision(employee=_employee(pk, for_update=True), actor=hr_actor(request))
@@ -267,17 +281,46 @@ def _with_meta(resource: Any, request: Request, resource_type: str, url: str) ->
 
 
 class ResourceTypesView(ScimView):
-    @extend_schema(tags=["SCIM"], summary="Resource types served", responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(
+        tags=["SCIM"],
+        summary="Resource types served",
+        operation_id="scim_resource_types",
+        responses={200: OpenApiTypes.OBJECT},
+    )
     def get(self, request: Request, pk: str | None = None) -> Response:
         types = [_with_meta(USER_RESOURCE_TYPE, request, "ResourceType", reverse("scim:resource-type", args=["User"]))]
         return _discovery_response(types, pk, ResourceType, "ResourceType")
 
 
 class SchemasView(ScimView):
-    @extend_schema(tags=["SCIM"], summary="Schemas of the served resources", responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(
+        tags=["SCIM"],
+        summary="Schemas of the served resources",
+        operation_id="scim_schemas",
+        responses={200: OpenApiTypes.OBJECT},
+    )
     def get(self, request: Request, pk: str | None = None) -> Response:
         schemas = [_with_meta(s, request, "Schema", reverse("scim:schema", args=[s.id])) for s in _SCHEMAS]
         return _discovery_response(schemas, pk, Schema, "Schema")
+
+
+class ResourceTypeView(ResourceTypesView):
+    @extend_schema(
+        tags=["SCIM"],
+        summary="One resource type",
+        operation_id="scim_resource_type",
+        responses={200: OpenApiTypes.OBJECT},
+    )
+    def get(self, request: Request, pk: str | None = None) -> Response:
+        return super().get(request, pk)
+
+
+class SchemaView(SchemasView):
+    @extend_schema(
+        tags=["SCIM"], summary="One schema", operation_id="scim_schema", responses={200: OpenApiTypes.OBJECT}
+    )
+    def get(self, request: Request, pk: str | None = None) -> Response:
+        return super().get(request, pk)
 
 
 def _discovery_response(items: list[Any], pk: str | None, model: type, name: str) -> Response:
