@@ -344,3 +344,25 @@ def employees_import(*, records: list[HRRecord], actor: Actor, source: str, dige
             },
         )
     return ImportSummary(created=created, updated=updated, unchanged=unchanged)
+
+
+def employee_attach_user(*, employee: Employee, user: AbstractBaseUser, actor: Actor) -> Employee:
+    """Link the portal account a person signs in with to their employee record (first SSO sign-in)."""
+    with transaction.atomic():
+        employee = Employee.objects.select_for_update().get(pk=employee.pk)
+        if employee.user_id == user.pk:
+            return employee
+        if employee.user_id is not None:
+            raise Conflict("This employee already has a portal account.", code="user_attached")
+        employee.user = user
+        employee.save(update_fields=["user", "updated_at"])
+        record(
+            event_type=EventType.EMPLOYEE_UPDATED,
+            actor=actor,
+            subject=employee.hr_id,
+            object_type="employee",
+            object_id=employee.pk,
+            region=employee.region_code,
+            payload={"changed": {"user": user.get_username()}},
+        )
+    return employee

@@ -82,3 +82,15 @@ def clients(db, role_user) -> dict[str, APIClient]:
         _, raw = token_issue(name=name, actor=SYSTEM, **options)
         result[name] = bearer_client(raw)
     return result
+
+
+def verified_login(client, user) -> None:
+    """Sign ``user`` in with a confirmed authenticator already proven in this session."""
+    from django_otp import DEVICE_ID_SESSION_KEY
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    device = TOTPDevice.objects.create(user=user, name="test", confirmed=True)
+    client.force_login(user)
+    session = client.session
+    session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+    session.save()

@@ -13,6 +13,7 @@ from people.csv_import import import_csv, parse_csv
 from people.models import Employee, EmployeeStatus
 from people.roles import Role
 from people.services import employee_terminate
+from people.tests.conftest import verified_login
 
 pytestmark = pytest.mark.django_db
 
@@ -134,11 +135,18 @@ def _upload(client: Client, content: bytes):
     return client.post("/people/import/", {"file": io.BytesIO(content)}, format="multipart")
 
 
-@pytest.mark.parametrize(("caller", "status"), [("employee", 403), ("legal", 403), ("hr_admin", 200)])
+@pytest.mark.parametrize(("caller", "status"), [("employee", 403), ("legal", 403), ("auditor", 403), ("hr_admin", 200)])
 def test_only_hr_administrators_may_open_the_upload_page(role_user, caller, status):
     client = Client()
-    client.force_login(role_user(caller))
+    verified_login(client, role_user(caller))
     assert client.get("/people/import/").status_code == status
+
+
+def test_legal_users_meet_the_second_factor_before_any_page(role_user):
+    client = Client()
+    client.force_login(role_user(Role.LEGAL))
+    response = client.get("/people/import/")
+    assert response.status_code == 302 and response["Location"].startswith("/accounts/2fa/enrol/")
 
 
 def test_anonymous_visitors_are_sent_to_sign_in():
