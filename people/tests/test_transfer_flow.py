@@ -7,6 +7,7 @@ issue's acceptance scenario, driven through the SCIM endpoint.
 from __future__ import annotations
 
 import pytest
+from django.core.management import call_command
 from django.utils import timezone
 
 from audit.actors import Actor
@@ -20,11 +21,16 @@ from people.tests.conftest import patch_op, scim_user
 pytestmark = pytest.mark.django_db
 
 
-def test_a_transfer_to_germany_over_scim_blocks_capture_from_the_next_decision(hr_client, small_policy):
+@pytest.fixture
+def default_policy(db):
+    call_command("load_policy_pack", verbosity=0)
+
+
+def test_a_transfer_to_germany_over_scim_blocks_capture_from_the_next_decision(hr_client, default_policy):
     created = hr_client.post("/scim/v2/Users", scim_user("E3001", country="US", region="CA"), format="json").json()
     employee = Employee.objects.get(hr_id="E3001")
     assert employee.region_code == "US-CA"
-    assert rule_for_employee(employee=employee, at=timezone.now()).status == "allow"
+    assert rule_for_employee(employee=employee, at=timezone.now()).status == "conditional"
 
     notice = current_notice(at=timezone.now())
     consent_grant(
@@ -44,9 +50,9 @@ def test_a_transfer_to_germany_over_scim_blocks_capture_from_the_next_decision(h
 
     employee.refresh_from_db()
     assert employee.region_code == "DE"
-    # The rule the next capture decision evaluates is the EU block (DE is an EU member).
+    # The rule the next capture decision evaluates: Germany's block in the default policy pack.
     rule = rule_for_employee(employee=employee, at=timezone.now())
-    assert rule.region_id == "EU" and rule.status == "block"
+    assert rule.region_id == "DE" and rule.status == "block"
     transfer = AuditEntry.objects.get(event_type=EventType.EMPLOYEE_TRANSFERRED, subject="E3001")
     assert transfer.payload == {
         "from": {"country": "US", "subdivision": "US-CA"},
