@@ -41,6 +41,9 @@ class EventType(models.TextChoices):
     # credentials
     TOKEN_ISSUED = "token.issued", "API token issued"
     TOKEN_REVOKED = "token.revoked", "API token revoked"
+    # decisions
+    GRANT_ISSUED = "grant.issued", "Capture grant issued"
+    USE_BATCH_DECIDED = "use.batch_decided", "Use decision answered for a batch of records"
 
 
 class AuditEntry(models.Model):
