@@ -47,9 +47,10 @@ Use decision, per record, every applicable reason in this order:
 
 1. ``no_capture_grant``: the grant id is unknown (nothing else is checked).
 2. ``grant_mismatch``: category, purpose, subject or capture time outside the grant.
-3. ``consent_withdrawn``: the pair was withdrawn at or after the capture time
-   (a withdrawal stops all further use of data captured before it), or stands
-   withdrawn now; ``no_consent`` when no consent record exists at all.
+3. ``consent_withdrawn``: the pair stands withdrawn now, or was withdrawn at or
+   after the capture time or the grant's issue time (a withdrawal stops all
+   further use of data captured before it, and of anything captured under a
+   grant issued before it); ``no_consent`` when no consent record exists.
 4. ``retention_expired``: older than the strictest limit of the retention
    policies and rule caps that apply where it was captured and where the
    employee works now (no applicable limit at all is missing configuration).
@@ -601,7 +602,11 @@ def decide_use(
     consent = employee.consents.get((purpose, category))
     if consent is None:
         reasons.append(Reason(Code.NO_CONSENT, f"No consent record for {category} under {purpose}."))
-    elif consent.state == WITHDRAWN or (consent.withdrawn_at is not None and consent.withdrawn_at >= captured_at):
+    elif consent.state == WITHDRAWN or (
+        # Captured before the withdrawal, or under a grant issued before it (so
+        # captured while consent was withdrawn, or before): never usable again.
+        consent.withdrawn_at is not None and consent.withdrawn_at >= min(captured_at, grant.issued_at)
+    ):
         reasons.append(Reason(Code.CONSENT_WITHDRAWN, f"Consent for {category} under {purpose} was withdrawn."))
 
     capture_chain = policy.chain(grant.country or employee.country, grant.subdivision if grant.country else "")

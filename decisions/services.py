@@ -69,7 +69,8 @@ def grant_issue(*, token: ApiToken, employee: Employee, purpose: str, decision: 
     categories = sorted(decision.allowed_categories)
     if not categories:
         raise ValueError("a grant needs at least one allowed category")
-    issued_at = decision.at.astimezone(UTC).replace(microsecond=0)
+    # Full precision: a withdrawal in the same second must still order before or after it.
+    issued_at = decision.at.astimezone(UTC)
     expires_at = issued_at + grant_lifetime()
     grant_id = "g_" + secrets.token_urlsafe(16)
     subject = pseudonym(purpose=purpose, hr_id=employee.hr_id)
