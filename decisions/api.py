@@ -21,7 +21,13 @@ from rest_framework.views import APIView
 from audit.actors import Actor
 from consentry.errors import Forbidden, NotFound
 from decisions import engine
-from decisions.parsers import BoundedJSONParser, PayloadTooLarge, UseBatchJSONParser, content_length
+from decisions.parsers import (
+    BoundedJSONParser,
+    PayloadTooLarge,
+    UseBatchJSONParser,
+    content_length,
+    ensure_body_within,
+)
 from decisions.serializers import (
     CaptureDecisionSerializer,
     CaptureRequestSerializer,
@@ -199,6 +205,7 @@ class CaptureDecisionView(APIView):
         tags=["decisions"],
     )
     def post(self, request: Request) -> Response:
+        ensure_body_within(request, BoundedJSONParser.max_bytes)
         token = token_of(request)
         at = timezone.now()
         try:
@@ -241,6 +248,7 @@ class SimulateView(APIView):
         tags=["decisions"],
     )
     def post(self, request: Request) -> Response:
+        ensure_body_within(request, BoundedJSONParser.max_bytes)
         user = request.user
         # Refuse people with no policy role before revealing whether an employee exists.
         if not get_objects_for_user(user, SIMULATE_PERMISSIONS, klass=Region, any_perm=True).exists():
@@ -352,6 +360,7 @@ class UseDecisionView(APIView):
         token = token_of(request)
         if request.content_type.split(";")[0].strip().lower() == NDJSON:
             return self._stream(request, token)
+        ensure_body_within(request, UseBatchJSONParser().limit())
         data = request.data
         if isinstance(data, dict) and isinstance(data.get("records"), list) and len(data["records"]) > MAX_JSON_RECORDS:
             raise PayloadTooLarge(f"At most {MAX_JSON_RECORDS} records per JSON batch; stream larger sets as NDJSON.")

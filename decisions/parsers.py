@@ -19,6 +19,12 @@ def content_length(request) -> int:
         return 0
 
 
+def ensure_body_within(request, limit: int) -> None:
+    """413 before anything reads the body (DRF reads a JSON body whole, so this must come first)."""
+    if content_length(request) > limit:
+        raise PayloadTooLarge(f"The request body is larger than {limit} bytes.")
+
+
 class BoundedJSONParser(parsers.JSONParser):
     """JSON with a size limit checked before reading, and no 500 on pathological nesting."""
 
@@ -29,8 +35,8 @@ class BoundedJSONParser(parsers.JSONParser):
 
     def parse(self, stream, media_type=None, parser_context=None):
         request = (parser_context or {}).get("request")
-        if request is not None and content_length(request) > self.limit():
-            raise PayloadTooLarge(f"The request body is larger than {self.limit()} bytes.")
+        if request is not None:
+            ensure_body_within(request, self.limit())
         try:
             return super().parse(stream, media_type, parser_context)
         except RecursionError as exc:

@@ -155,7 +155,9 @@ class UseRequestSerializer(serializers.Serializer):
 
     purpose = StrictCharField(max_length=MAX_FIELD_LENGTH)
     records = serializers.ListField(
-        child=serializers.JSONField(), allow_empty=False, help_text=f"1 to {MAX_JSON_RECORDS} records (413 beyond)."
+        child=serializers.JSONField(allow_null=True),
+        allow_empty=False,
+        help_text=f"1 to {MAX_JSON_RECORDS} records (413 beyond).",
     )
     release_keys = StrictBooleanField(required=False, default=False)
 
@@ -166,7 +168,7 @@ class _DocumentedRecords(serializers.ListField):
 
 
 class UseRequestDocSerializer(UseRequestSerializer):
-    records = _DocumentedRecords(child=serializers.JSONField())
+    records = _DocumentedRecords(child=serializers.JSONField(allow_null=True))
 
     class Meta:
         ref_name = "UseRequest"

@@ -64,7 +64,9 @@ def grant_issue(*, token: ApiToken, employee: Employee, purpose: str, decision: 
 
     The token is signed before anything is written, so a grant row always has
     a token that was handed out; the grant row and its audit entry commit
-    together or not at all.
+    together or not at all. Call it holding the employee's row lock (as
+    ``capture_decide`` does): the grant's foreign-key check runs at commit,
+    after the ledger's lock, and must not be the first to touch that row.
     """
     categories = sorted(decision.allowed_categories)
     if not categories:
@@ -157,7 +159,17 @@ def capture_decide(*, token: ApiToken, request: engine.CaptureRequest, at: datet
     decision = engine.decide_capture(policy, facts, request, at=at)
     grant = None
     if decision.allowed_categories:
-        grant = grant_issue(token=token, employee=employee, purpose=request.purpose, decision=decision)
+        with transaction.atomic():
+            # Decide again under the employee's row lock, the lock every consent,
+            # pause, transfer and termination takes first: a change that commits
+            # while this request runs is either seen here or ordered after the
+            # grant. Taking it before the ledger's lock keeps one lock order
+            # everywhere (employee, then audit head), so the two cannot deadlock.
+            employee = Employee.objects.select_for_update().get(pk=employee.pk)
+            facts = employee_facts(employee=employee, at=at)
+            decision = engine.decide_capture(policy, facts, request, at=at)
+            if decision.allowed_categories:
+                grant = grant_issue(token=token, employee=employee, purpose=request.purpose, decision=decision)
     codes = decision.reason_codes
     if codes:
         counted_purpose = request.purpose if request.purpose in policy.purposes else UNKNOWN_PURPOSE
