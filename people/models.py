@@ -78,7 +78,7 @@ class ApiToken(models.Model):
     kind = models.CharField(max_length=16, choices=TokenKind.choices)
     name = models.CharField(max_length=120)
     # The first characters of the token, to recognise it in lists; not a secret.
-    prefix = models.CharField(max_length=16)
+    prefix = models.CharField(max_length=32)
     # SHA-256 of the whole token; tokens have 256 bits of entropy, so a fast hash suffices.
     token_hash = models.CharField(max_length=64, unique=True)
     employee = models.ForeignKey(Employee, null=True, blank=True, on_delete=models.CASCADE, related_name="tokens")
