@@ -214,7 +214,9 @@ class CaptureDecisionView(APIView):
                 data=request.data, context={"known_categories": set(policy.categories)}
             )
             serializer.is_valid(raise_exception=True)
-            outcome = capture_decide(token=token, request=_capture_request(serializer.validated_data), at=at)
+            outcome = capture_decide(
+                token=token, request=_capture_request(serializer.validated_data), at=at, policy=policy
+            )
         except DatabaseError as exc:
             logger.exception("capture decision failed")
             raise DecisionUnavailable() from exc
@@ -438,7 +440,7 @@ class UseDecisionView(APIView):
             try:
                 items = (line if type(line) is InvalidRecord else parse_line(line) for line in ndjson_lines(raw))
                 for chunk in chunked(items):
-                    yield "".join(map(evaluator.result_line, evaluator.evaluate(chunk)))
+                    yield b"".join(map(evaluator.result_line, evaluator.evaluate(chunk)))
                 # No summary without its audit entry: a client that sees the summary knows it is on record.
                 self._audit(token, evaluator, batch_id=batch_id, media_type=NDJSON, complete=True)
                 audited = True

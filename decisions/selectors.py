@@ -11,7 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
+from django.db import connection
 from django.db.models import Q
+from django.db.models.expressions import RawSQL
 
 from consent.models import ConsentState, NoticeAcknowledgement, Pause
 from decisions import engine
@@ -79,9 +81,22 @@ def employee_facts(*, employee: Employee, at: datetime, acknowledgements: bool =
     )
 
 
+def _among(values: Iterable[str]) -> list[str] | RawSQL:
+    """Values for an ``__in`` filter of thousands of items.
+
+    On PostgreSQL they go as one array parameter: psycopg's client-side binding
+    parses each placeholder of a long ``IN (%s, %s, …)`` list in Python, which
+    cost more than the use decisions themselves.
+    """
+    values = list(values)
+    if connection.vendor == "postgresql":
+        return RawSQL("SELECT unnest(%s::text[])", (values,))
+    return values
+
+
 def grants_by_id(ids: Iterable[str]) -> dict[str, engine.GrantFacts]:
     """The grants among ``ids`` (unknown ids are simply absent), by primary key."""
-    rows = CaptureGrant.objects.filter(pk__in=list(ids)).values_list(
+    rows = CaptureGrant.objects.filter(pk__in=_among(ids)).values_list(
         "id",
         "employee__hr_id",
         "subject",
@@ -112,13 +127,13 @@ def employees_for_use(*, hr_ids: Iterable[str], purpose: str) -> dict[str, engin
     """Status, location and consent for ``purpose`` of the employees behind a batch of records."""
     wanted = list(hr_ids)
     states: dict[str, list[tuple]] = {hr_id: [] for hr_id in wanted}
-    for row in ConsentState.objects.filter(employee__hr_id__in=wanted, purpose_id=purpose).values_list(
+    for row in ConsentState.objects.filter(employee__hr_id__in=_among(wanted), purpose_id=purpose).values_list(
         "employee__hr_id", *_CONSENT_FIELDS
     ):
         states[row[0]].append(row[1:])
     facts = {}
     for hr_id, country, subdivision, entity, site, status, terminated_at in Employee.objects.filter(
-        hr_id__in=wanted
+        hr_id__in=_among(wanted)
     ).values_list("hr_id", "country", "subdivision", "entity", "site", "status", "terminated_at"):
         consents, version = _consents(states[hr_id])
         facts[hr_id] = engine.EmployeeFacts(

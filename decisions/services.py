@@ -89,7 +89,7 @@ def grant_issue(*, token: ApiToken, employee: Employee, purpose: str, decision: 
             "policy_version": decision.policy_version,
         }
     )
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         grant = CaptureGrant.objects.create(
             id=grant_id,
             employee=employee,
@@ -146,30 +146,25 @@ def decision_counters_add(*, day: date, purpose: str, reasons: Iterable[str]) ->
         cursor.executemany(sql, rows)
 
 
-def capture_decide(*, token: ApiToken, request: engine.CaptureRequest, at: datetime) -> CaptureOutcome:
+def capture_decide(
+    *, token: ApiToken, request: engine.CaptureRequest, at: datetime, policy: engine.Policy | None = None
+) -> CaptureOutcome:
     """Decide a device's capture request for its own employee; issue a grant if anything is allowed.
 
-    The employee row came with the token in this request, and consent,
-    acknowledgements and pauses are read now, so a withdrawal, pause,
-    transfer or termination committed before this request is always seen.
+    The decision is taken under the employee's row lock, the lock every
+    consent change, pause, transfer and termination takes first: a change
+    that commits while this request runs is either seen here or ordered after
+    the grant. Taking it before the ledger's lock keeps one lock order
+    everywhere (employee, then audit head), so the two cannot deadlock.
     """
-    employee = token.employee
-    policy = current_policy()
-    facts = employee_facts(employee=employee, at=at)
-    decision = engine.decide_capture(policy, facts, request, at=at)
-    grant = None
-    if decision.allowed_categories:
-        with transaction.atomic():
-            # Decide again under the employee's row lock, the lock every consent,
-            # pause, transfer and termination takes first: a change that commits
-            # while this request runs is either seen here or ordered after the
-            # grant. Taking it before the ledger's lock keeps one lock order
-            # everywhere (employee, then audit head), so the two cannot deadlock.
-            employee = Employee.objects.select_for_update().get(pk=employee.pk)
-            facts = employee_facts(employee=employee, at=at)
-            decision = engine.decide_capture(policy, facts, request, at=at)
-            if decision.allowed_categories:
-                grant = grant_issue(token=token, employee=employee, purpose=request.purpose, decision=decision)
+    policy = policy or current_policy()
+    with transaction.atomic():
+        employee = Employee.objects.select_for_update().get(pk=token.employee_id)
+        facts = employee_facts(employee=employee, at=at)
+        decision = engine.decide_capture(policy, facts, request, at=at)
+        grant = None
+        if decision.allowed_categories:
+            grant = grant_issue(token=token, employee=employee, purpose=request.purpose, decision=decision)
     codes = decision.reason_codes
     if codes:
         counted_purpose = request.purpose if request.purpose in policy.purposes else UNKNOWN_PURPOSE

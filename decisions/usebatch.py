@@ -11,12 +11,13 @@ are bounded, which keeps memory flat however long the stream.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, BinaryIO
+
+import orjson
 
 from decisions import engine
 from decisions.selectors import employees_for_use, grants_by_id
@@ -58,37 +59,35 @@ def parse_time(value: Any) -> datetime | str:
     return moment
 
 
-def _text(record: dict[str, Any], name: str) -> str | None:
-    value = record.get(name)
-    if type(value) is str and 0 < len(value) <= MAX_FIELD_LENGTH:
-        return value
-    return None
+def _text_ok(value: Any) -> bool:
+    return type(value) is str and 0 < len(value) <= MAX_FIELD_LENGTH
 
 
 def parse_record(value: Any) -> engine.UseRecord | InvalidRecord:
     """Validate one record: an object with string id, subject, category, grant_id and captured_at."""
     if type(value) is not dict:
         return InvalidRecord(None, "A record must be a JSON object.")
-    record_id = value.get("id")
+    get = value.get
+    record_id = get("id")
     if type(record_id) is not str or not 0 < len(record_id) <= MAX_ID_LENGTH:
         return InvalidRecord(None, f"id must be a string of 1 to {MAX_ID_LENGTH} characters.")
-    subject, category, grant_id = _text(value, "subject"), _text(value, "category"), _text(value, "grant_id")
-    missing = [name for name, got in (("subject", subject), ("category", category), ("grant_id", grant_id)) if not got]
-    if missing:
+    subject, category, grant_id = get("subject"), get("category"), get("grant_id")
+    if not (_text_ok(subject) and _text_ok(category) and _text_ok(grant_id)):
+        missing = [name for name in ("subject", "category", "grant_id") if not _text_ok(get(name))]
         return InvalidRecord(record_id, f"{', '.join(missing)}: must be strings of 1 to {MAX_FIELD_LENGTH} characters.")
-    captured_at = parse_time(value.get("captured_at"))
+    captured_at = parse_time(get("captured_at"))
     if type(captured_at) is str:
         return InvalidRecord(record_id, captured_at)
-    return engine.UseRecord(
-        id=record_id, subject=subject, category=category, captured_at=captured_at, grant_id=grant_id
-    )
+    return engine.UseRecord(record_id, subject, category, captured_at, grant_id)
 
 
 def parse_line(line: bytes) -> engine.UseRecord | InvalidRecord:
+    # orjson: strict JSON and UTF-8, a nesting limit instead of a RecursionError,
+    # and about four times faster than json on a million lines.
     try:
-        value = json.loads(line)
-    except (ValueError, RecursionError):
-        return InvalidRecord(None, "The line is not valid JSON.")
+        value = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return InvalidRecord(None, "The line is not valid JSON (or not UTF-8).")
     return parse_record(value)
 
 
@@ -161,8 +160,9 @@ class UseEvaluator:
         self.by_reason: Counter[str] = Counter()
         self._digest = hashlib.sha256()
         self._grants: dict[str, engine.GrantFacts | None] = {}
+        self._limits: dict[tuple[str, str], tuple[int | None, int]] = {}
         self._employees: dict[str, engine.EmployeeFacts | None] = {}
-        self._reason_text: dict[engine.Reason, str] = {}
+        self._reason_text: dict[engine.Reason, bytes] = {}
 
     @property
     def records_digest(self) -> str:
@@ -175,7 +175,7 @@ class UseEvaluator:
         needed = {record.grant_id for record in records}
         missing = needed - self._grants.keys()
         if len(self._grants) + len(missing) > GRANT_CACHE_LIMIT:
-            self._grants, missing = {}, needed
+            self._grants, self._limits, missing = {}, {}, needed
         if missing:
             found = grants_by_id(missing)
             self._grants.update((grant_id, found.get(grant_id)) for grant_id in missing)
@@ -191,40 +191,53 @@ class UseEvaluator:
         """Decide each item, in order, counting outcomes and hashing ids as it goes."""
         self._load([item for item in items if type(item) is engine.UseRecord])
         policy, purpose, at = self.policy, self.purpose, self.at
-        grants, employees, digest, by_reason = self._grants, self._employees, self._digest, self.by_reason
+        grants, employees, by_reason, limits = self._grants, self._employees, self.by_reason, self._limits
+        decide = engine.decide_use
         results: list[Result] = []
+        denied = 0
         for item in items:
             if type(item) is InvalidRecord:
                 reasons: tuple[engine.Reason, ...] = (engine.Reason(engine.Code.INVALID_RECORD, item.detail),)
             else:
                 grant = grants[item.grant_id]
                 employee = employees.get(grant.employee) if grant is not None else None
-                reasons = engine.decide_use(policy, record=item, purpose=purpose, grant=grant, employee=employee, at=at)
-            digest.update((item.id or "").encode() + b"\n")
+                known = None
+                if employee is not None:
+                    # Retention limits are the same for every record of one grant and category.
+                    key = (grant.id, item.category)
+                    known = limits.get(key)
+                    if known is None:
+                        known = limits[key] = engine.use_limits(
+                            policy, grant=grant, employee=employee, purpose=purpose, category=item.category, at=at
+                        )
+                reasons = decide(
+                    policy, record=item, purpose=purpose, grant=grant, employee=employee, at=at, limits=known
+                )
             if reasons:
-                self.denied += 1
+                denied += 1
                 by_reason.update({reason.code for reason in reasons})
-            else:
-                self.allowed += 1
             results.append((item.id, reasons))
+        self.denied += denied
+        self.allowed += len(items) - denied
+        self._digest.update("".join(f"{item.id or ''}\n" for item in items).encode())
         return results
 
     def result_json(self, result: Result) -> dict[str, Any]:
         record_id, reasons = result
         return {"id": record_id, "allowed": not reasons, "reasons": [reason_json(reason) for reason in reasons]}
 
-    def result_line(self, result: Result) -> str:
+    def result_line(self, result: Result) -> bytes:
         """One NDJSON result line; reasons repeat a lot, so their JSON is built once."""
         record_id, reasons = result
-        head = '{"id":' + json.dumps(record_id)
+        head = b'{"id":' + orjson.dumps(record_id)
         if not reasons:
-            return head + ',"allowed":true,"reasons":[]}\n'
+            return head + b',"allowed":true,"reasons":[]}\n'
         parts = []
         for reason in reasons:
             text = self._reason_text.get(reason)
             if text is None:
-                text = json.dumps(reason_json(reason), separators=(",", ":"))
+                text = orjson.dumps(reason_json(reason))
                 if len(self._reason_text) < 10_000:
                     self._reason_text[reason] = text
             parts.append(text)
-        return head + ',"allowed":false,"reasons":[' + ",".join(parts) + "]}\n"
+        return head + b',"allowed":false,"reasons":[' + b",".join(parts) + b"]}\n"

@@ -357,7 +357,7 @@ def test_each_kind_of_grant_mismatch_is_caught():
         {"captured_at": GRANT.issued_at - timedelta(seconds=1)},
         {"captured_at": GRANT.expires_at},
     ):
-        assert use(record=replace(RECORD, **change))[0] == "grant_mismatch", change
+        assert use(record=RECORD._replace(**change))[0] == "grant_mismatch", change
     assert use(purpose="performance_evaluation")[0] == "grant_mismatch"
 
 
