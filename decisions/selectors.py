@@ -9,15 +9,16 @@ Each read is one indexed query.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime
+from functools import cache
 
 from django.db import connection
-from django.db.models import Q
 from django.db.models.expressions import RawSQL
 
 from consent.models import ConsentState, NoticeAcknowledgement, Pause
 from decisions import engine
 from decisions.models import CaptureGrant
+from governance.models import Notice
 from people.models import Employee
 
 
@@ -43,29 +44,54 @@ _CONSENT_FIELDS = (
 )
 
 
-def employee_facts(*, employee: Employee, at: datetime, acknowledgements: bool = True) -> engine.EmployeeFacts:
+def _aware(value: datetime | None) -> datetime | None:
+    # SQLite hands raw cursors naive datetimes (stored in UTC); PostgreSQL aware ones.
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+
+@cache
+def _facts_sql() -> tuple[str, str, str]:
+    """The three per-request reads, as SQL built once from the models.
+
+    Written as SQL rather than querysets because they run on every capture
+    decision: compiling three querysets cost more CPU than everything else the
+    decision does (see docs/benchmarks.md).
+    """
+    q = connection.ops.quote_name
+    state, ack, pause, notice = (m._meta.db_table for m in (ConsentState, NoticeAcknowledgement, Pause, Notice))
+    # Table names come from model meta, never from input.
+    return (
+        # consent_state_unique_pair (employee, purpose, category) serves this.
+        f"SELECT s.purpose_id, s.category_id, s.state, n.version, s.since, s.expires_at, s.withdrawn_at, s.version "  # noqa: S608
+        f"FROM {q(state)} s JOIN {q(notice)} n ON n.id = s.notice_id WHERE s.employee_id = %s",
+        # acknowledgement_once_per_notice (employee, notice) serves this.
+        f"SELECT n.version, a.at FROM {q(ack)} a JOIN {q(notice)} n ON n.id = a.notice_id WHERE a.employee_id = %s",  # noqa: S608
+        # pause_employee_ends (employee, ends_at) serves this: pauses still running at ``at``.
+        f"SELECT starts_at, ends_at, resumed_at FROM {q(pause)} "  # noqa: S608
+        f"WHERE employee_id = %s AND ends_at > %s AND starts_at <= %s AND (resumed_at IS NULL OR resumed_at > %s)",
+    )
+
+
+def employee_facts(*, employee: Employee, at: datetime) -> engine.EmployeeFacts:
     """Everything about one employee a capture decision needs, read now.
 
     ``consent_version`` is the highest ``ConsentState.version``: every event
     moves exactly one state row to its own version, so that maximum is the
     employee's latest ``ConsentEvent.version`` without a second query.
     """
-    # consent_state_unique_pair (employee, purpose, category) serves this.
-    consents, version = _consents(ConsentState.objects.filter(employee_id=employee.pk).values_list(*_CONSENT_FIELDS))
-    acks: tuple[tuple[int, datetime], ...] = ()
-    if acknowledgements:
-        # acknowledgement_once_per_notice (employee, notice) serves this.
-        acks = tuple(NoticeAcknowledgement.objects.filter(employee_id=employee.pk).values_list("notice__version", "at"))
-    # pause_employee_ends (employee, ends_at) serves this: pauses still running at ``at``.
-    pauses = tuple(
-        (start, min(end, resumed) if resumed else end)
-        for start, end, resumed in Pause.objects.filter(
-            Q(resumed_at__isnull=True) | Q(resumed_at__gt=at),
-            employee_id=employee.pk,
-            ends_at__gt=at,
-            starts_at__lte=at,
-        ).values_list("starts_at", "ends_at", "resumed_at")
-    )
+    states_sql, acks_sql, pauses_sql = _facts_sql()
+    with connection.cursor() as cursor:
+        cursor.execute(states_sql, [employee.pk])
+        consents, version = _consents(
+            (purpose, category, state, notice, _aware(since), _aware(expires), _aware(withdrawn), row_version)
+            for purpose, category, state, notice, since, expires, withdrawn, row_version in cursor.fetchall()
+        )
+        cursor.execute(acks_sql, [employee.pk])
+        acks = tuple((notice, _aware(when)) for notice, when in cursor.fetchall())
+        cursor.execute(pauses_sql, [employee.pk, at, at, at])
+        pauses = tuple(
+            (_aware(start), _aware(min(end, resumed) if resumed else end)) for start, end, resumed in cursor.fetchall()
+        )
     return engine.EmployeeFacts(
         hr_id=employee.hr_id,
         country=employee.country,
