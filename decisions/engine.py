@@ -468,8 +468,23 @@ def _excluded_by(policy: Policy, kind: str, category: str, values: tuple[str, ..
     return None
 
 
+def _host(domain: str) -> str:
+    """The host name an agent meant, however it wrote it: no scheme, path, port or final dot.
+
+    Normalising only ever widens what exclusions match, so a sloppy agent is
+    excluded more, never less.
+    """
+    host = domain.strip().lower()
+    if "://" in host:
+        host = host.split("://", 1)[1]
+    host = host.split("/", 1)[0].split("?", 1)[0].rsplit("@", 1)[-1]
+    if host.count(":") == 1:
+        host = host.split(":", 1)[0]
+    return host.rstrip(".")
+
+
 def _exclusion_reason(policy: Policy, context: Context, category: str) -> Reason | None:
-    domain = context.domain.lower().rstrip(".")
+    domain = _host(context.domain)
     checks = (
         ("app", (context.app.lower(),)),
         # "*.bank.com" also covers the bare "bank.com".
