@@ -55,6 +55,7 @@ from decisions.usebatch import (
     ndjson_lines,
     parse_line,
     parse_record,
+    reason_json,
 )
 from governance.models import Region
 from people.authentication import IsDeviceToken, IsPipelineToken, token_of
@@ -108,15 +109,7 @@ def _decision_body(outcome: CaptureOutcome) -> dict[str, Any]:
         "categories": {
             result.category: {
                 "allowed": result.allowed,
-                "reasons": [
-                    {
-                        "code": reason.code,
-                        "detail": reason.detail,
-                        "missing_configuration": reason.missing_configuration,
-                        **({"preconditions": list(reason.preconditions)} if reason.preconditions else {}),
-                    }
-                    for reason in result.reasons
-                ],
+                "reasons": [reason_json(reason) for reason in result.reasons],
             }
             for result in decision.categories
         },

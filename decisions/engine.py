@@ -483,17 +483,20 @@ def _host(domain: str) -> str:
     return host.rstrip(".")
 
 
-def _exclusion_reason(policy: Policy, context: Context, category: str) -> Reason | None:
-    domain = _host(context.domain)
+def _context_checks(context: Context) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """The normalised values each kind of exclusion is matched against (empty kinds left out)."""
+    host = _host(context.domain)
     checks = (
-        ("app", (context.app.lower(),)),
+        ("app", (context.app.lower(),) if context.app else ()),
         # "*.bank.com" also covers the bare "bank.com".
-        ("domain", (domain, "." + domain) if domain else ()),
+        ("domain", (host, "." + host) if host else ()),
         ("flag", tuple(flag.lower() for flag in context.flags)),
     )
+    return tuple(check for check in checks if check[1])
+
+
+def _exclusion_reason(policy: Policy, checks: tuple[tuple[str, tuple[str, ...]], ...], category: str) -> Reason | None:
     for kind, values in checks:
-        if not values:
-            continue
         exclusion = _excluded_by(policy, kind, category, values)
         if exclusion is not None:
             return Reason(Code.EXCLUDED_CONTEXT, f"Never captured: {exclusion.label} ({exclusion.reason}).")
@@ -522,6 +525,7 @@ def decide_capture(
     notice = policy.notice_at(at)
     purpose = policy.purposes.get(request.purpose)
     paused = any(start <= at < until for start, until in employee.pauses)
+    checks = _context_checks(request.context)
 
     def met(kind: str, category: str) -> bool:
         return _precondition_met(
@@ -579,7 +583,7 @@ def decide_capture(
                 reasons.append(consent)
         if paused:
             reasons.append(Reason(Code.PAUSED, "The employee paused capture."))
-        excluded = _exclusion_reason(policy, request.context, category)
+        excluded = _exclusion_reason(policy, checks, category) if checks else None
         if excluded is not None:
             reasons.append(excluded)
         results.append(CategoryDecision(category, tuple(reasons)))
