@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.exceptions import PermissionDenied
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from rest_framework import exceptions
@@ -57,6 +58,14 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
         errors = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
         return problem(
             status_code=422, title="Invalid input", detail="; ".join(exc.messages), code="invalid", errors=errors
+        )
+    if isinstance(exc, RequestDataTooBig):
+        # Django refuses bodies over DATA_UPLOAD_MAX_MEMORY_SIZE when DRF reads them.
+        return problem(
+            status_code=413,
+            title="Request body too large",
+            detail=f"The body exceeds {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes.",
+            code="payload_too_large",
         )
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()

@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "guardian",
     # Domain apps, in layer order: each imports only from those above it.
+    "consentry",
     "audit",
     "people",
     "governance",
@@ -181,6 +182,9 @@ CONSENTRY_K_ANONYMITY = env_int("CONSENTRY_K_ANONYMITY", 10, minimum=2)
 CONSENTRY_ISSUER = env_str("CONSENTRY_ISSUER", "consentry")
 CONSENTRY_CONTROLLER_NAME = env_str("CONSENTRY_CONTROLLER_NAME", "Example Corp")
 CONSENTRY_CONTROLLER_CONTACT = env_str("CONSENTRY_CONTROLLER_CONTACT", "privacy@example.com")
+# Postal address and phone of the controller, printed on consent receipts (Kantara v1.1).
+CONSENTRY_CONTROLLER_ADDRESS = env_str("CONSENTRY_CONTROLLER_ADDRESS", "")
+CONSENTRY_CONTROLLER_PHONE = env_str("CONSENTRY_CONTROLLER_PHONE", "")
 
 # Security headers. Off only when DEBUG is on (local HTTP).
 SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", not DEBUG)
@@ -202,3 +206,11 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
 }
+
+# API protection: idempotency keys, rate limits, body size, cache.
+# Largest request body (bytes) any JSON endpoint reads; 413 beyond. Room for a
+# 10,000-record use-decision batch.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("CONSENTRY_MAX_BODY_BYTES", 5 * 1024 * 1024, minimum=1024)
+# Idempotency-Key records are kept at least this long (API.md promises 24 h).
+CONSENTRY_IDEMPOTENCY_TTL_HOURS = env_int("CONSENTRY_IDEMPOTENCY_TTL_HOURS", 48, minimum=24)
+CELERY_BEAT_SCHEDULE["consentry.idempotency_purge"] = {"task": "consentry.idempotency_purge", "schedule": 3600.0}
