@@ -9,22 +9,13 @@ from rest_framework import serializers
 from consent.models import Receipt
 from consent.selectors import REGION_UNKNOWN, ConsentOverview, PairState
 from consent.services import MAX_PAUSE
+from consentry.fields import StrictBooleanField
 from governance.models import DataCategory, Purpose, RuleStatus
 
 MAX_CHOICES = 500
+# Where the employee works: the rule's status, or unknown when no rule covers it.
+REGION_STATUS_CHOICES = [*RuleStatus.values, REGION_UNKNOWN]
 MAX_PAUSE_MINUTES = int(MAX_PAUSE.total_seconds() // 60)
-
-
-class StrictBooleanField(serializers.BooleanField):
-    """Only JSON true or false: an opt-in is never inferred from "yes", 1 or "on"."""
-
-    default_error_messages = {"invalid": "Must be true or false."}
-
-    def to_internal_value(self, data: Any) -> bool:
-        if isinstance(data, bool):
-            return data
-        self.fail("invalid")
-        raise AssertionError("unreachable")  # pragma: no cover - fail() raises
 
 
 # Output -----------------------------------------------------------------------------
@@ -36,17 +27,17 @@ class PreconditionSerializer(serializers.Serializer):
     label = serializers.CharField()
 
 
-class RegionSerializer(serializers.Serializer):
+class RegionStandingSerializer(serializers.Serializer):
     code = serializers.CharField(help_text="The work location's ISO 3166 code, from HR data.")
     status = serializers.ChoiceField(
-        choices=[*RuleStatus.values, REGION_UNKNOWN], help_text="unknown: no rule covers the location (deny)."
+        choices=REGION_STATUS_CHOICES, help_text="unknown: no rule covers the location (deny)."
     )
     rule_region = serializers.CharField(allow_null=True, help_text="The region whose rule applies (e.g. EU).")
     preconditions = PreconditionSerializer(many=True)
     blocked_categories = serializers.ListField(child=serializers.CharField())
 
 
-class NoticeSerializer(serializers.Serializer):
+class CurrentNoticeSerializer(serializers.Serializer):
     version = serializers.IntegerField()
     title = serializers.CharField()
     material = serializers.BooleanField()
@@ -70,8 +61,8 @@ class ConsentItemSerializer(serializers.Serializer):
 
 class ConsentOverviewSerializer(serializers.Serializer):
     employee = serializers.CharField(source="employee.hr_id")
-    region = RegionSerializer()
-    notice = NoticeSerializer(allow_null=True)
+    region = RegionStandingSerializer()
+    notice = CurrentNoticeSerializer(allow_null=True)
     acknowledged = serializers.BooleanField(help_text="Whether the current notice is acknowledged.")
     paused_until = serializers.DateTimeField(allow_null=True)
     items = ConsentItemSerializer(many=True)

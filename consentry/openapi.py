@@ -7,6 +7,7 @@ can branch on.
 
 from __future__ import annotations
 
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse
 from rest_framework import serializers
 
@@ -105,3 +106,17 @@ IDEMPOTENCY_KEY = OpenApiParameter(
         "24 hours, per caller. 1 to 255 printable ASCII characters."
     ),
 )
+
+
+class BearerTokenScheme(OpenApiAuthenticationExtension):
+    """Documents ``people.authentication.BearerTokenAuthentication`` (named by path: consentry imports no app)."""
+
+    target_class = "people.authentication.BearerTokenAuthentication"
+    name = "bearerToken"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "Device, pipeline, user or HR token (API.md, Conventions); each kind has its own endpoints.",
+        }

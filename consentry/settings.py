@@ -148,6 +148,17 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Consent and privacy governance for workplace activity data.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # One name per choice set, whichever serializer uses it.
+    "ENUM_NAME_OVERRIDES": {
+        "RegionKindEnum": "governance.models.RegionKind",
+        "ExclusionKindEnum": "governance.models.ExclusionKind",
+        "PreconditionTypeEnum": "governance.models.PreconditionType",
+        "RuleStatusEnum": "governance.models.RuleStatus",
+        "RegionStandingStatusEnum": "consent.serializers.REGION_STATUS_CHOICES",
+        "ConsentEventKindEnum": "consent.models.ConsentEventKind",
+        "ConsentItemStateEnum": "consent.selectors.PairState.ALL",
+        "ApprovalStateEnum": "governance.models.ApprovalState",
+    },
 }
 
 # Celery. The default broker is kombu's filesystem transport inside the state
