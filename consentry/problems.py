@@ -7,6 +7,7 @@ layer turns it, and every DRF and Django error, into
 
 from __future__ import annotations
 
+from http import HTTPStatus
 from typing import Any
 
 from django.conf import settings
@@ -47,6 +48,14 @@ def _flatten(detail: Any) -> Any:
     if isinstance(detail, list):
         return [_flatten(item) for item in detail]
     return str(detail)
+
+
+def _title(exc: Exception, status_code: int) -> str:
+    title = str(getattr(exc, "default_detail", "") or "")
+    # Some DRF defaults are templates ("Unsupported media type \"{media_type}\"…"): use the status phrase.
+    if not title or "{" in title:
+        return HTTPStatus(status_code).phrase
+    return title
 
 
 def exception_handler(exc: Exception, context: dict) -> Response | None:
@@ -90,7 +99,7 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
     headers = {k: v for k, v in response.headers.items() if k in ("Retry-After", "WWW-Authenticate")}
     return problem(
         status_code=response.status_code,
-        title=str(getattr(exc, "default_detail", "Error")),
+        title=_title(exc, response.status_code),
         detail=str(detail),
         code=code if isinstance(code, str) else "error",
         headers=headers,

@@ -30,6 +30,19 @@ from governance.models import (
 )
 
 MAX_LIST = 500
+# ISO 3166-1 alpha-2, ISO 3166-2 (US-NY, FR-75C), or an upper-case group code (EU, EEA).
+REGION_CODE = r"^[A-Z]{2}(-[A-Z0-9]{1,3})?$|^[A-Z]{2,16}$"
+
+
+def region_code_field(**kwargs) -> serializers.RegexField:
+    return serializers.RegexField(
+        REGION_CODE,
+        max_length=16,
+        error_messages={"invalid": "Not a region code (ISO 3166 or an upper-case group code)."},
+        **kwargs,
+    )
+
+
 SLUG = {"max_length": 64}
 LONG_TEXT = 100_000
 
@@ -203,12 +216,10 @@ class ApprovalSerializer(serializers.Serializer):
 
 
 class RegionInputSerializer(serializers.Serializer):
-    code = serializers.CharField(max_length=16, help_text="ISO 3166-1/2 code, or an upper-case group code.")
+    code = region_code_field(help_text="ISO 3166-1/2 code, or an upper-case group code.")
     name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
     kind = serializers.ChoiceField(choices=RegionKind.choices, required=False, allow_blank=True, default="")
-    members = serializers.ListField(
-        child=serializers.CharField(max_length=2), required=False, default=list, max_length=MAX_LIST
-    )
+    members = serializers.ListField(child=region_code_field(), required=False, default=list, max_length=MAX_LIST)
 
 
 class DataCategoryInputSerializer(serializers.Serializer):
@@ -249,7 +260,7 @@ class NoticeInputSerializer(serializers.Serializer):
 
 
 class RuleInputSerializer(serializers.Serializer):
-    region = serializers.CharField(max_length=16)
+    region = region_code_field()
     status = serializers.ChoiceField(choices=RuleStatus.choices)
     preconditions = serializers.ListField(
         child=serializers.ChoiceField(choices=PreconditionType.choices), required=False, default=list
@@ -271,7 +282,7 @@ class RuleInputSerializer(serializers.Serializer):
 class InstrumentInputSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=PreconditionType.choices)
     title = serializers.CharField(max_length=200)
-    region = serializers.CharField(max_length=16)
+    region = region_code_field()
     entity = serializers.CharField(max_length=120, required=False, allow_blank=True, default="")
     site = serializers.CharField(max_length=120, required=False, allow_blank=True, default="")
     employee = serializers.CharField(
@@ -284,7 +295,7 @@ class InstrumentInputSerializer(serializers.Serializer):
 
 class RetentionInputSerializer(serializers.Serializer):
     category = serializers.SlugField(**SLUG)
-    region = serializers.CharField(max_length=16, required=False, allow_null=True, default=None)
+    region = region_code_field(required=False, allow_null=True, default=None)
     purpose = serializers.SlugField(required=False, allow_null=True, default=None, **SLUG)
     raw_retention_days = serializers.IntegerField(min_value=0, max_value=36_500)
     delete_on_withdrawal_days = serializers.IntegerField(min_value=0, max_value=36_500, required=False, default=30)

@@ -1,10 +1,11 @@
-"""Fixtures for the self-service API tests: API clients signed in as the personas."""
+"""Fixtures for the self-service API tests."""
 
 from __future__ import annotations
 
 import pytest
 from django.core.cache import cache
-from rest_framework.test import APIClient
+
+from governance.tests.personas import build_cast
 
 
 @pytest.fixture(autouse=True)
@@ -16,12 +17,5 @@ def _fresh_rate_limits():
 
 
 @pytest.fixture
-def api():
-    return APIClient()
-
-
-@pytest.fixture
-def nina_api(ny_employee):
-    client = APIClient()
-    client.force_authenticate(user=ny_employee.user)
-    return client
+def cast(small_policy):
+    return build_cast(small_policy["regions"])
