@@ -10,8 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
-from consentry.env import env_bool, env_int, env_list, env_str
+from consentry.env import env_bool, env_int, env_list, env_rate, env_str
 from consentry.localstate import ed25519_pem, random_key_b64, random_token, secret
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -142,6 +143,8 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 100,
+    # Per person and per machine token; rates in CONSENTRY_RATE_LIMITS below.
+    "DEFAULT_THROTTLE_CLASSES": ["consentry.throttling.CallerRateThrottle"],
     # The API speaks JSON only; so do its tests unless they say otherwise.
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
@@ -224,6 +227,31 @@ LOGGING = {
 # Largest request body (bytes) any JSON endpoint reads; 413 beyond. Room for a
 # 10,000-record use-decision batch.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("CONSENTRY_MAX_BODY_BYTES", 5 * 1024 * 1024, minimum=1024)
+# Requests per caller (a person, or a machine token) and scope; "off" disables a
+# scope. Views choose a scope with throttle_scope: the decision endpoints use
+# "decisions", everything else "api"; anonymous callers share "anon" per address.
+CONSENTRY_RATE_LIMITS = {
+    "api": env_rate("CONSENTRY_RATE_API", "600/minute"),
+    "decisions": env_rate("CONSENTRY_RATE_DECISIONS", "6000/minute"),
+    "anon": env_rate("CONSENTRY_RATE_ANON", "60/minute"),
+}
+REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = CONSENTRY_RATE_LIMITS
+# Rate-limit counters (and any other cache use). Local memory per process by
+# default; production sets a Redis URL so every process shares one count.
+CONSENTRY_CACHE_URL = env_str("CONSENTRY_CACHE_URL", "")
+if CONSENTRY_CACHE_URL:
+    if not CONSENTRY_CACHE_URL.startswith(("redis://", "rediss://", "unix://")):
+        raise ImproperlyConfigured("CONSENTRY_CACHE_URL must be a redis://, rediss:// or unix:// URL")
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": CONSENTRY_CACHE_URL,
+            # A cache that hangs must not hang the API: fail fast, then 503.
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "consentry"}}
 # Idempotency-Key records are kept at least this long (API.md promises 24 h).
 CONSENTRY_IDEMPOTENCY_TTL_HOURS = env_int("CONSENTRY_IDEMPOTENCY_TTL_HOURS", 48, minimum=24)
 CELERY_BEAT_SCHEDULE["consentry.idempotency_purge"] = {"task": "consentry.idempotency_purge", "schedule": 3600.0}

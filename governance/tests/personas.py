@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.db import transaction
 from guardian.shortcuts import assign_perm
 from rest_framework.test import APIClient
 
@@ -74,3 +75,16 @@ def build_cast(regions: dict) -> Cast:
         "hr": token_issue(kind="hr", name="workday", actor=SYSTEM)[1],
     }
     return Cast(users=users, employee=employee, other_employee=other, tokens=tokens)
+
+
+def matrix(cast: Cast, method: str, path: str, body=None) -> dict[str, int]:
+    """Status per persona for one request; each persona's request is rolled back, so all start equal."""
+    statuses = {}
+    for persona in PERSONAS:
+        with transaction.atomic():
+            response = getattr(cast.client(persona), method)(path, body, format="json")
+            transaction.set_rollback(True)
+        if response.status_code >= 400:
+            assert response["Content-Type"].startswith("application/problem+json"), (persona, response.content)
+        statuses[persona] = response.status_code
+    return statuses
