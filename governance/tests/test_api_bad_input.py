@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from django.db import transaction
 from django.utils import timezone
 
 from audit.models import AuditEntry
@@ -261,10 +262,19 @@ def _coerce(filled, template):
     return filled
 
 
-def assert_problem(response, status, code):
-    assert response.status_code == status, response.content
-    assert response["Content-Type"].startswith("application/problem+json")
-    assert response.json()["code"] == code, response.json()
+def answer(client, method, path, body=None, **extra):
+    """One request, rolled back afterwards so every case starts from the same state."""
+    with transaction.atomic():
+        response = getattr(client, method)(path, body, **extra)
+        transaction.set_rollback(True)
+    return response
+
+
+def problem_of(response) -> tuple[int, str | None]:
+    """(status, code), with code None unless the answer is problem+json."""
+    if not response["Content-Type"].startswith("application/problem+json"):
+        return response.status_code, None
+    return response.status_code, response.json()["code"]
 
 
 def snapshot():
@@ -276,35 +286,37 @@ def snapshot():
     )
 
 
-@pytest.mark.parametrize(("method", "path", "body", "status", "code"), BAD_WRITES)
-def test_bad_input_is_refused_with_a_problem_and_changes_nothing(cast, objects, method, path, body, status, code):
-    client = cast.client("approver" if path.endswith("/approve") else "legal_in_scope")
+def client_for(cast, path):
+    return cast.client("approver" if path.endswith("/approve") else "legal_in_scope")
+
+
+def test_bad_input_on_every_policy_write_is_refused_with_a_problem(cast, objects):
     before = snapshot()
-    response = getattr(client, method)(fill(path, objects), fill(body, objects), format="json")
-    assert_problem(response, status, code)
+    answers, wanted = {}, {}
+    for method, path, body, status, code in BAD_WRITES:
+        case = (method, path, str(body)[:80])
+        url = fill(path, objects)
+        answers[case] = problem_of(answer(client_for(cast, path), method, url, fill(body, objects), format="json"))
+        wanted[case] = (status, code)
+    assert answers == wanted
     assert snapshot() == before
 
 
-@pytest.mark.parametrize(("method", "path"), WRITE_PATHS)
-def test_malformed_json_is_a_400(cast, objects, method, path):
-    client = cast.client("approver" if path.endswith("/approve") else "legal_in_scope")
-    response = getattr(client, method)(fill(path, objects), data="{oops", content_type="application/json")
-    assert_problem(response, 400, "parse_error")
-
-
-@pytest.mark.parametrize(("method", "path"), WRITE_PATHS)
-def test_a_body_over_the_limit_is_a_413(cast, objects, settings, method, path):
+@pytest.mark.parametrize(
+    ("body", "content_type", "status", "code"),
+    [
+        ("{oops", "application/json", 400, "parse_error"),
+        (json.dumps({"padding": "x" * 5000}), "application/json", 413, "payload_too_large"),
+        ("a=1", "application/x-www-form-urlencoded", 415, "unsupported_media_type"),
+    ],
+    ids=["malformed JSON", "oversized body", "not JSON"],
+)
+def test_unreadable_bodies_are_refused_on_every_policy_write(cast, objects, settings, body, content_type, status, code):
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 4096
-    client = cast.client("approver" if path.endswith("/approve") else "legal_in_scope")
-    body = json.dumps({"padding": "x" * 5000})
-    response = getattr(client, method)(fill(path, objects), data=body, content_type="application/json")
-    assert_problem(response, 413, "payload_too_large")
-
-
-@pytest.mark.parametrize(("method", "path"), WRITE_PATHS)
-def test_a_form_encoded_body_is_a_415(cast, objects, method, path):
-    client = cast.client("approver" if path.endswith("/approve") else "legal_in_scope")
-    response = getattr(client, method)(
-        fill(path, objects), data="a=1", content_type="application/x-www-form-urlencoded"
-    )
-    assert_problem(response, 415, "unsupported_media_type")
+    answers = {
+        (method, path): problem_of(
+            answer(client_for(cast, path), method, fill(path, objects), body, content_type=content_type)
+        )
+        for method, path in WRITE_PATHS
+    }
+    assert answers == dict.fromkeys(answers, (status, code))
