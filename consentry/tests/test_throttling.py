@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from django.core.cache import cache
 from django.core.exceptions import ImproperlyConfigured
 from rest_framework.response import Response
 from rest_framework.test import APIClient, APIRequestFactory
@@ -14,13 +13,6 @@ from people.authentication import IsDeviceToken
 
 pytestmark = pytest.mark.django_db
 CONSENT = "/api/v1/me/consent"
-
-
-@pytest.fixture(autouse=True)
-def _fresh_rate_limits():
-    cache.clear()
-    yield
-    cache.clear()
 
 
 @pytest.fixture
