@@ -21,7 +21,7 @@ from django.db.models import Max
 from audit.actors import Actor
 from audit.models import EventType
 from audit.services import record
-from consentry.problems import DomainError
+from consentry.errors import DomainError
 from governance.models import (
     ApprovalState,
     ContextExclusion,

@@ -14,7 +14,7 @@ from django.db import transaction
 
 from audit.actors import Actor
 from audit.models import AuditEntry, EventType
-from consentry.problems import DomainError
+from consentry.errors import DomainError
 from governance.models import (
     ApprovalState,
     ContextExclusion,
