@@ -176,7 +176,7 @@ SPECTACULAR_SETTINGS = {
         "RuleStatusEnum": "governance.models.RuleStatus",
         "RegionStandingStatusEnum": "consent.serializers.REGION_STATUS_CHOICES",
         "ConsentEventKindEnum": "consent.models.ConsentEventKind",
-        "ConsentItemStateEnum": "consent.selectors.PairState.ALL",
+        "ConsentItemStateEnum": "consent.selectors.PairState",
         "ApprovalStateEnum": "governance.models.ApprovalState",
     },
 }
