@@ -1,18 +1,49 @@
-"""Writing to the ledger. ``record`` is the only way an entry is created."""
+"""Writing to the ledger. ``record`` is the only way an entry is created.
+
+Also here: signing checkpoints, the daily verification that audits its own
+result, and auditors' export jobs (each request and completion audited).
+"""
 
 from __future__ import annotations
 
+import hashlib
+import logging
+import tempfile
+import uuid
 from datetime import datetime
+from functools import partial
 from typing import Any
 
-from django.db import transaction
+from django.core.files import File
+from django.core.files.storage import default_storage
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from audit.access import AuditAccess
 from audit.actors import Actor
+from audit.bundle import write_bundle
 from audit.chain import GENESIS_HASH, entry_hash, format_time, normalise_payload
-from audit.models import AuditEntry, AuditHead, EventType
+from audit.models import (
+    TREE_NODE_LEVEL,
+    AuditCheckpoint,
+    AuditEntry,
+    AuditExport,
+    AuditHead,
+    AuditTreeNode,
+    EventType,
+    ExportFormat,
+    ExportStatus,
+)
+from audit.selectors import EntryFilters
+from audit.statements import Statement, audit_public_key, current_kid, sign
+from audit.verification import CheckpointRecord, Report, TreeWalker, tampered, walk_complete
+from audit.verifiers import stored_entries, verify_live
+from consentry.errors import DomainError, Forbidden
 
+logger = logging.getLogger(__name__)
 _VALID_TYPES = frozenset(EventType.values)
+FINISHED = (ExportStatus.DONE, ExportStatus.FAILED)
+EXPORTER = Actor.system("audit-export")
 
 
 def _locked_head() -> AuditHead:
@@ -76,3 +107,212 @@ def record(
         )
         AuditHead.objects.filter(pk=1).update(seq=entry.seq, hash=digest)
     return entry
+
+
+def checkpoint_create(*, at: datetime | None = None) -> AuditCheckpoint | None:
+    """Sign a checkpoint over every committed entry not yet covered by one.
+
+    Returns None when there is nothing new, or when another process signed the
+    same checkpoint number first. The head is read without its lock, so
+    writers never wait on this: every entry up to a committed head is
+    committed and immutable. Before signing, the new entries are rehashed and
+    their links followed from the previous checkpoint's frontier, so a
+    checkpoint never vouches for a broken chain (``TamperDetected`` instead).
+    Perfect subtrees of 256 leaves and up are stored for inclusion proofs.
+    """
+    size = AuditHead.objects.filter(pk=1).values_list("seq", flat=True).first() or 0
+    previous = AuditCheckpoint.objects.order_by("-number").first()
+    if size <= (previous.size if previous else 0):
+        return None
+    walker = TreeWalker(
+        (),
+        key_for=audit_public_key,
+        start=CheckpointRecord.from_model(previous) if previous else None,
+        keep_level=TREE_NODE_LEVEL,
+    )
+    walk_complete(stored_entries(after=walker.size, upto=size), walker, Report())
+    if walker.size != size:
+        raise tampered(f"the chain head names entry #{size} but the log ends at entry #{walker.size}")
+    moment = at or timezone.now()
+    if previous and moment < previous.issued_at:
+        # Clocks of different hosts disagree: checkpoint times never go back.
+        moment = previous.issued_at
+    statement = Statement(
+        number=previous.number + 1 if previous else 1,
+        size=size,
+        root=walker.frontier.root().hex(),
+        head=walker.last_entry_hash,
+        prev_signature=previous.signature if previous else "",
+        issued_at=format_time(moment),
+        kid=current_kid(),
+    )
+    try:
+        with transaction.atomic():
+            checkpoint = AuditCheckpoint.objects.create(
+                number=statement.number,
+                size=statement.size,
+                root=statement.root,
+                head=statement.head,
+                frontier=walker.frontier.hex_nodes(),
+                prev_signature=statement.prev_signature,
+                issued_at=moment,
+                kid=statement.kid,
+                signature=sign(statement.message()),
+            )
+            AuditTreeNode.objects.bulk_create(
+                [
+                    AuditTreeNode(level=level, index=index, hash=node.hex())
+                    for level, index, node in walker.frontier.completed
+                ],
+                batch_size=1000,
+            )
+    except IntegrityError:
+        return None
+    return checkpoint
+
+
+def ledger_verify(*, actor: Actor) -> Report:
+    """Verify the live ledger and put the outcome on it: the daily proof that nobody edited history."""
+    report = verify_live()
+    if not report.ok:
+        logger.error("audit ledger verification failed: %s", "; ".join(map(str, report.problems)))
+    with transaction.atomic():
+        record(
+            event_type=EventType.AUDIT_VERIFIED if report.ok else EventType.AUDIT_VERIFICATION_FAILED,
+            actor=actor,
+            object_type="audit_ledger",
+            payload=report.summary(),
+        )
+    return report
+
+
+def export_request(
+    *, user: Any, access: AuditAccess, filters: EntryFilters, format: str, at: datetime | None = None
+) -> AuditExport:
+    """Start an auditor's export job; the request itself goes on the ledger.
+
+    The auditor's scope is frozen into the job, so the bundle holds what they
+    could read when they asked. The build runs in a Celery task after commit.
+    """
+    if not access.can_audit:
+        raise Forbidden("Only auditors export the audit ledger.", code="not_an_auditor")
+    if format not in ExportFormat.values:
+        raise DomainError(f"Unknown export format {format!r}.", code="invalid_format")
+    moment = at or timezone.now()
+    with transaction.atomic():
+        export = AuditExport.objects.create(
+            requested_by=user,
+            requested_at=moment,
+            format=format,
+            filters=filters.as_json(),
+            scope=access.scope_json(),
+            updated_at=moment,
+        )
+        record(
+            event_type=EventType.AUDIT_EXPORT_REQUESTED,
+            actor=Actor.for_user(user),
+            object_type="audit_export",
+            object_id=str(export.id),
+            payload={"format": format, "filters": export.filters, "scope": export.scope},
+            at=moment,
+        )
+        transaction.on_commit(partial(_enqueue_export, export.id), robust=True)
+    return export
+
+
+def _enqueue_export(export_id: uuid.UUID) -> None:
+    # Imported here: tasks call services, not the other way round. A broker
+    # outage leaves the job pending; export_sweep enqueues it again.
+    from audit.tasks import export_build_task
+
+    export_build_task.delay(str(export_id))
+
+
+def export_build(*, export_id: uuid.UUID, now: datetime | None = None) -> AuditExport:
+    """Build (or rebuild) an export's bundle; safe to run again after a crash.
+
+    The first run fixes the signed checkpoint the bundle covers (a fresh one
+    over the current head), so every retry writes the same bytes. The bundle
+    is written to a temporary file and stored only when complete; the job is
+    marked done, and the completion audited with the bundle's SHA-256, once.
+    """
+    if not AuditExport.objects.filter(pk=export_id).exclude(status__in=FINISHED).exists():
+        return AuditExport.objects.get(pk=export_id)
+    checkpoint_create()
+    moment = now or timezone.now()
+    with transaction.atomic():
+        export = AuditExport.objects.select_for_update().get(pk=export_id)
+        if export.status in FINISHED:
+            return export
+        if export.checkpoint_id is None:
+            export.checkpoint = AuditCheckpoint.objects.order_by("-number").first()
+        export.status = ExportStatus.RUNNING
+        export.attempts += 1
+        export.progress = 0
+        export.started_at = export.updated_at = moment
+        export.save(update_fields=["checkpoint", "status", "attempts", "progress", "started_at", "updated_at"])
+
+    def on_progress(percent: int) -> None:
+        AuditExport.objects.filter(pk=export_id, status=ExportStatus.RUNNING).update(
+            progress=percent, updated_at=timezone.now()
+        )
+
+    name = f"audit-exports/{export_id}.zip"
+    with tempfile.TemporaryFile() as scratch:
+        result = write_bundle(export=export, out=scratch, on_progress=on_progress)
+        scratch.seek(0)
+        digest = hashlib.sha256()
+        for block in iter(lambda: scratch.read(1 << 20), b""):
+            digest.update(block)
+        byte_size = scratch.tell()
+        scratch.seek(0)
+        # A previous run may have stored the bundle and died before marking the job done.
+        default_storage.delete(name)
+        stored = default_storage.save(name, File(scratch, name=name))
+    with transaction.atomic():
+        export = AuditExport.objects.select_for_update().get(pk=export_id)
+        if export.status in FINISHED:
+            return export
+        export.status = ExportStatus.DONE
+        export.progress = 100
+        export.file.name = stored
+        export.sha256 = digest.hexdigest()
+        export.byte_size = byte_size
+        export.entry_count = result.entries
+        export.error = ""
+        export.finished_at = export.updated_at = timezone.now()
+        export.save()
+        record(
+            event_type=EventType.AUDIT_EXPORT_COMPLETED,
+            actor=EXPORTER,
+            object_type="audit_export",
+            object_id=str(export.id),
+            payload={
+                "sha256": export.sha256,
+                "entries": result.entries,
+                "tree": {"from_size": result.from_size, "to_size": result.to_size},
+                "checkpoint": export.checkpoint_id,
+                "format": export.format,
+            },
+        )
+    return export
+
+
+def export_fail(*, export_id: uuid.UUID, error: str) -> AuditExport:
+    """Give up on an export: the auditor sees why, and the ledger records it."""
+    with transaction.atomic():
+        export = AuditExport.objects.select_for_update().get(pk=export_id)
+        if export.status in FINISHED:
+            return export
+        export.status = ExportStatus.FAILED
+        export.error = error[:2000]
+        export.finished_at = export.updated_at = timezone.now()
+        export.save(update_fields=["status", "error", "finished_at", "updated_at"])
+        record(
+            event_type=EventType.AUDIT_EXPORT_FAILED,
+            actor=EXPORTER,
+            object_type="audit_export",
+            object_id=str(export.id),
+            payload={"error": export.error},
+        )
+    return export
