@@ -38,7 +38,7 @@ import io
 import json
 import zipfile
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -116,9 +116,9 @@ class _Progress:
 
 def _entry_rows(entries) -> Iterator[tuple[Any, ...]]:
     """Stored rows in HASHED_FIELDS order plus the hash, ``at`` as canonical text."""
-    rows = entries.values_list(*HASHED_FIELDS, "hash").iterator(chunk_size=CHUNK)
-    for row in rows:
-        yield (row[0], format_time(row[1]), *row[2:])
+    with closing(entries.values_list(*HASHED_FIELDS, "hash").iterator(chunk_size=CHUNK)) as rows:
+        for row in rows:
+            yield (row[0], format_time(row[1]), *row[2:])
 
 
 def _checked_line(row: tuple[Any, ...]) -> bytes:
@@ -171,23 +171,26 @@ def write_bundle(*, export: AuditExport, out: IO[bytes], on_progress: Callable[[
 
     with zipfile.ZipFile(out, "w") as archive:
         entries_name = ENTRIES_FILE[ExportFormat(export.format)]
-        with member(archive, entries_name) as writer:
-            _write_entries(writer, _entry_rows(entries), export.format, progress)
+        # closing(): a server-side cursor must be closed before its transaction ends, even on an error.
+        with member(archive, entries_name) as writer, closing(_entry_rows(entries)) as rows:
+            _write_entries(writer, rows, export.format, progress)
         with member(archive, "checkpoints.jsonl") as writer:
             numbers = {"number__gte": start.number if start else 1, "number__lte": end.number}
-            for checkpoint in AuditCheckpoint.objects.filter(**numbers).order_by("number").iterator(chunk_size=CHUNK):
+            checkpoints = AuditCheckpoint.objects.filter(**numbers).order_by("number")
+            for checkpoint in checkpoints:
                 record = CheckpointRecord.from_model(checkpoint).as_json()
                 writer.write(json.dumps(record, sort_keys=True, separators=(",", ":")).encode() + b"\n")
         if not complete:
             with member(archive, "leaves.txt") as writer:
                 leaves = AuditEntry.objects.filter(seq__gt=from_size, seq__lte=end.size).order_by("seq")
                 expected = from_size + 1
-                for seq, entry_hash in leaves.values_list("seq", "hash").iterator(chunk_size=CHUNK * 5):
-                    if seq != expected:
-                        raise tampered("is missing from the ledger", seq=expected)
-                    writer.write(entry_hash.encode() + b"\n")
-                    expected += 1
-                    progress.step()
+                with closing(leaves.values_list("seq", "hash").iterator(chunk_size=CHUNK * 5)) as rows:
+                    for seq, entry_hash in rows:
+                        if seq != expected:
+                            raise tampered("is missing from the ledger", seq=expected)
+                        writer.write(entry_hash.encode() + b"\n")
+                        expected += 1
+                        progress.step()
         with member(archive, "keys.json") as writer:
             jwks = {"keys": [public_jwk(key) for key in keyring("audit").public_keys()]}
             writer.write(json.dumps(jwks, indent=2, sort_keys=True).encode() + b"\n")

@@ -10,6 +10,7 @@ import hashlib
 import logging
 import tempfile
 import uuid
+from contextlib import closing
 from datetime import datetime
 from functools import partial
 from typing import Any
@@ -130,7 +131,8 @@ def checkpoint_create(*, at: datetime | None = None) -> AuditCheckpoint | None:
         start=CheckpointRecord.from_model(previous) if previous else None,
         keep_level=TREE_NODE_LEVEL,
     )
-    walk_complete(stored_entries(after=walker.size, upto=size), walker, Report())
+    with closing(stored_entries(after=walker.size, upto=size)) as entries:
+        walk_complete(entries, walker, Report())
     if walker.size != size:
         raise tampered(f"the chain head names entry #{size} but the log ends at entry #{walker.size}")
     moment = at or timezone.now()

@@ -34,6 +34,8 @@ from audit.merkle import Frontier, leaf_hash
 from audit.statements import Statement, signature_valid
 
 KeyLookup = Callable[[str], Ed25519PublicKey | None]
+# One entry as a verifier reads it: seq, prev_hash, its hash, and whether its content rehashes to that hash.
+Entry = tuple[int, str, str, bool]
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,8 +290,8 @@ def jsonl_line(content: bytes, entry_hash: str) -> bytes:
     return JSONL_PREFIX + content + JSONL_SUFFIX_START + entry_hash.encode() + b'"}'
 
 
-def jsonl_entry(line: bytes, position: int) -> tuple[int, str, str]:
-    """(seq, prev_hash, hash) of one exported JSONL line, rehashed, without parsing all of it.
+def jsonl_entry(line: bytes, position: int) -> Entry:
+    """One exported JSONL line, rehashed, without parsing all of it.
 
     The hash covers the content's bytes as they are, so they are hashed in
     place. Keys are sorted, so ``prev_hash`` and ``seq`` come after the
@@ -314,28 +316,30 @@ def jsonl_entry(line: bytes, position: int) -> tuple[int, str, str]:
         prev_hash = content[prev_at + len(_PREV_KEY) : prev_at + len(_PREV_KEY) + 64].decode("ascii")
     except ValueError as exc:
         raise tampered(f"line {position} of the entries file is not an exported audit entry") from exc
-    if hashlib.sha256(HASH_TAG + content).hexdigest() != stored:
+    return seq, prev_hash, stored, hashlib.sha256(HASH_TAG + content).hexdigest() == stored
+
+
+def check_intact(seq: int, intact: bool) -> None:
+    if not intact:
         raise tampered("its content does not match its hash: the entry was altered", seq=seq)
-    return seq, prev_hash, stored
 
 
-def walk_complete(entries: Iterator[tuple[int, str, str]], walker: TreeWalker, report: Report) -> None:
-    """Every entry from the walker's start on, as (seq, prev_hash, hash) with content already hashed."""
+def walk_complete(entries: Iterator[Entry], walker: TreeWalker, report: Report) -> None:
+    """Every entry from the walker's start on, in order."""
     expected = walker.size + 1
-    for seq, prev_hash, entry_hash in entries:
+    for seq, prev_hash, entry_hash, intact in entries:
         if seq > expected:
             raise tampered(f"is missing (entry #{seq} comes next): entries were removed or reordered", seq=expected)
         if seq < expected:
             raise tampered("appears a second time: an entry was inserted, repeated or reordered", seq=seq)
+        check_intact(seq, intact)
         check_link(seq, prev_hash, walker)
         walker.add(entry_hash)
         report.entries += 1
         expected += 1
 
 
-def walk_with_leaves(
-    entries: Iterator[tuple[int, str, str]], leaves: Iterator[str], walker: TreeWalker, report: Report
-) -> None:
+def walk_with_leaves(entries: Iterator[Entry], leaves: Iterator[str], walker: TreeWalker, report: Report) -> None:
     """A filtered export: the tree's leaves come from the leaf list, each entry must match its leaf."""
     pending = next(entries, None)
     for leaf in leaves:
@@ -343,7 +347,8 @@ def walk_with_leaves(
         while pending is not None and pending[0] <= seq:
             if pending[0] < seq:
                 raise tampered("is out of order or repeated in the entries file", seq=pending[0])
-            _, prev_hash, entry_hash = pending
+            _, prev_hash, entry_hash, intact = pending
+            check_intact(seq, intact)
             if entry_hash != leaf:
                 raise tampered("does not match its leaf in the tree: the entry was altered", seq=seq)
             check_link(seq, prev_hash, walker)

@@ -7,10 +7,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.db import connection, transaction
 
+from audit.access import AuditAccess
 from audit.actors import Actor
 from audit.chain import GENESIS_HASH, entry_hash, format_time
 from audit.models import AuditEntry, AuditHead, EventType
-from audit.services import record
+from audit.selectors import EntryFilters
+from audit.services import export_build, export_request, record
 from consentry.localstate import ed25519_pem
 from consentry.signing import keyring
 
@@ -21,7 +23,12 @@ TYPES = (EventType.CONSENT_GRANTED, EventType.CONSENT_WITHDRAWN, EventType.REGIO
 
 
 def write_entries(count: int) -> list[AuditEntry]:
-    """``count`` entries through record(), varied in type, region, subject and time."""
+    """``count`` entries through record(), varied in type, region, subject and time.
+
+    Entry #n gets index n - 1: region ``REGIONS[index % 6]``, subject
+    ``E{1000 + index % 4}``, time ``START`` + index minutes, payload ``n=index``.
+    """
+    base = AuditHead.objects.filter(pk=1).values_list("seq", flat=True).first() or 0
     return [
         record(
             event_type=TYPES[index % len(TYPES)],
@@ -33,7 +40,7 @@ def write_entries(count: int) -> list[AuditEntry]:
             payload={"n": index, "purpose": "ai_agent_training", "categories": ["keystrokes", "é"]},
             at=START + timedelta(minutes=index),
         )
-        for index in range(count)
+        for index in range(base, base + count)
     ]
 
 
@@ -107,3 +114,18 @@ def fresh_audit_keys(settings, tmp_path):
     keyring.cache_clear()
     yield
     keyring.cache_clear()
+
+
+@pytest.fixture
+def media(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    return settings.MEDIA_ROOT
+
+
+ALL_REGIONS = AuditAccess(can_audit=True, all_regions=True)
+
+
+def build_export(user, *, filters: EntryFilters | None = None, format: str = "jsonl", access=ALL_REGIONS):
+    """Request and build an export in-process, as the Celery task would."""
+    export = export_request(user=user, access=access, filters=filters or EntryFilters(), format=format)
+    return export_build(export_id=export.id)

@@ -57,6 +57,8 @@ LINE_HEAD = b'{"entry":'
 LINE_HASH_KEY = b',"hash":"'
 LINE_TAIL_LENGTH = len(LINE_HASH_KEY) + 64 + 2
 _canonical = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
+# One entry as read from a bundle: seq, prev_hash, its stated hash, and whether its content rehashes to it.
+Entry = tuple[int, str, str, bool]
 
 
 # --- keys ----------------------------------------------------------------------------------------
@@ -292,8 +294,8 @@ class Walk:
 # --- entries -------------------------------------------------------------------------------------
 
 
-def _entry_line(raw: bytes, number: int) -> tuple[int, str, str]:
-    """(seq, prev_hash, hash) of one line, fully parsed; the entry's bytes are hashed exactly as exported."""
+def _entry_line(raw: bytes, number: int) -> Entry:
+    """One line, fully parsed; the entry's bytes are hashed exactly as exported."""
     line = raw.rstrip(b"\n")
     body = line[len(LINE_HEAD) : -LINE_TAIL_LENGTH]
     if not (line.startswith(LINE_HEAD) and line[-LINE_TAIL_LENGTH:].startswith(LINE_HASH_KEY) and line.endswith(b'"}')):
@@ -306,13 +308,11 @@ def _entry_line(raw: bytes, number: int) -> tuple[int, str, str]:
             raise TypeError("seq or prev_hash has the wrong type")
     except (ValueError, KeyError, TypeError) as exc:
         raise _bad(f"line {number} of the entries file is not an audit entry ({exc})") from exc
-    if hashlib.sha256(ENTRY_TAG + body).hexdigest() != stated:
-        raise _bad("its content does not match its hash: the entry was altered", seq=seq)
-    return seq, prev_hash, stated
+    return seq, prev_hash, stated, hashlib.sha256(ENTRY_TAG + body).hexdigest() == stated
 
 
-def _jsonl(stream: IO[bytes]) -> Iterator[tuple[int, str, str]]:
-    """(seq, prev_hash, hash) per line, reading seq and prev_hash from the canonical text instead of parsing it.
+def _jsonl(stream: IO[bytes]) -> Iterator[Entry]:
+    """Entries line by line, reading seq and prev_hash from the canonical text instead of parsing it.
 
     Keys are sorted, so ``prev_hash`` and ``seq`` follow the payload and only
     strings follow them; a quote inside a JSON string is always escaped, so
@@ -336,12 +336,11 @@ def _jsonl(stream: IO[bytes]) -> Iterator[tuple[int, str, str]]:
             yield _entry_line(raw, number)
             continue
         stated_text = stated.decode("ascii", "replace")
-        if sha256(ENTRY_TAG + body).hexdigest() != stated_text:
-            raise _bad("its content does not match its hash: the entry was altered", seq=seq)
-        yield seq, body[prev_at + 13 : prev_at + 77].decode("ascii", "replace"), stated_text
+        prev_hash = body[prev_at + 13 : prev_at + 77].decode("ascii", "replace")
+        yield seq, prev_hash, stated_text, sha256(ENTRY_TAG + body).hexdigest() == stated_text
 
 
-def _csv(stream: IO[bytes]) -> Iterator[tuple[int, str, str]]:
+def _csv(stream: IO[bytes]) -> Iterator[Entry]:
     rows = csv.reader(io.TextIOWrapper(stream, encoding="utf-8", newline=""))
     if tuple(next(rows, ())) != CSV_COLUMNS:
         raise _bad("entries.csv does not start with the expected header")
@@ -354,25 +353,29 @@ def _csv(stream: IO[bytes]) -> Iterator[tuple[int, str, str]]:
         except ValueError as exc:
             raise _bad(f"line {number} of entries.csv is not an audit entry ({exc})") from exc
         computed = hashlib.sha256(ENTRY_TAG + _canonical(entry).encode()).hexdigest()
-        if computed != row[10]:
-            raise _bad("its content does not match its hash: the entry was altered", seq=seq)
-        yield seq, row[9], computed
+        yield seq, row[9], row[10], computed == row[10]
 
 
-def _walk_all(entries: Iterator[tuple[int, str, str]], walk: Walk, result: Result) -> None:
+def _intact(seq: int, intact: bool) -> None:
+    if not intact:
+        raise _bad("its content does not match its hash: the entry was altered", seq=seq)
+
+
+def _walk_all(entries: Iterator[Entry], walk: Walk, result: Result) -> None:
     expected = walk.tree.size + 1
-    for seq, prev_hash, entry_hash in entries:
+    for seq, prev_hash, entry_hash, intact in entries:
         if seq > expected:
             raise _bad(f"is missing (entry #{seq} comes next): entries were removed or reordered", seq=expected)
         if seq < expected:
             raise _bad("appears a second time: an entry was inserted, repeated or reordered", seq=seq)
+        _intact(seq, intact)
         walk.link(seq, prev_hash)
         walk.add(entry_hash)
         result.entries += 1
         expected += 1
 
 
-def _walk_leaves(entries: Iterator[tuple[int, str, str]], leaves: IO[bytes], walk: Walk, result: Result) -> None:
+def _walk_leaves(entries: Iterator[Entry], leaves: IO[bytes], walk: Walk, result: Result) -> None:
     upcoming = next(entries, None)
     for raw in leaves:
         value = raw.rstrip(b"\n").decode("ascii", "replace")
@@ -380,6 +383,7 @@ def _walk_leaves(entries: Iterator[tuple[int, str, str]], leaves: IO[bytes], wal
         while upcoming is not None and upcoming[0] <= seq:
             if upcoming[0] < seq:
                 raise _bad("is out of order or repeated in the entries file", seq=upcoming[0])
+            _intact(seq, upcoming[3])
             if upcoming[2] != value:
                 raise _bad("does not match its leaf in the tree: the entry was altered", seq=seq)
             walk.link(seq, upcoming[1])
