@@ -41,9 +41,6 @@ BEGIN
        AND EXISTS (SELECT 1 FROM audit_auditentry WHERE seq = NEW.seq AND hash = NEW.hash) THEN
         RETURN NEW;
     END IF;
-    IF TG_OP = 'DELETE' AND consentry_ledger_reset_allowed() THEN
-        RETURN OLD;
-    END IF;
     RAISE EXCEPTION 'consentry: % on the audit chain head is refused: it only moves forward, to a stored entry', TG_OP
         USING ERRCODE = 'insufficient_privilege';
 END;
