@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from consentry.views import health, jwks_view
@@ -12,6 +12,7 @@ urlpatterns = [
     path(".well-known/jwks.json", jwks_view, name="jwks"),
     path("health", health, name="health"),
     path("admin/", admin.site.urls),
+    path("api/v1/audit/", include("audit.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
 ]
