@@ -25,12 +25,15 @@ class EventType(models.TextChoices):
     EMPLOYEE_TRANSFERRED = "employee.transferred", "Employee work location changed"
     EMPLOYEE_STATUS_CHANGED = "employee.status_changed", "Employee status changed"
     EMPLOYEE_TERMINATED = "employee.terminated", "Employee terminated"
+    EMPLOYEE_DEPROVISIONED = "employee.deprovisioned", "Employee deleted by the HR system (kept, terminated)"
+    EMPLOYEES_IMPORTED = "employees.imported", "Employees imported from a CSV file"
     # governance
     REGION_SAVED = "region.saved", "Region saved"
     CATEGORY_SAVED = "category.saved", "Data category saved"
     PURPOSE_SAVED = "purpose.saved", "Purpose saved"
     NOTICE_DRAFTED = "notice.drafted", "Notice drafted"
     NOTICE_APPROVED = "notice.approved", "Notice approved and published"
+    NOTICE_DRAFT_DISCARDED = "notice.draft_discarded", "Notice draft discarded"
     RULE_DRAFTED = "rule.drafted", "Jurisdiction rule drafted"
     RULE_APPROVED = "rule.approved", "Jurisdiction rule approved"
     RULE_SUPERSEDED = "rule.superseded", "Jurisdiction rule superseded"
@@ -50,6 +53,8 @@ class EventType(models.TextChoices):
     # credentials
     TOKEN_ISSUED = "token.issued", "API token issued"
     TOKEN_REVOKED = "token.revoked", "API token revoked"
+    OTP_DEVICE_CONFIRMED = "otp.device_confirmed", "Two-factor authenticator enrolled"
+    OTP_DEVICE_REMOVED = "otp.device_removed", "Two-factor authenticator removed"
     # the ledger itself
     AUDIT_VERIFIED = "audit.verified", "Audit ledger verified"
     AUDIT_VERIFICATION_FAILED = "audit.verification_failed", "Audit ledger verification failed"
