@@ -14,6 +14,7 @@ from typing import Any
 
 from django.http import FileResponse
 from django.shortcuts import get_object_or_404
+from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
@@ -244,7 +245,11 @@ class ExportList(APIView):
             idempotency_key=key,
         )
         data = ExportSerializer(export, context={"request": request}).data
-        return Response(data, status=status.HTTP_202_ACCEPTED, headers={"Location": f"{request.path}{export.pk}"})
+        return Response(
+            data,
+            status=status.HTTP_202_ACCEPTED,
+            headers={"Location": reverse("audit:export-detail", kwargs={"pk": export.pk})},
+        )
 
 
 def _own_export(request: Request, pk: Any):
