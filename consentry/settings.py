@@ -11,8 +11,8 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
-from django.core.exceptions import ImproperlyConfigured
 from celery.schedules import crontab
+from django.core.exceptions import ImproperlyConfigured
 
 from consentry.env import env_bool, env_int, env_list, env_str
 from consentry.localstate import ed25519_pem, random_key_b64, random_token, secret
