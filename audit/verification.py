@@ -25,12 +25,12 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import IO, Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from audit.chain import GENESIS_HASH, HASH_TAG, format_time
-from audit.merkle import Frontier, leaf_hash
+from audit.merkle import LEAF_PREFIX, NODE_PREFIX, Frontier, leaf_hash
 from audit.statements import Statement, signature_valid
 
 KeyLookup = Callable[[str], Ed25519PublicKey | None]
@@ -215,7 +215,7 @@ class TreeWalker:
         self.frontier.append(leaf_hash(entry_hash))
         self.last_entry_hash = entry_hash
         if self.frontier.size == self.next_size:
-            self._reach_checkpoint()
+            self.reach_checkpoint()
 
     def _check_signature(self, cp: CheckpointRecord) -> None:
         key = self.key_for(cp.kid)
@@ -226,7 +226,7 @@ class TreeWalker:
                 "its signature does not verify: the checkpoint was altered or replaced", checkpoint=cp.number
             )
 
-    def _reach_checkpoint(self) -> None:
+    def reach_checkpoint(self) -> None:
         cp = self.pending.popleft()
         self.next_size = self.pending[0].size if self.pending else -1
         self._check_signature(cp)
@@ -337,6 +337,69 @@ def walk_complete(entries: Iterator[Entry], walker: TreeWalker, report: Report) 
         walker.add(entry_hash)
         report.entries += 1
         expected += 1
+
+
+def walk_jsonl_complete(stream: IO[bytes], walker: TreeWalker, report: Report) -> None:
+    """A complete JSON Lines export: the checks of ``walk_complete`` over ``jsonl_entry``, in one tight loop.
+
+    A million-entry bundle takes this path, so it reads the stream in large
+    blocks, keeps hashes as bytes and grows the frontier in place; a line it
+    cannot read the fast way goes through ``jsonl_entry``.
+    """
+    sha256 = hashlib.sha256
+    frontier = walker.frontier
+    if frontier.keep_level is not None:
+        raise ValueError("the fast walk does not collect subtrees")
+    nodes = frontier.nodes
+    head = walker.last_entry_hash.encode()
+    expected = frontier.size + 1
+    rest, position = b"", 0
+    while True:
+        block = stream.read(1 << 20)
+        lines = (rest + block).split(b"\n")
+        rest = lines.pop()
+        if not block and rest:
+            lines.append(rest)
+            rest = b""
+        for line in lines:
+            position += 1
+            content = line[9:-JSONL_SUFFIX_LENGTH]
+            stated = line[-66:-2]
+            prev_at = content.rfind(_PREV_KEY)
+            seq_at = content.rfind(_SEQ_KEY)
+            framed = line[:9] == JSONL_PREFIX and line[-75:-66] == JSONL_SUFFIX_START and line[-2:] == b'"}'
+            try:
+                if not framed or not 0 <= prev_at < seq_at:
+                    raise ValueError("not the canonical layout")
+                seq = int(content[seq_at + 7 : content.find(b",", seq_at + 7)])
+                prev_hash = content[prev_at + 13 : prev_at + 77]
+            except ValueError:
+                seq, prev_text, stated_text, _ = jsonl_entry(line, position)
+                prev_hash, stated = prev_text.encode(), stated_text.encode()
+            if seq > expected:
+                raise tampered(f"is missing (entry #{seq} comes next): entries were removed or reordered", seq=expected)
+            if seq < expected:
+                raise tampered("appears a second time: an entry was inserted, repeated or reordered", seq=seq)
+            digest = sha256(HASH_TAG + content).digest()
+            check_intact(seq, digest.hex().encode() == stated)
+            if prev_hash != head:
+                walker.last_entry_hash = head.decode()
+                check_link(seq, prev_hash.decode("ascii", "replace"), walker)
+            node, carry = sha256(LEAF_PREFIX + digest).digest(), frontier.size
+            while carry & 1:
+                node = sha256(NODE_PREFIX + nodes.pop() + node).digest()
+                carry >>= 1
+            nodes.append(node)
+            frontier.size += 1
+            head = stated
+            expected += 1
+            report.entries += 1
+            if frontier.size == walker.next_size:
+                walker.last_entry_hash = head.decode()
+                walker.reach_checkpoint()
+        if not block:
+            break
+    walker.last_entry_hash = head.decode()
 
 
 def walk_with_leaves(entries: Iterator[Entry], leaves: Iterator[str], walker: TreeWalker, report: Report) -> None:

@@ -34,6 +34,7 @@ from audit.verification import (
     run,
     tampered,
     walk_complete,
+    walk_jsonl_complete,
     walk_with_leaves,
 )
 
@@ -181,7 +182,9 @@ def _walk_bundle(archive: zipfile.ZipFile, manifest: dict[str, Any], key_for: Ke
     try:
         with archive.open(entries_name) as stream:
             entries = _csv_entries(stream) if entries_format == "csv" else _jsonl_entries(stream)
-            if leaves_name:
+            if not leaves_name and entries_format != "csv":
+                walk_jsonl_complete(stream, walker, report)
+            elif leaves_name:
                 with archive.open(leaves_name) as leaves:
                     walk_with_leaves(entries, _leaves(leaves), walker, report)
             else:
