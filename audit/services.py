@@ -70,6 +70,69 @@ def _locked_head(cursor: Any) -> tuple[int, str]:
     return row
 
 
+def _append(cursor: Any, entry: AuditEntry) -> None:
+    """Three statements under the head lock: read the head, insert the entry, move the head."""
+    entry.seq, entry.prev_hash = _locked_head(cursor)
+    entry.seq += 1
+    entry.hash = entry_hash(entry.content())
+    cursor.execute(
+        _INSERT_ENTRY,
+        (
+            entry.seq,
+            connection.ops.adapt_datetimefield_value(entry.at),
+            entry.event_type,
+            entry.actor,
+            entry.subject,
+            entry.object_type,
+            entry.object_id,
+            entry.region,
+            connection.ops.adapt_json_value(entry.payload, None),
+            entry.prev_hash,
+            entry.hash,
+        ),
+    )
+    cursor.execute(_MOVE_HEAD, (entry.seq, entry.hash))
+
+
+_SEQ_KEY = ',"seq":'
+_PREV_KEY = '"prev_hash":"'
+
+
+def _append_in_database(cursor: Any, entry: AuditEntry) -> None:
+    """One round trip under the head lock (PostgreSQL function ``consentry_audit_append``, migration 0006).
+
+    The canonical text goes in three pieces around ``prev_hash`` and ``seq``:
+    keys are sorted, so both follow the payload and only strings follow
+    them, and a quote inside a JSON string is always escaped, so the last
+    ``"prev_hash":"`` and ``,"seq":`` are the entry's own. The hash the
+    database computes is checked here against ``audit.chain``'s.
+    """
+    entry.seq, entry.prev_hash = 0, GENESIS_HASH
+    text = canonical_json(entry.content()).decode()
+    prev_at = text.rindex(_PREV_KEY) + len(_PREV_KEY)
+    seq_at = text.rindex(_SEQ_KEY) + len(_SEQ_KEY)
+    cursor.execute(
+        "SELECT o_seq, o_prev_hash, o_hash FROM consentry_audit_append(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        (
+            entry.at,
+            entry.event_type,
+            entry.actor,
+            entry.subject,
+            entry.object_type,
+            entry.object_id,
+            entry.region,
+            connection.ops.adapt_json_value(entry.payload, None),
+            text[:prev_at],
+            text[prev_at + 64 : seq_at],
+            text[seq_at + 1 :],
+        ),
+    )
+    entry.seq, entry.prev_hash, entry.hash = cursor.fetchone()
+    if entry_hash(entry.content()) != entry.hash:
+        # Never append an entry whose stored hash the verifiers would reject.
+        raise RuntimeError(f"the database hashed audit entry #{entry.seq} differently; append refused")
+
+
 def record(
     *,
     event_type: str,
@@ -92,38 +155,21 @@ def record(
         raise ValueError(f"unknown audit event type {event_type!r}")
     body = normalise_payload(payload)
     moment = at or timezone.now()
+    entry = AuditEntry(
+        at=moment,
+        event_type=str(event_type),
+        actor=actor.label,
+        subject=subject,
+        object_type=object_type,
+        object_id=str(object_id),
+        region=region,
+        payload=body,
+    )
     with transaction.atomic(savepoint=False), connection.cursor() as cursor:
-        seq, prev_hash = _locked_head(cursor)
-        entry = AuditEntry(
-            seq=seq + 1,
-            at=moment,
-            event_type=str(event_type),
-            actor=actor.label,
-            subject=subject,
-            object_type=object_type,
-            object_id=str(object_id),
-            region=region,
-            payload=body,
-            prev_hash=prev_hash,
-        )
-        entry.hash = entry_hash(entry.content())
-        cursor.execute(
-            _INSERT_ENTRY,
-            (
-                entry.seq,
-                connection.ops.adapt_datetimefield_value(moment),
-                entry.event_type,
-                entry.actor,
-                subject,
-                object_type,
-                entry.object_id,
-                region,
-                connection.ops.adapt_json_value(body, None),
-                prev_hash,
-                entry.hash,
-            ),
-        )
-        cursor.execute(_MOVE_HEAD, (entry.seq, entry.hash))
+        if connection.vendor == "postgresql":
+            _append_in_database(cursor, entry)
+        else:
+            _append(cursor, entry)
     # As if loaded: saving it again is refused like any stored entry.
     entry._state.adding = False
     entry._state.db = connection.alias

@@ -8,17 +8,17 @@ plain table with no lock, no hash and no chain. Rows are written one per
 transaction (each a durable commit: what a state change costs), then in
 transactions of 25 (how services that change several things at once write),
 then one per transaction with ``synchronous_commit = off`` (no wait for the
-disk flush: the ledger's own cost). Writers are threads, each with its own
+disk flush: the ledger's own cost). Writers are processes, each with its own
 database connection. The benchmark database is dropped and recreated.
 """
 
 from __future__ import annotations
 
 import argparse
-import threading
+import multiprocessing
 import time
 
-from ledger_db import django_setup, fresh_database
+from ledger_db import django_setup, fresh_database, load_note
 
 PLAIN_TABLE = """
 CREATE TABLE IF NOT EXISTS bench_plain_entry (
@@ -33,54 +33,64 @@ PLAIN_INSERT = (
 )
 
 
-def run(kind: str, *, writers: int, per_writer: int, batch: int, synchronous: bool) -> float:
-    """Entries per second for ``writers`` threads each appending ``per_writer`` entries."""
+def _writer(kind: str, index: int, per_writer: int, batch: int, synchronous: bool, barrier, errors) -> None:
     from django.db import connection, transaction
 
     from audit.actors import Actor
     from audit.models import EventType
     from audit.services import record
 
-    barrier = threading.Barrier(writers + 1)
-    errors: list[BaseException] = []
+    actor = Actor(kind="system", ref=f"bench{index}")
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(f"SET synchronous_commit = {'on' if synchronous else 'off'}")
+        barrier.wait()
+        for first in range(0, per_writer, batch):
+            with transaction.atomic(), connection.cursor() as cursor:
+                for n in range(first, min(first + batch, per_writer)):
+                    payload = {"purpose": "ai_agent_training", "categories": ["keystrokes"], "n": n}
+                    if kind == "ledger":
+                        record(
+                            event_type=EventType.CONSENT_GRANTED,
+                            actor=actor,
+                            subject="E1001",
+                            object_type="consent_event",
+                            object_id=n,
+                            region="US-NY",
+                            payload=payload,
+                        )
+                    else:
+                        cursor.execute(PLAIN_INSERT, (actor.label, str(n), _json(payload), "0" * 64, "1" * 64))
+    except BaseException as exc:  # noqa: BLE001 - reported by the parent
+        errors.put(repr(exc))
+    finally:
+        connection.close()
 
-    def writer(index: int) -> None:
-        actor = Actor(kind="system", ref=f"bench{index}")
-        try:
-            with connection.cursor() as cursor:
-                cursor.execute(f"SET synchronous_commit = {'on' if synchronous else 'off'}")
-            barrier.wait()
-            for first in range(0, per_writer, batch):
-                with transaction.atomic(), connection.cursor() as cursor:
-                    for n in range(first, min(first + batch, per_writer)):
-                        payload = {"purpose": "ai_agent_training", "categories": ["keystrokes"], "n": n}
-                        if kind == "ledger":
-                            record(
-                                event_type=EventType.CONSENT_GRANTED,
-                                actor=actor,
-                                subject="E1001",
-                                object_type="consent_event",
-                                object_id=n,
-                                region="US-NY",
-                                payload=payload,
-                            )
-                        else:
-                            cursor.execute(PLAIN_INSERT, (actor.label, str(n), _json(payload), "0" * 64, "1" * 64))
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
-        finally:
-            connection.close()
 
-    threads = [threading.Thread(target=writer, args=(i,)) for i in range(writers)]
-    for thread in threads:
-        thread.start()
+def run(kind: str, *, writers: int, per_writer: int, batch: int, synchronous: bool) -> float:
+    """Entries per second for ``writers`` processes each appending ``per_writer`` entries.
+
+    Processes, like gunicorn and Celery workers, so Python's GIL does not
+    serialise the writers; each opens its own database connection.
+    """
+    from django.db import connections
+
+    connections.close_all()
+    context = multiprocessing.get_context("fork")
+    barrier, errors = context.Barrier(writers + 1), context.Queue()
+    processes = [
+        context.Process(target=_writer, args=(kind, i, per_writer, batch, synchronous, barrier, errors))
+        for i in range(writers)
+    ]
+    for process in processes:
+        process.start()
     barrier.wait()
     started = time.perf_counter()
-    for thread in threads:
-        thread.join()
+    for process in processes:
+        process.join()
     elapsed = time.perf_counter() - started
-    if errors:
-        raise errors[0]
+    if not errors.empty():
+        raise SystemExit(f"a writer failed: {errors.get()}")
     return writers * per_writer / elapsed
 
 
@@ -101,6 +111,7 @@ def main() -> None:
 
     with connection.cursor() as cursor:
         cursor.execute(PLAIN_TABLE)
+    print(load_note())
     print(f"{'scenario':<44}{'bare INSERT':>14}{'record()':>14}{'ratio':>8}")
     scenarios = ((True, 1, "durable, 1/tx"), (True, 25, "durable, 25/tx"), (False, 1, "async commit, 1/tx"))
     for synchronous, batch, label in scenarios:

@@ -30,7 +30,7 @@ import time
 import zipfile
 from pathlib import Path
 
-from ledger_db import DATABASE_URL, ROOT, django_setup, fresh_database, ledger_size, seed
+from ledger_db import DATABASE_URL, ROOT, django_setup, fresh_database, ledger_size, load_note, seed
 
 OUT = ROOT / ".state" / "bench"
 
@@ -146,6 +146,7 @@ def main() -> None:
         print(f"seeding {args.entries:,} entries ...", flush=True)
         print(f"seeded in {seed(args.entries):.0f} s", flush=True)
 
+    print(load_note())
     bundle = OUT / "full.zip"
     if not args.skip_export or not bundle.exists():
         export(args.entries, bundle)

@@ -104,3 +104,9 @@ def ledger_size() -> int:
 
 def rate(count: int, seconds: float) -> str:
     return f"{count / seconds:>12,.0f} /s"
+
+
+def load_note() -> str:
+    """The machine's load when the run starts: figures from a busy machine are not comparable."""
+    one, five, _ = os.getloadavg()
+    return f"{os.cpu_count()} CPUs, load average {one:.1f} (1 min), {five:.1f} (5 min)"
