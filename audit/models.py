@@ -33,11 +33,13 @@ class EventType(models.TextChoices):
     PURPOSE_SAVED = "purpose.saved", "Purpose saved"
     NOTICE_DRAFTED = "notice.drafted", "Notice drafted"
     NOTICE_APPROVED = "notice.approved", "Notice approved and published"
+    NOTICE_DRAFT_UPDATED = "notice.draft_updated", "Notice draft changed"
     NOTICE_DRAFT_DISCARDED = "notice.draft_discarded", "Notice draft discarded"
     RULE_DRAFTED = "rule.drafted", "Jurisdiction rule drafted"
     RULE_APPROVED = "rule.approved", "Jurisdiction rule approved"
     RULE_SUPERSEDED = "rule.superseded", "Jurisdiction rule superseded"
     RULE_DRAFT_DISCARDED = "rule.draft_discarded", "Jurisdiction rule draft discarded"
+    RULE_DRAFT_UPDATED = "rule.draft_updated", "Jurisdiction rule draft changed"
     INSTRUMENT_SAVED = "instrument.saved", "Legal instrument saved"
     RETENTION_SAVED = "retention.saved", "Retention policy saved"
     EXCLUSION_SAVED = "exclusion.saved", "Context exclusion saved"
@@ -61,6 +63,10 @@ class EventType(models.TextChoices):
     AUDIT_EXPORT_REQUESTED = "audit.export_requested", "Audit export requested"
     AUDIT_EXPORT_COMPLETED = "audit.export_completed", "Audit export completed"
     AUDIT_EXPORT_FAILED = "audit.export_failed", "Audit export failed"
+
+    # decisions
+    GRANT_ISSUED = "grant.issued", "Capture grant issued"
+    USE_BATCH_DECIDED = "use.batch_decided", "Use decision answered for a batch of records"
 
 
 class ImmutableQuerySet(models.QuerySet):
