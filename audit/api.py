@@ -39,6 +39,7 @@ from audit.serializers import (
 )
 from audit.statements import AUDIT_RING
 from consentry.errors import Conflict, NotFound
+from consentry.idempotency import idempotent
 from consentry.signing import keyring, public_jwk
 
 PROBLEM = OpenApiResponse(description="Problem details (RFC 9457).")
@@ -231,18 +232,12 @@ class ExportList(APIView):
             )
         ],
     )
+    @idempotent
     def post(self, request: Request) -> Response:
         body = ExportRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        key = request.headers.get("Idempotency-Key", "").strip()
-        if len(key) > 200:
-            raise serializers.ValidationError({"Idempotency-Key": "At most 200 characters."})
         export = services.export_request(
-            user=request.user,
-            access=_access(request),
-            filters=body.filters(),
-            format=body.validated_data["format"],
-            idempotency_key=key,
+            user=request.user, access=_access(request), filters=body.filters(), format=body.validated_data["format"]
         )
         data = ExportSerializer(export, context={"request": request}).data
         return Response(

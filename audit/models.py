@@ -246,9 +246,6 @@ class AuditExport(models.Model):
     filters = models.JSONField(default=dict)
     # The requester's audit scope when asked: {"all": true} or {"regions": [...]}.
     scope = models.JSONField(default=dict)
-    # Idempotency-Key of the request and a digest of its body: a retry gets this job back.
-    idempotency_key = models.CharField(max_length=200, blank=True, default="")
-    request_digest = models.CharField(max_length=64, blank=True, default="")
     status = models.CharField(max_length=8, choices=ExportStatus.choices, default=ExportStatus.PENDING)
     progress = models.PositiveSmallIntegerField(default=0)
     error = models.TextField(blank=True, default="")
@@ -273,12 +270,6 @@ class AuditExport(models.Model):
             ),
             models.CheckConstraint(
                 condition=models.Q(format__in=ExportFormat.values), name="audit_export_format_valid"
-            ),
-            # One job per requester and Idempotency-Key: the retry lookup.
-            models.UniqueConstraint(
-                fields=["requested_by", "idempotency_key"],
-                condition=~models.Q(idempotency_key=""),
-                name="audit_export_idempotency",
             ),
         ]
 

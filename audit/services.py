@@ -260,58 +260,36 @@ def export_request(
     access: AuditAccess,
     filters: EntryFilters,
     format: str,
-    idempotency_key: str = "",
     at: datetime | None = None,
 ) -> AuditExport:
     """Start an auditor's export job; the request itself goes on the ledger.
 
     The auditor's scope is frozen into the job, so the bundle holds what they
     could read when they asked. The build runs in a Celery task after commit.
-    A retry with the same Idempotency-Key and the same request gets the first
-    job back; the same key with another request is refused.
     """
     if not access.can_audit:
         raise Forbidden("Only auditors export the audit ledger.", code="not_an_auditor")
     if format not in ExportFormat.values:
         raise DomainError(f"Unknown export format {format!r}.", code="invalid_format")
-    digest = hashlib.sha256(canonical_json({"format": format, "filters": filters.as_json()})).hexdigest()
-    if idempotency_key:
-        earlier = AuditExport.objects.filter(requested_by=user, idempotency_key=idempotency_key).first()
-        if earlier is not None:
-            if earlier.request_digest != digest:
-                raise DomainError(
-                    "This Idempotency-Key was used for another export request.", code="idempotency_key_reused"
-                )
-            return earlier
     moment = at or timezone.now()
-    try:
-        with transaction.atomic():
-            export = AuditExport.objects.create(
-                requested_by=user,
-                requested_at=moment,
-                format=format,
-                filters=filters.as_json(),
-                scope=access.scope_json(),
-                idempotency_key=idempotency_key,
-                request_digest=digest,
-                updated_at=moment,
-            )
-            record(
-                event_type=EventType.AUDIT_EXPORT_REQUESTED,
-                actor=Actor.for_user(user),
-                object_type="audit_export",
-                object_id=str(export.id),
-                payload={"format": format, "filters": export.filters, "scope": export.scope},
-                at=moment,
-            )
-            transaction.on_commit(partial(_enqueue_export, export.id), robust=True)
-    except IntegrityError:
-        # The same key raced in from a concurrent retry: answer as that one.
-        if not idempotency_key:
-            raise
-        return export_request(
-            user=user, access=access, filters=filters, format=format, idempotency_key=idempotency_key, at=at
+    with transaction.atomic():
+        export = AuditExport.objects.create(
+            requested_by=user,
+            requested_at=moment,
+            format=format,
+            filters=filters.as_json(),
+            scope=access.scope_json(),
+            updated_at=moment,
         )
+        record(
+            event_type=EventType.AUDIT_EXPORT_REQUESTED,
+            actor=Actor.for_user(user),
+            object_type="audit_export",
+            object_id=str(export.id),
+            payload={"format": format, "filters": export.filters, "scope": export.scope},
+            at=moment,
+        )
+        transaction.on_commit(partial(_enqueue_export, export.id), robust=True)
     return export
 
 

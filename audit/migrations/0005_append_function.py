@@ -69,6 +69,6 @@ def remove(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("audit", "0005_export_idempotency")]
+    dependencies = [("audit", "0004_ledger_immutable")]
 
     operations = [migrations.RunPython(install, remove)]
