@@ -32,7 +32,7 @@ from pathlib import Path
 
 from ledger_db import DATABASE_URL, ROOT, django_setup, fresh_database, ledger_size, load_note, seed
 
-OUT = ROOT / ".state" / "bench"
+OUT = ROOT / ".state" / "bench-audit"
 
 
 def child(mode: str, count: int, out: Path) -> None:
@@ -82,7 +82,7 @@ def child(mode: str, count: int, out: Path) -> None:
 
 
 def measure(mode: str, count: int, out: Path) -> dict:
-    env = {**os.environ, "BENCH_DATABASE_URL": DATABASE_URL}
+    env = {**os.environ, "BENCH_AUDIT_DATABASE_URL": DATABASE_URL}
     process = subprocess.Popen(
         [sys.executable, __file__, "--child", mode, "--entries", str(count), "--out", str(out)],
         stdout=subprocess.PIPE,

@@ -1,10 +1,11 @@
 """Shared set-up for the audit ledger benchmarks: a scratch PostgreSQL database, Django, seeded entries.
 
-The benchmarks own one database (``BENCH_DATABASE_URL``, default
-``postgres://postgres@127.0.0.1:5432/consentry_bench``); ``fresh_database``
-drops and recreates it. Seeding writes valid chained entries with COPY (the
-benchmarks measure reading, verifying and exporting, not this) and signs a
-checkpoint every ``checkpoint_every`` entries through the real service.
+The ledger benchmarks own one database (``BENCH_AUDIT_DATABASE_URL``,
+default ``postgres://postgres@127.0.0.1:5432/consentry_bench_audit``, apart
+from the other benchmarks'); ``fresh_database`` drops and recreates it.
+Seeding writes valid chained entries with COPY (the benchmarks measure
+reading, verifying and exporting, not this) and signs a checkpoint every
+``checkpoint_every`` entries through the real service.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/consentry_bench")
+DATABASE_URL = os.environ.get("BENCH_AUDIT_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/consentry_bench_audit")
 START = datetime(2026, 1, 1, tzinfo=UTC)
 
 
