@@ -37,6 +37,25 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """Let the superuser running the tests reset the ledger in the test database only.
+
+    On PostgreSQL the ledger tables refuse TRUNCATE (audit migration 0004),
+    but pytest-django empties every table with TRUNCATE after each
+    transactional test. The trigger lets a superuser through in a database
+    where ``consentry.allow_ledger_reset`` is on, and only this throwaway
+    test database gets that setting.
+    """
+    if connection.vendor == "postgresql":
+        with django_db_blocker.unblock():
+            name = connection.ops.quote_name(connection.settings_dict["NAME"])
+            with connection.cursor() as cursor:
+                cursor.execute(f"ALTER DATABASE {name} SET consentry.allow_ledger_reset = 'on'")
+            # New sessions pick the database setting up.
+            connection.close()
+
+
 @pytest.fixture(autouse=True)
 def _test_settings(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib import admin
 from django.http import HttpRequest
 
-from audit.models import AuditEntry
+from audit.models import AuditCheckpoint, AuditEntry, AuditExport
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -27,3 +27,15 @@ class AuditEntryAdmin(ReadOnlyAdmin):
     list_filter = ("event_type", "region")
     search_fields = ("subject", "actor", "object_id")
     date_hierarchy = "at"
+
+
+@admin.register(AuditCheckpoint)
+class AuditCheckpointAdmin(ReadOnlyAdmin):
+    list_display = ("number", "size", "issued_at", "kid", "root")
+    date_hierarchy = "issued_at"
+
+
+@admin.register(AuditExport)
+class AuditExportAdmin(ReadOnlyAdmin):
+    list_display = ("id", "requested_by", "requested_at", "format", "status", "progress", "entry_count")
+    list_filter = ("status", "format")

@@ -75,6 +75,25 @@ def normalise_payload(payload: dict[str, Any] | None) -> dict[str, Any]:
     return json.loads(canonical_json(payload or {}))
 
 
+# The same encoding as canonical_json, for documents read back from storage:
+# their values are plain JSON already, so the type checks are skipped.
+_STORED_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def stored_document(row: tuple[Any, ...]) -> dict[str, Any]:
+    """The hashed document of a stored entry, from its values in ``HASHED_FIELDS`` order (``at`` as text)."""
+    return dict(zip(HASHED_FIELDS, row, strict=True))
+
+
+def stored_line(document: dict[str, Any]) -> bytes:
+    """Canonical bytes of a stored entry's document: what its hash covers, and its export line."""
+    return _STORED_ENCODER.encode(document).encode()
+
+
+def line_hash(line: bytes) -> str:
+    return hashlib.sha256(HASH_TAG + line).hexdigest()
+
+
 def entry_hash(content: dict[str, Any]) -> str:
     """Hash of one entry's canonical content (which holds ``prev_hash``)."""
     missing = set(HASHED_FIELDS) - content.keys()

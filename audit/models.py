@@ -1,9 +1,18 @@
-"""The audit ledger: an append-only, hash-chained sequence of entries."""
+"""The audit ledger: an append-only, hash-chained sequence of entries.
+
+Entries are chained by hash and gapless by ``seq``; signed checkpoints commit
+to every entry up to a size with an RFC 9162 Merkle root, so an export
+verifies offline against a public key. On PostgreSQL, triggers refuse UPDATE,
+DELETE and TRUNCATE on entries, checkpoints and stored tree nodes (migration
+0003); the ORM refuses them too, on every database.
+"""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
+from django.conf import settings
 from django.db import models
 
 
@@ -48,13 +57,46 @@ class EventType(models.TextChoices):
     TOKEN_REVOKED = "token.revoked", "API token revoked"
     OTP_DEVICE_CONFIRMED = "otp.device_confirmed", "Two-factor authenticator enrolled"
     OTP_DEVICE_REMOVED = "otp.device_removed", "Two-factor authenticator removed"
+    # the ledger itself
+    AUDIT_VERIFIED = "audit.verified", "Audit ledger verified"
+    AUDIT_VERIFICATION_FAILED = "audit.verification_failed", "Audit ledger verification failed"
+    AUDIT_EXPORT_REQUESTED = "audit.export_requested", "Audit export requested"
+    AUDIT_EXPORT_COMPLETED = "audit.export_completed", "Audit export completed"
+    AUDIT_EXPORT_FAILED = "audit.export_failed", "Audit export failed"
 
     # decisions
     GRANT_ISSUED = "grant.issued", "Capture grant issued"
     USE_BATCH_DECIDED = "use.batch_decided", "Use decision answered for a batch of records"
 
 
-class AuditEntry(models.Model):
+class ImmutableQuerySet(models.QuerySet):
+    """Ledger rows are written once: bulk updates and deletes are refused in the ORM too."""
+
+    def update(self, **kwargs: Any) -> int:
+        raise PermissionError(f"{self.model.__name__} rows are append-only")
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        raise PermissionError(f"{self.model.__name__} rows are append-only")
+
+
+class ImmutableModel(models.Model):
+    """An append-only row: saved once, never changed or deleted through the ORM."""
+
+    objects = ImmutableQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding:
+            raise PermissionError(f"{type(self).__name__} rows are append-only")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        raise PermissionError(f"{type(self).__name__} rows are append-only")
+
+
+class AuditEntry(ImmutableModel):
     """One immutable ledger entry. Written only by ``audit.services.record``."""
 
     # Gapless, assigned under the AuditHead row lock: a missing number is a deletion.
@@ -121,3 +163,115 @@ class AuditHead(models.Model):
 
     def __str__(self) -> str:
         return f"head #{self.seq}"
+
+
+class AuditCheckpoint(ImmutableModel):
+    """A signed commitment to the first ``size`` entries: Merkle root, chain head, previous signature.
+
+    ``frontier`` holds the roots of the perfect subtrees that make up those
+    entries (one per set bit of ``size``): the next checkpoint extends the tree
+    from it without rereading the log, and a bundle that starts here verifies
+    from it. It is not signed; it must fold to the signed ``root``.
+    """
+
+    # Gapless: checkpoint n+1 signs over checkpoint n's signature.
+    number = models.BigIntegerField(primary_key=True)
+    size = models.BigIntegerField(unique=True)
+    root = models.CharField(max_length=64)
+    head = models.CharField(max_length=64)
+    frontier = models.JSONField(default=list)
+    prev_signature = models.CharField(max_length=128, blank=True, default="")
+    issued_at = models.DateTimeField()
+    kid = models.CharField(max_length=64)
+    signature = models.CharField(max_length=128)
+
+    class Meta:
+        ordering = ("number",)
+        constraints = [
+            models.CheckConstraint(condition=models.Q(number__gte=1), name="audit_checkpoint_number_positive"),
+            models.CheckConstraint(condition=models.Q(size__gte=1), name="audit_checkpoint_size_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"checkpoint #{self.number} (size {self.size})"
+
+
+# Subtrees of 2**8 = 256 leaves and up are stored; smaller ones are rebuilt from one block of leaves.
+TREE_NODE_LEVEL = 8
+
+
+class AuditTreeNode(ImmutableModel):
+    """A stored perfect Merkle subtree of 2**level leaves (index-th at that height).
+
+    Kept from ``TREE_NODE_LEVEL`` up (about one row per 128 entries) so an
+    inclusion proof reads O(log n) rows plus one block of leaves instead of
+    the whole log. Derived data: a wrong node only yields a proof that fails
+    against the signed root.
+    """
+
+    level = models.PositiveSmallIntegerField()
+    index = models.BigIntegerField()
+    hash = models.CharField(max_length=64)
+
+    class Meta:
+        constraints = [
+            # One hash per subtree position: the lookup inclusion proofs make.
+            models.UniqueConstraint(fields=["level", "index"], name="audit_tree_node_position"),
+        ]
+
+    def __str__(self) -> str:
+        return f"subtree {self.level}/{self.index}"
+
+
+class ExportFormat(models.TextChoices):
+    JSONL = "jsonl", "JSON Lines"
+    CSV = "csv", "CSV"
+
+
+class ExportStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
+class AuditExport(models.Model):
+    """An auditor's export job: filters and scope frozen at request, the bundle once built."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    requested_at = models.DateTimeField()
+    format = models.CharField(max_length=8, choices=ExportFormat.choices)
+    # since, until, event_types, actor, subject; RFC 3339 text for times.
+    filters = models.JSONField(default=dict)
+    # The requester's audit scope when asked: {"all": true} or {"regions": [...]}.
+    scope = models.JSONField(default=dict)
+    status = models.CharField(max_length=8, choices=ExportStatus.choices, default=ExportStatus.PENDING)
+    progress = models.PositiveSmallIntegerField(default=0)
+    error = models.TextField(blank=True, default="")
+    attempts = models.PositiveIntegerField(default=0)
+    # The signed checkpoint the bundle is verified up to; fixed by the first run so retries rebuild the same bundle.
+    checkpoint = models.ForeignKey(AuditCheckpoint, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    file = models.FileField(upload_to="audit-exports/", blank=True, default="")
+    entry_count = models.BigIntegerField(null=True, blank=True)
+    sha256 = models.CharField(max_length=64, blank=True, default="")
+    byte_size = models.BigIntegerField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    # Touched by every progress report: a running job silent for longer than its time limit is dead.
+    updated_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("-requested_at",)
+        constraints = [
+            models.CheckConstraint(condition=models.Q(progress__lte=100), name="audit_export_progress_percent"),
+            models.CheckConstraint(
+                condition=models.Q(status__in=ExportStatus.values), name="audit_export_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(format__in=ExportFormat.values), name="audit_export_format_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"export {self.id} ({self.status})"

@@ -1,27 +1,136 @@
-"""Writing to the ledger. ``record`` is the only way an entry is created."""
+"""Writing to the ledger. ``record`` is the only way an entry is created.
+
+Also here: signing checkpoints, the daily verification that audits its own
+result, and auditors' export jobs (each request and completion audited).
+"""
 
 from __future__ import annotations
 
+import hashlib
+import logging
+import tempfile
+import uuid
+from contextlib import closing
 from datetime import datetime
+from functools import partial
 from typing import Any
 
-from django.db import transaction
+from django.core.files import File
+from django.core.files.storage import default_storage
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from audit.access import AuditAccess
 from audit.actors import Actor
-from audit.chain import GENESIS_HASH, entry_hash, format_time, normalise_payload
-from audit.models import AuditEntry, AuditHead, EventType
+from audit.bundle import write_bundle
+from audit.chain import GENESIS_HASH, canonical_json, entry_hash, format_time, normalise_payload
+from audit.models import (
+    TREE_NODE_LEVEL,
+    AuditCheckpoint,
+    AuditEntry,
+    AuditExport,
+    AuditHead,
+    AuditTreeNode,
+    EventType,
+    ExportFormat,
+    ExportStatus,
+)
+from audit.selectors import EntryFilters
+from audit.statements import Statement, audit_public_key, current_kid, sign
+from audit.verification import CheckpointRecord, Report, TreeWalker, tampered, walk_complete
+from audit.verifiers import stored_entries, verify_live
+from consentry.errors import DomainError, Forbidden
 
+logger = logging.getLogger(__name__)
 _VALID_TYPES = frozenset(EventType.values)
+FINISHED = (ExportStatus.DONE, ExportStatus.FAILED)
+EXPORTER = Actor.system("audit-export")
 
 
-def _locked_head() -> AuditHead:
-    """Lock the chain head, creating it (race-free) if a table reset removed it."""
-    head = AuditHead.objects.select_for_update().filter(pk=1).first()
-    if head is None:
+# The append path is three plain statements: it runs under the chain head's row
+# lock, which every writer waits for, so each round trip saved there is
+# throughput gained for all of them (docs/benchmarks.md).
+_LOCK_HEAD = "SELECT seq, hash FROM audit_audithead WHERE id = 1"
+_INSERT_ENTRY = (
+    "INSERT INTO audit_auditentry (seq, at, event_type, actor, subject, object_type, object_id, region, payload,"
+    " prev_hash, hash) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+)
+_MOVE_HEAD = "UPDATE audit_audithead SET seq = %s, hash = %s WHERE id = 1"
+
+
+def _locked_head(cursor: Any) -> tuple[int, str]:
+    """Lock the chain head and read it, creating it (race-free) if a table reset removed it."""
+    lock = f"{_LOCK_HEAD} FOR UPDATE" if connection.features.has_select_for_update else _LOCK_HEAD
+    cursor.execute(lock)
+    row = cursor.fetchone()
+    if row is None:
         AuditHead.objects.bulk_create([AuditHead(pk=1, seq=0, hash=GENESIS_HASH)], ignore_conflicts=True)
-        head = AuditHead.objects.select_for_update().get(pk=1)
-    return head
+        cursor.execute(lock)
+        row = cursor.fetchone()
+    return row
+
+
+def _append(cursor: Any, entry: AuditEntry) -> None:
+    """Three statements under the head lock: read the head, insert the entry, move the head."""
+    entry.seq, entry.prev_hash = _locked_head(cursor)
+    entry.seq += 1
+    entry.hash = entry_hash(entry.content())
+    cursor.execute(
+        _INSERT_ENTRY,
+        (
+            entry.seq,
+            connection.ops.adapt_datetimefield_value(entry.at),
+            entry.event_type,
+            entry.actor,
+            entry.subject,
+            entry.object_type,
+            entry.object_id,
+            entry.region,
+            connection.ops.adapt_json_value(entry.payload, None),
+            entry.prev_hash,
+            entry.hash,
+        ),
+    )
+    cursor.execute(_MOVE_HEAD, (entry.seq, entry.hash))
+
+
+_SEQ_KEY = ',"seq":'
+_PREV_KEY = '"prev_hash":"'
+
+
+def _append_in_database(cursor: Any, entry: AuditEntry) -> None:
+    """One round trip under the head lock (PostgreSQL function ``consentry_audit_append``, migration 0006).
+
+    The canonical text goes in three pieces around ``prev_hash`` and ``seq``:
+    keys are sorted, so both follow the payload and only strings follow
+    them, and a quote inside a JSON string is always escaped, so the last
+    ``"prev_hash":"`` and ``,"seq":`` are the entry's own. The hash the
+    database computes is checked here against ``audit.chain``'s.
+    """
+    entry.seq, entry.prev_hash = 0, GENESIS_HASH
+    text = canonical_json(entry.content()).decode()
+    prev_at = text.rindex(_PREV_KEY) + len(_PREV_KEY)
+    seq_at = text.rindex(_SEQ_KEY) + len(_SEQ_KEY)
+    cursor.execute(
+        "SELECT o_seq, o_prev_hash, o_hash FROM consentry_audit_append(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        (
+            entry.at,
+            entry.event_type,
+            entry.actor,
+            entry.subject,
+            entry.object_type,
+            entry.object_id,
+            entry.region,
+            connection.ops.adapt_json_value(entry.payload, None),
+            text[:prev_at],
+            text[prev_at + 64 : seq_at],
+            text[seq_at + 1 :],
+        ),
+    )
+    entry.seq, entry.prev_hash, entry.hash = cursor.fetchone()
+    if entry_hash(entry.content()) != entry.hash:
+        # Never append an entry whose stored hash the verifiers would reject.
+        raise RuntimeError(f"the database hashed audit entry #{entry.seq} differently; append refused")
 
 
 def record(
@@ -46,33 +155,237 @@ def record(
         raise ValueError(f"unknown audit event type {event_type!r}")
     body = normalise_payload(payload)
     moment = at or timezone.now()
-    with transaction.atomic(savepoint=False):
-        head = _locked_head()
-        content = {
-            "seq": head.seq + 1,
-            "at": format_time(moment),
-            "event_type": str(event_type),
-            "actor": actor.label,
-            "subject": subject,
-            "object_type": object_type,
-            "object_id": str(object_id),
-            "region": region,
-            "payload": body,
-            "prev_hash": head.hash,
-        }
-        digest = entry_hash(content)
-        entry = AuditEntry.objects.create(
-            seq=content["seq"],
-            at=moment,
-            event_type=content["event_type"],
-            actor=content["actor"],
-            subject=subject,
-            object_type=object_type,
-            object_id=content["object_id"],
-            region=region,
-            payload=body,
-            prev_hash=head.hash,
-            hash=digest,
-        )
-        AuditHead.objects.filter(pk=1).update(seq=entry.seq, hash=digest)
+    entry = AuditEntry(
+        at=moment,
+        event_type=str(event_type),
+        actor=actor.label,
+        subject=subject,
+        object_type=object_type,
+        object_id=str(object_id),
+        region=region,
+        payload=body,
+    )
+    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            _append_in_database(cursor, entry)
+        else:
+            _append(cursor, entry)
+    # As if loaded: saving it again is refused like any stored entry.
+    entry._state.adding = False
+    entry._state.db = connection.alias
     return entry
+
+
+def checkpoint_create(*, at: datetime | None = None) -> AuditCheckpoint | None:
+    """Sign a checkpoint over every committed entry not yet covered by one.
+
+    Returns None when there is nothing new, or when another process signed the
+    same checkpoint number first. The head is read without its lock, so
+    writers never wait on this: every entry up to a committed head is
+    committed and immutable. Before signing, the new entries are rehashed and
+    their links followed from the previous checkpoint's frontier, so a
+    checkpoint never vouches for a broken chain (``TamperDetected`` instead).
+    Perfect subtrees of 256 leaves and up are stored for inclusion proofs.
+    """
+    size = AuditHead.objects.filter(pk=1).values_list("seq", flat=True).first() or 0
+    previous = AuditCheckpoint.objects.order_by("-number").first()
+    if size <= (previous.size if previous else 0):
+        return None
+    walker = TreeWalker(
+        (),
+        key_for=audit_public_key,
+        start=CheckpointRecord.from_model(previous) if previous else None,
+        keep_level=TREE_NODE_LEVEL,
+    )
+    with closing(stored_entries(after=walker.size, upto=size)) as entries:
+        walk_complete(entries, walker, Report())
+    if walker.size != size:
+        raise tampered(f"the chain head names entry #{size} but the log ends at entry #{walker.size}")
+    moment = at or timezone.now()
+    if previous and moment < previous.issued_at:
+        # Clocks of different hosts disagree: checkpoint times never go back.
+        moment = previous.issued_at
+    statement = Statement(
+        number=previous.number + 1 if previous else 1,
+        size=size,
+        root=walker.frontier.root().hex(),
+        head=walker.last_entry_hash,
+        prev_signature=previous.signature if previous else "",
+        issued_at=format_time(moment),
+        kid=current_kid(),
+    )
+    try:
+        with transaction.atomic():
+            checkpoint = AuditCheckpoint.objects.create(
+                number=statement.number,
+                size=statement.size,
+                root=statement.root,
+                head=statement.head,
+                frontier=walker.frontier.hex_nodes(),
+                prev_signature=statement.prev_signature,
+                issued_at=moment,
+                kid=statement.kid,
+                signature=sign(statement.message()),
+            )
+            AuditTreeNode.objects.bulk_create(
+                [
+                    AuditTreeNode(level=level, index=index, hash=node.hex())
+                    for level, index, node in walker.frontier.completed
+                ],
+                batch_size=1000,
+            )
+    except IntegrityError:
+        return None
+    return checkpoint
+
+
+def ledger_verify(*, actor: Actor) -> Report:
+    """Verify the live ledger and put the outcome on it: the daily proof that nobody edited history."""
+    report = verify_live()
+    if not report.ok:
+        logger.error("audit ledger verification failed: %s", "; ".join(map(str, report.problems)))
+    with transaction.atomic():
+        record(
+            event_type=EventType.AUDIT_VERIFIED if report.ok else EventType.AUDIT_VERIFICATION_FAILED,
+            actor=actor,
+            object_type="audit_ledger",
+            payload=report.summary(),
+        )
+    return report
+
+
+def export_request(
+    *,
+    user: Any,
+    access: AuditAccess,
+    filters: EntryFilters,
+    format: str,
+    at: datetime | None = None,
+) -> AuditExport:
+    """Start an auditor's export job; the request itself goes on the ledger.
+
+    The auditor's scope is frozen into the job, so the bundle holds what they
+    could read when they asked. The build runs in a Celery task after commit.
+    """
+    if not access.can_audit:
+        raise Forbidden("Only auditors export the audit ledger.", code="not_an_auditor")
+    if format not in ExportFormat.values:
+        raise DomainError(f"Unknown export format {format!r}.", code="invalid_format")
+    moment = at or timezone.now()
+    with transaction.atomic():
+        export = AuditExport.objects.create(
+            requested_by=user,
+            requested_at=moment,
+            format=format,
+            filters=filters.as_json(),
+            scope=access.scope_json(),
+            updated_at=moment,
+        )
+        record(
+            event_type=EventType.AUDIT_EXPORT_REQUESTED,
+            actor=Actor.for_user(user),
+            object_type="audit_export",
+            object_id=str(export.id),
+            payload={"format": format, "filters": export.filters, "scope": export.scope},
+            at=moment,
+        )
+        transaction.on_commit(partial(_enqueue_export, export.id), robust=True)
+    return export
+
+
+def _enqueue_export(export_id: uuid.UUID) -> None:
+    # Imported here: tasks call services, not the other way round. A broker
+    # outage leaves the job pending; export_sweep enqueues it again.
+    from audit.tasks import export_build_task
+
+    export_build_task.delay(str(export_id))
+
+
+def export_build(*, export_id: uuid.UUID, now: datetime | None = None) -> AuditExport:
+    """Build (or rebuild) an export's bundle; safe to run again after a crash.
+
+    The first run fixes the signed checkpoint the bundle covers (a fresh one
+    over the current head), so every retry writes the same bytes. The bundle
+    is written to a temporary file and stored only when complete; the job is
+    marked done, and the completion audited with the bundle's SHA-256, once.
+    """
+    if not AuditExport.objects.filter(pk=export_id).exclude(status__in=FINISHED).exists():
+        return AuditExport.objects.get(pk=export_id)
+    checkpoint_create()
+    moment = now or timezone.now()
+    with transaction.atomic():
+        export = AuditExport.objects.select_for_update().get(pk=export_id)
+        if export.status in FINISHED:
+            return export
+        if export.checkpoint_id is None:
+            export.checkpoint = AuditCheckpoint.objects.order_by("-number").first()
+        export.status = ExportStatus.RUNNING
+        export.attempts += 1
+        export.progress = 0
+        export.started_at = export.updated_at = moment
+        export.save(update_fields=["checkpoint", "status", "attempts", "progress", "started_at", "updated_at"])
+
+    def on_progress(percent: int) -> None:
+        AuditExport.objects.filter(pk=export_id, status=ExportStatus.RUNNING).update(
+            progress=percent, updated_at=timezone.now()
+        )
+
+    name = f"audit-exports/{export_id}.zip"
+    with tempfile.TemporaryFile() as scratch:
+        result = write_bundle(export=export, out=scratch, on_progress=on_progress)
+        scratch.seek(0)
+        digest = hashlib.sha256()
+        for block in iter(lambda: scratch.read(1 << 20), b""):
+            digest.update(block)
+        byte_size = scratch.tell()
+        scratch.seek(0)
+        # A previous run may have stored the bundle and died before marking the job done.
+        default_storage.delete(name)
+        stored = default_storage.save(name, File(scratch, name=name))
+    with transaction.atomic():
+        export = AuditExport.objects.select_for_update().get(pk=export_id)
+        if export.status in FINISHED:
+            return export
+        export.status = ExportStatus.DONE
+        export.progress = 100
+        export.file.name = stored
+        export.sha256 = digest.hexdigest()
+        export.byte_size = byte_size
+        export.entry_count = result.entries
+        export.error = ""
+        export.finished_at = export.updated_at = timezone.now()
+        export.save()
+        record(
+            event_type=EventType.AUDIT_EXPORT_COMPLETED,
+            actor=EXPORTER,
+            object_type="audit_export",
+            object_id=str(export.id),
+            payload={
+                "sha256": export.sha256,
+                "entries": result.entries,
+                "tree": {"from_size": result.from_size, "to_size": result.to_size},
+                "checkpoint": export.checkpoint_id,
+                "format": export.format,
+            },
+        )
+    return export
+
+
+def export_fail(*, export_id: uuid.UUID, error: str) -> AuditExport:
+    """Give up on an export: the auditor sees why, and the ledger records it."""
+    with transaction.atomic():
+        export = AuditExport.objects.select_for_update().get(pk=export_id)
+        if export.status in FINISHED:
+            return export
+        export.status = ExportStatus.FAILED
+        export.error = error[:2000]
+        export.finished_at = export.updated_at = timezone.now()
+        export.save(update_fields=["status", "error", "finished_at", "updated_at"])
+        record(
+            event_type=EventType.AUDIT_EXPORT_FAILED,
+            actor=EXPORTER,
+            object_type="audit_export",
+            object_id=str(export.id),
+            payload={"error": export.error},
+        )
+    return export

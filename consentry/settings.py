@@ -11,6 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 from consentry.env import env_bool, env_int, env_list, env_rate, env_str
@@ -211,6 +212,12 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     },
 }
 CELERY_TIMEZONE = "UTC"
+if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    # Redis redelivers a task a dead worker held only after this many seconds:
+    # keep it above the longest task time limit (the audit export's).
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": env_int("CELERY_BROKER_VISIBILITY_TIMEOUT", 7200, minimum=1),
+    }
 
 # Domain settings.
 # Smallest group whose aggregate opt-in rate a manager may see.
@@ -259,6 +266,28 @@ CONSENTRY_OIDC_EMPLOYEE_FIELD = env_str("CONSENTRY_OIDC_EMPLOYEE_FIELD", "email"
 if CONSENTRY_OIDC_EMPLOYEE_FIELD not in ("email", "user_name", "hr_id"):
     raise ImproperlyConfigured("CONSENTRY_OIDC_EMPLOYEE_FIELD must be email, user_name or hr_id.")
 LOGIN_REDIRECT_URL_FAILURE = "/accounts/login/?sso=failed"
+# Audit ledger: signed checkpoints, daily verification, exports (audit/).
+# A checkpoint is signed once this many entries are uncovered, or once the
+# oldest uncovered entry is this many minutes old; beat checks every poll.
+CONSENTRY_CHECKPOINT_EVERY_ENTRIES = env_int("CONSENTRY_CHECKPOINT_EVERY_ENTRIES", 1000, minimum=1)
+CONSENTRY_CHECKPOINT_EVERY_MINUTES = env_int("CONSENTRY_CHECKPOINT_EVERY_MINUTES", 5, minimum=1)
+CONSENTRY_CHECKPOINT_POLL_SECONDS = env_int("CONSENTRY_CHECKPOINT_POLL_SECONDS", 30, minimum=1)
+# Hour (UTC) of the daily live verification, whose outcome is itself audited.
+CONSENTRY_AUDIT_VERIFY_HOUR = env_int("CONSENTRY_AUDIT_VERIFY_HOUR", 3, minimum=0, maximum=23)
+# Export jobs: hard time limit in seconds (a million entries take about a minute).
+CONSENTRY_AUDIT_EXPORT_TIME_LIMIT = env_int("CONSENTRY_AUDIT_EXPORT_TIME_LIMIT", 3600, minimum=60)
+# Who may read which entries: resolved above the audit app (regions, people).
+CONSENTRY_AUDIT_ACCESS_RESOLVER = "governance.audit_scope.audit_access_for"
+CELERY_BEAT_SCHEDULE.update(
+    {
+        "audit-checkpoint": {"task": "audit.checkpoint_tick", "schedule": float(CONSENTRY_CHECKPOINT_POLL_SECONDS)},
+        "audit-verify-daily": {
+            "task": "audit.verify_daily",
+            "schedule": crontab(hour=CONSENTRY_AUDIT_VERIFY_HOUR, minute=17),
+        },
+        "audit-export-sweep": {"task": "audit.export_sweep", "schedule": 300.0},
+    }
+)
 
 # Decisions (capture and use decision API).
 # How long a capture grant lives; the wire contract caps it at 15 minutes.

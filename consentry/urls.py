@@ -24,6 +24,7 @@ urlpatterns = [
     path("oidc/callback/", oidc.authentication_callback, name="oidc_authentication_callback"),
     path("scim/v2/", include("people.scim.urls")),
     path("people/", include("people.urls")),
+    path("api/v1/audit/", include("audit.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/v1/", include("decisions.urls")),

@@ -1,7 +1,8 @@
 from __future__ import annotations
 
 import pytest
-from django.db import DatabaseError, transaction
+from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from audit.actors import Actor
 from audit.chain import GENESIS_HASH, entry_hash
@@ -39,24 +40,22 @@ def test_unknown_event_types_are_refused_and_nothing_is_written():
     assert AuditEntry.objects.count() == 0
 
 
-def test_a_failed_audit_write_rolls_back_the_state_change(small_policy, ny_employee, monkeypatch):
+def test_a_failed_audit_write_rolls_back_the_state_change(small_policy, ny_employee):
     before = AuditEntry.objects.count()
-
-    def broken_create(*args, **kwargs):
-        raise DatabaseError("disk full")
-
-    monkeypatch.setattr(AuditEntry.objects, "create", broken_create)
-    with pytest.raises(DatabaseError):
+    # Occupy the next entry number behind record()'s back, so its INSERT fails for real.
+    head = AuditHead.objects.get()
+    squatter = {**record(event_type=EventType.REGION_SAVED, actor=ACTOR).content(), "seq": head.seq + 2}
+    AuditEntry.objects.bulk_create([AuditEntry(**{**squatter, "at": timezone.now(), "hash": "f" * 64})])
+    with pytest.raises(IntegrityError):
         consent_grant(
             employee=ny_employee,
             notice=small_policy["notice"],
             choices=[("ai_agent_training", "keystrokes")],
             actor=ACTOR,
         )
-    monkeypatch.undo()
     assert ConsentEvent.objects.count() == 0
     assert ConsentState.objects.count() == 0
-    assert AuditEntry.objects.count() == before
+    assert AuditEntry.objects.count() == before + 2
 
 
 def test_a_rolled_back_transaction_leaves_no_gap_in_the_sequence():

@@ -1,0 +1,100 @@
+"""Reads of the ledger: auditor search, checkpoints, exports."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db.models import Q, QuerySet
+from django.utils.dateparse import parse_datetime
+
+from audit.access import AuditAccess
+from audit.chain import format_time
+from audit.models import AuditCheckpoint, AuditEntry, AuditExport, AuditHead
+
+
+@dataclass(frozen=True, slots=True)
+class EntryFilters:
+    """An auditor's search: half-open time range [since, until), event types, actor label, subject."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+    event_types: tuple[str, ...] = field(default_factory=tuple)
+    actor: str = ""
+    subject: str = ""
+
+    @property
+    def empty(self) -> bool:
+        return not (self.since or self.until or self.event_types or self.actor or self.subject)
+
+    def condition(self) -> Q:
+        condition = Q()
+        if self.since:
+            condition &= Q(at__gte=self.since)
+        if self.until:
+            condition &= Q(at__lt=self.until)
+        if self.event_types:
+            condition &= Q(event_type__in=self.event_types)
+        if self.actor:
+            condition &= Q(actor=self.actor)
+        if self.subject:
+            condition &= Q(subject=self.subject)
+        return condition
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "since": format_time(self.since) if self.since else None,
+            "until": format_time(self.until) if self.until else None,
+            "event_types": list(self.event_types),
+            "actor": self.actor,
+            "subject": self.subject,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> EntryFilters:
+        return cls(
+            since=parse_datetime(data["since"]) if data.get("since") else None,
+            until=parse_datetime(data["until"]) if data.get("until") else None,
+            event_types=tuple(data.get("event_types") or ()),
+            actor=data.get("actor") or "",
+            subject=data.get("subject") or "",
+        )
+
+
+def entries_visible(*, access: AuditAccess, filters: EntryFilters | None = None) -> QuerySet[AuditEntry]:
+    """Entries the access may read that match the filters, in ledger order."""
+    entries = AuditEntry.objects.filter(access.entries())
+    if filters is not None:
+        entries = entries.filter(filters.condition())
+    return entries.order_by("seq")
+
+
+def entry_visible(*, access: AuditAccess, seq: int) -> AuditEntry | None:
+    return entries_visible(access=access).filter(seq=seq).first()
+
+
+def latest_checkpoint() -> AuditCheckpoint | None:
+    return AuditCheckpoint.objects.order_by("-number").first()
+
+
+def checkpoints() -> QuerySet[AuditCheckpoint]:
+    return AuditCheckpoint.objects.order_by("number")
+
+
+def exports_of(*, user: Any) -> QuerySet[AuditExport]:
+    """An auditor sees only the exports they asked for: each holds their scope's entries."""
+    return AuditExport.objects.filter(requested_by=user).order_by("-requested_at")
+
+
+def checkpoint_due(*, now: datetime) -> bool:
+    """Enough uncovered entries, or an uncovered entry old enough: time to sign a checkpoint."""
+    size = AuditHead.objects.filter(pk=1).values_list("seq", flat=True).first() or 0
+    covered = AuditCheckpoint.objects.order_by("-number").values_list("size", flat=True).first() or 0
+    if size <= covered:
+        return False
+    if size - covered >= settings.CONSENTRY_CHECKPOINT_EVERY_ENTRIES:
+        return True
+    oldest = AuditEntry.objects.filter(seq=covered + 1).values_list("at", flat=True).first()
+    return oldest is None or now - oldest >= timedelta(minutes=settings.CONSENTRY_CHECKPOINT_EVERY_MINUTES)

@@ -1,0 +1,681 @@
+"""Offline verification of Consentry audit evidence: export bundles and inclusion proofs.
+
+Needs only ``cryptography`` and the audit public keys (JWKS from
+``/.well-known/jwks.json``). For a bundle (``consentry-audit-export/v1``)
+it checks, reporting the first bad entry or checkpoint first:
+
+1. entries run 1, 2, 3, … from the bundle's start with none missing, repeated
+   or out of place;
+2. each entry's content hashes to its hash: SHA-256 over
+   ``consentry.audit.entry.v1\\0`` and the entry's canonical JSON (keys
+   sorted, no white space, UTF-8);
+3. each entry's ``prev_hash`` is the previous entry's hash;
+4. each checkpoint, when the walk reaches its size: Ed25519 signature over its
+   statement by a known key, number and ``previous`` signature chaining to
+   the checkpoint before, time not going back, chain head, and the RFC 9162
+   Merkle root recomputed from the leaves. Consecutive roots come from one
+   leaf stream, so each tree extends the one before (consistency);
+5. no checkpoint lies beyond the last entry (truncation);
+6. for a filtered export, each entry against its leaf in ``leaves.txt``;
+7. the manifest's signature and every file's SHA-256.
+
+For a proof (``consentry-audit-inclusion-proof/v1``): the entry's hash, the
+audit path to the checkpoint's root, and the checkpoint's signature.
+
+Exit status: 0 verified, 1 not intact, 2 usage or unreadable input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import csv
+import hashlib
+import io
+import json
+import sys
+import time
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from consentry_client.merkle import CompactTree, leaf, root_from_path
+
+BUNDLE_FORMAT = "consentry-audit-export/v1"
+PROOF_FORMAT = "consentry-audit-inclusion-proof/v1"
+ENTRY_TAG = b"consentry.audit.entry.v1\x00"
+MANIFEST_TAG = b"consentry-audit-export-manifest/v1\n"
+GENESIS = "0" * 64
+FIELDS = ("seq", "at", "event_type", "actor", "subject", "object_type", "object_id", "region", "payload", "prev_hash")
+CSV_COLUMNS = (*FIELDS, "hash")
+LINE_HEAD = b'{"entry":'
+LINE_HASH_KEY = b',"hash":"'
+LINE_TAIL_LENGTH = len(LINE_HASH_KEY) + 64 + 2
+_canonical = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
+# One entry as read from a bundle: seq, prev_hash, its stated hash, and whether its content rehashes to it.
+Entry = tuple[int, str, str, bool]
+
+
+# --- keys ----------------------------------------------------------------------------------------
+
+
+def _b64url(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _thumbprint(x: str) -> str:
+    """RFC 7638 thumbprint of an Ed25519 OKP key: the kid Consentry uses."""
+    members = json.dumps({"crv": "Ed25519", "kty": "OKP", "x": x}, separators=(",", ":"), sort_keys=True)
+    return base64.urlsafe_b64encode(hashlib.sha256(members.encode()).digest()).rstrip(b"=").decode()
+
+
+def load_keys(jwks: dict[str, Any]) -> dict[str, Ed25519PublicKey]:
+    """Ed25519 keys of a JWKS by kid; each kid is recomputed from the key, never taken on trust."""
+    keys = {}
+    for jwk in jwks.get("keys", []) if isinstance(jwks, dict) else []:
+        if not isinstance(jwk, dict) or jwk.get("kty") != "OKP" or jwk.get("crv") != "Ed25519":
+            continue
+        try:
+            key = Ed25519PublicKey.from_public_bytes(_b64url(str(jwk["x"])))
+        except (KeyError, ValueError):
+            continue
+        keys[_thumbprint(str(jwk["x"]))] = key
+    return keys
+
+
+def _signed(keys: dict[str, Ed25519PublicKey], kid: str, message: bytes, signature: str) -> bool:
+    key = keys.get(kid)
+    if key is None:
+        return False
+    try:
+        key.verify(_b64url(signature), message)
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+
+
+# --- findings ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Finding:
+    message: str
+    seq: int | None = None
+    checkpoint: int | None = None
+
+    def __str__(self) -> str:
+        if self.seq is not None:
+            return f"entry #{self.seq}: {self.message}"
+        if self.checkpoint is not None:
+            return f"checkpoint #{self.checkpoint}: {self.message}"
+        return self.message
+
+
+class NotIntact(Exception):
+    def __init__(self, finding: Finding):
+        super().__init__(str(finding))
+        self.finding = finding
+
+
+def _bad(message: str, *, seq: int | None = None, checkpoint: int | None = None) -> NotIntact:
+    return NotIntact(Finding(message, seq=seq, checkpoint=checkpoint))
+
+
+@dataclass
+class Result:
+    kind: str
+    entries: int = 0
+    size: int = 0
+    checkpoints: int = 0
+    keys_pinned: bool = True
+    seconds: float = 0.0
+    findings: list[Finding] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.findings
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "kind": self.kind,
+            "entries": self.entries,
+            "size": self.size,
+            "checkpoints": self.checkpoints,
+            "keys_pinned": self.keys_pinned,
+            "seconds": round(self.seconds, 3),
+            "findings": [str(finding) for finding in self.findings],
+            "first_bad_entry": next((f.seq for f in self.findings if f.seq is not None), None),
+            "notes": self.notes,
+        }
+
+
+# --- checkpoints ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    number: int
+    size: int
+    root: str
+    head: str
+    prev_signature: str
+    issued_at: str
+    kid: str
+    signature: str
+    frontier: tuple[str, ...] | None
+
+    @classmethod
+    def parse(cls, data: Any) -> Checkpoint:
+        try:
+            frontier = data.get("frontier")
+            return cls(
+                number=int(data["number"]),
+                size=int(data["size"]),
+                root=str(data["root"]),
+                head=str(data["head"]),
+                prev_signature=str(data["prev_signature"]),
+                issued_at=str(data["issued_at"]),
+                kid=str(data["kid"]),
+                signature=str(data["signature"]),
+                frontier=None if frontier is None else tuple(map(str, frontier)),
+            )
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            raise _bad(f"a checkpoint record is malformed ({exc})") from exc
+
+    def statement(self) -> bytes:
+        return (
+            "consentry-audit-checkpoint/v1\n"
+            f"number {self.number}\n"
+            f"size {self.size}\n"
+            f"root {self.root}\n"
+            f"head {self.head}\n"
+            f"previous {self.prev_signature or '-'}\n"
+            f"time {self.issued_at}\n"
+            f"kid {self.kid}\n"
+        ).encode()
+
+    def check_signature(self, keys: dict[str, Ed25519PublicKey]) -> None:
+        if self.kid not in keys:
+            raise _bad(f"signed with an unknown key (kid {self.kid!r})", checkpoint=self.number)
+        if not _signed(keys, self.kid, self.statement(), self.signature):
+            raise _bad("its signature does not verify: the checkpoint was altered or replaced", checkpoint=self.number)
+
+
+class Walk:
+    """Entry hashes in sequence through a compact Merkle tree, each checkpoint checked at its size."""
+
+    def __init__(self, checkpoints: list[Checkpoint], keys: dict[str, Ed25519PublicKey], start: Checkpoint | None):
+        self.keys = keys
+        self.previous = start
+        self.head = GENESIS
+        self.checked = 0
+        ordered = sorted(checkpoints, key=lambda cp: cp.number)
+        for index in range(1, len(ordered)):
+            if ordered[index].size <= ordered[index - 1].size:
+                raise _bad("its size does not grow", checkpoint=ordered[index].number)
+        if start is None:
+            self.tree = CompactTree()
+        else:
+            start.check_signature(keys)
+            if start.frontier is None:
+                raise _bad("the starting checkpoint carries no frontier", checkpoint=start.number)
+            try:
+                self.tree = CompactTree(start.size, [bytes.fromhex(value) for value in start.frontier])
+            except ValueError as exc:
+                raise _bad(f"its frontier is malformed ({exc})", checkpoint=start.number) from exc
+            if self.tree.root().hex() != start.root:
+                raise _bad("its frontier does not fold to its signed root", checkpoint=start.number)
+            self.head = start.head
+            self.checked = 1
+            ordered = [cp for cp in ordered if cp.number != start.number]
+        self.pending = ordered[::-1]
+        if self.pending and self.pending[-1].size <= self.tree.size:
+            raise _bad("lies before the bundle's start", checkpoint=self.pending[-1].number)
+
+    def add(self, entry_hash: str) -> None:
+        self.tree.push(leaf(entry_hash))
+        self.head = entry_hash
+        if self.pending and self.pending[-1].size == self.tree.size:
+            self.checkpoint_reached()
+
+    def checkpoint_reached(self) -> None:
+        self._checkpoint(self.pending.pop())
+
+    def link(self, seq: int, prev_hash: str) -> None:
+        if prev_hash != self.head:
+            raise _bad(
+                f"its prev_hash does not link to entry #{seq - 1}: an entry before it was removed, inserted or altered",
+                seq=seq,
+            )
+
+    def _checkpoint(self, cp: Checkpoint) -> None:
+        cp.check_signature(self.keys)
+        before = self.previous
+        first = before.size + 1 if before else 1
+        if before is None and (cp.number != 1 or cp.prev_signature):
+            raise _bad("is not the first checkpoint, yet none precedes it", checkpoint=cp.number)
+        if before is not None:
+            if cp.number != before.number + 1:
+                raise _bad(f"follows checkpoint #{before.number}: a checkpoint is missing", checkpoint=cp.number)
+            if cp.prev_signature != before.signature:
+                raise _bad(f"does not sign over checkpoint #{before.number}'s signature", checkpoint=cp.number)
+            if cp.issued_at < before.issued_at:
+                raise _bad(f"is dated before checkpoint #{before.number}", checkpoint=cp.number)
+        if cp.head != self.head:
+            raise _bad(
+                f"its chain head is not entry #{cp.size}'s hash: "
+                f"entries #{first} to #{cp.size} differ from what was signed",
+                checkpoint=cp.number,
+            )
+        if self.tree.root().hex() != cp.root:
+            raise _bad(
+                f"the Merkle root of entries #1 to #{cp.size} differs from the signed root: "
+                f"entries #{first} to #{cp.size} were changed, inserted, removed or reordered",
+                checkpoint=cp.number,
+            )
+        if cp.frontier is not None and [value.hex() for value in self.tree.stack] != list(cp.frontier):
+            raise _bad("its frontier does not match the entries", checkpoint=cp.number)
+        self.previous = cp
+        self.checked += 1
+
+    def finish(self) -> None:
+        if self.pending:
+            cp = self.pending[-1]
+            raise _bad(
+                f"covers {cp.size} entries but the log ends at entry #{self.tree.size}: the tail was truncated",
+                checkpoint=cp.number,
+            )
+
+
+# --- entries -------------------------------------------------------------------------------------
+
+
+def _entry_line(raw: bytes, number: int) -> Entry:
+    """One line, fully parsed; the entry's bytes are hashed exactly as exported."""
+    line = raw.rstrip(b"\n")
+    body = line[len(LINE_HEAD) : -LINE_TAIL_LENGTH]
+    if not (line.startswith(LINE_HEAD) and line[-LINE_TAIL_LENGTH:].startswith(LINE_HASH_KEY) and line.endswith(b'"}')):
+        raise _bad(f"line {number} of the entries file is not an exported audit entry")
+    stated = line[-66:-2].decode("ascii", "replace")
+    try:
+        entry = json.loads(body)
+        seq, prev_hash = entry["seq"], entry["prev_hash"]
+        if not isinstance(seq, int) or not isinstance(prev_hash, str):
+            raise TypeError("seq or prev_hash has the wrong type")
+    except (ValueError, KeyError, TypeError) as exc:
+        raise _bad(f"line {number} of the entries file is not an audit entry ({exc})") from exc
+    return seq, prev_hash, stated, hashlib.sha256(ENTRY_TAG + body).hexdigest() == stated
+
+
+def _jsonl(stream: IO[bytes]) -> Iterator[Entry]:
+    """Entries line by line, reading seq and prev_hash from the canonical text instead of parsing it.
+
+    Keys are sorted, so ``prev_hash`` and ``seq`` follow the payload and only
+    strings follow them; a quote inside a JSON string is always escaped, so
+    the last ``"prev_hash":"`` and ``,"seq":`` are the entry's own. The bytes
+    are hashed in place; any other reading of them changes the hash. A line
+    where that reading fails falls back to a full parse.
+    """
+    sha256 = hashlib.sha256
+    for number, raw in enumerate(stream, start=1):
+        line = raw[:-1] if raw[-1:] == b"\n" else raw
+        body = line[9:-75]
+        stated = line[-66:-2]
+        prev_at = body.rfind(b'"prev_hash":"')
+        seq_at = body.rfind(b',"seq":')
+        if line[:9] != LINE_HEAD or line[-75:-66] != LINE_HASH_KEY or line[-2:] != b'"}' or not 0 <= prev_at < seq_at:
+            yield _entry_line(raw, number)
+            continue
+        try:
+            seq = int(body[seq_at + 7 : body.find(b",", seq_at + 7)])
+        except ValueError:
+            yield _entry_line(raw, number)
+            continue
+        stated_text = stated.decode("ascii", "replace")
+        prev_hash = body[prev_at + 13 : prev_at + 77].decode("ascii", "replace")
+        yield seq, prev_hash, stated_text, sha256(ENTRY_TAG + body).hexdigest() == stated_text
+
+
+def _csv(stream: IO[bytes]) -> Iterator[Entry]:
+    rows = csv.reader(io.TextIOWrapper(stream, encoding="utf-8", newline=""))
+    if tuple(next(rows, ())) != CSV_COLUMNS:
+        raise _bad("entries.csv does not start with the expected header")
+    for number, row in enumerate(rows, start=2):
+        try:
+            if len(row) != len(CSV_COLUMNS):
+                raise ValueError(f"{len(row)} columns")
+            seq = int(row[0])
+            entry = dict(zip(FIELDS, (seq, *row[1:8], json.loads(row[8]), row[9]), strict=True))
+        except ValueError as exc:
+            raise _bad(f"line {number} of entries.csv is not an audit entry ({exc})") from exc
+        computed = hashlib.sha256(ENTRY_TAG + _canonical(entry).encode()).hexdigest()
+        yield seq, row[9], row[10], computed == row[10]
+
+
+def _intact(seq: int, intact: bool) -> None:
+    if not intact:
+        raise _bad("its content does not match its hash: the entry was altered", seq=seq)
+
+
+def _walk_all(entries: Iterator[Entry], walk: Walk, result: Result) -> None:
+    expected = walk.tree.size + 1
+    for seq, prev_hash, entry_hash, intact in entries:
+        if seq > expected:
+            raise _bad(f"is missing (entry #{seq} comes next): entries were removed or reordered", seq=expected)
+        if seq < expected:
+            raise _bad("appears a second time: an entry was inserted, repeated or reordered", seq=seq)
+        _intact(seq, intact)
+        walk.link(seq, prev_hash)
+        walk.add(entry_hash)
+        result.entries += 1
+        expected += 1
+
+
+def _walk_jsonl(stream: IO[bytes], walk: Walk, result: Result) -> None:
+    """A complete JSON Lines export: the same checks as ``_walk_all`` over ``_jsonl``, in one tight loop.
+
+    This is the path a million-entry bundle takes, so it reads the stream in
+    large blocks, keeps hashes as bytes, and grows the Merkle frontier in
+    place. Any line it cannot read the fast way goes through ``_entry_line``.
+    """
+    sha256 = hashlib.sha256
+    tree, stack = walk.tree, walk.tree.stack
+    head = walk.head.encode()
+    expected = tree.size + 1
+    next_size = walk.pending[-1].size if walk.pending else -1
+    rest, number = b"", 0
+    while True:
+        block = stream.read(1 << 20)
+        lines = (rest + block).split(b"\n")
+        rest = lines.pop()
+        if not block and rest:
+            lines.append(rest)
+            rest = b""
+        for line in lines:
+            number += 1
+            body = line[9:-75]
+            stated = line[-66:-2]
+            prev_at = body.rfind(b'"prev_hash":"')
+            seq_at = body.rfind(b',"seq":')
+            framed = line[:9] == LINE_HEAD and line[-75:-66] == LINE_HASH_KEY and line[-2:] == b'"}'
+            try:
+                if not framed or not 0 <= prev_at < seq_at:
+                    raise ValueError
+                seq = int(body[seq_at + 7 : body.find(b",", seq_at + 7)])
+                prev_hash = body[prev_at + 13 : prev_at + 77]
+            except ValueError:
+                seq, prev_text, stated_text, _ = _entry_line(line, number)
+                prev_hash, stated = prev_text.encode(), stated_text.encode()
+            if seq != expected:
+                if seq > expected:
+                    raise _bad(f"is missing (entry #{seq} comes next): entries were removed or reordered", seq=expected)
+                raise _bad("appears a second time: an entry was inserted, repeated or reordered", seq=seq)
+            digest = sha256(ENTRY_TAG + body).digest()
+            if digest.hex().encode() != stated:
+                raise _bad("its content does not match its hash: the entry was altered", seq=seq)
+            if prev_hash != head:
+                raise _bad(
+                    f"its prev_hash does not link to entry #{seq - 1}: an entry before it was removed, "
+                    "inserted or altered",
+                    seq=seq,
+                )
+            value, carry = sha256(b"\x00" + digest).digest(), tree.size
+            while carry & 1:
+                value = sha256(b"\x01" + stack.pop() + value).digest()
+                carry >>= 1
+            stack.append(value)
+            tree.size += 1
+            head = stated
+            expected += 1
+            result.entries += 1
+            if tree.size == next_size:
+                walk.head = head.decode()
+                walk.checkpoint_reached()
+                next_size = walk.pending[-1].size if walk.pending else -1
+        if not block:
+            break
+    walk.head = head.decode()
+
+
+def _walk_leaves(entries: Iterator[Entry], leaves: IO[bytes], walk: Walk, result: Result) -> None:
+    upcoming = next(entries, None)
+    for raw in leaves:
+        value = raw.rstrip(b"\n").decode("ascii", "replace")
+        seq = walk.tree.size + 1
+        while upcoming is not None and upcoming[0] <= seq:
+            if upcoming[0] < seq:
+                raise _bad("is out of order or repeated in the entries file", seq=upcoming[0])
+            _intact(seq, upcoming[3])
+            if upcoming[2] != value:
+                raise _bad("does not match its leaf in the tree: the entry was altered", seq=seq)
+            walk.link(seq, upcoming[1])
+            result.entries += 1
+            upcoming = next(entries, None)
+        try:
+            walk.add(value)
+        except ValueError as exc:
+            raise _bad("leaves.txt holds no valid hash for it", seq=seq) from exc
+    if upcoming is not None:
+        raise _bad("lies outside the tree the bundle covers", seq=upcoming[0])
+
+
+# --- bundles -------------------------------------------------------------------------------------
+
+
+def verify_bundle(source: str | Path | IO[bytes], *, jwks: dict[str, Any] | None = None) -> Result:
+    """Verify an export bundle; ``jwks`` pins the trusted keys (else the bundle's own keys.json is used)."""
+    result = Result(kind="bundle", keys_pinned=jwks is not None)
+    started = time.perf_counter()
+    try:
+        try:
+            archive = zipfile.ZipFile(source)
+        except (OSError, zipfile.BadZipFile) as exc:
+            raise _bad(f"the bundle is not a readable zip file ({exc})") from exc
+        with archive:
+            _check_bundle(archive, jwks, result)
+    except NotIntact as exc:
+        result.findings.insert(0, exc.finding)
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _check_bundle(archive: zipfile.ZipFile, jwks: dict[str, Any] | None, result: Result) -> None:
+    try:
+        raw_manifest = archive.read("manifest.json")
+        manifest = json.loads(raw_manifest)
+        signature = json.loads(archive.read("manifest.sig"))
+        if not isinstance(manifest, dict) or not isinstance(signature, dict):
+            raise ValueError("not JSON objects")
+    except (KeyError, ValueError) as exc:
+        raise _bad(f"the bundle has no readable manifest.json and manifest.sig ({exc})") from exc
+    if manifest.get("format") != BUNDLE_FORMAT:
+        raise _bad(f"the manifest is not a {BUNDLE_FORMAT} manifest")
+    if jwks is None:
+        result.notes.append(
+            "keys were taken from the bundle itself; pin them with --keys (from /.well-known/jwks.json) "
+            "to know the bundle comes from the deployment you trust"
+        )
+        try:
+            jwks = json.loads(archive.read(str(manifest.get("keys", "keys.json"))))
+        except (KeyError, ValueError) as exc:
+            raise _bad("the bundle carries no readable keys.json") from exc
+    keys = load_keys(jwks)
+    later: list[Finding] = []
+    kid, value = str(signature.get("kid", "")), str(signature.get("signature", ""))
+    if not _signed(keys, kid, MANIFEST_TAG + raw_manifest, value):
+        later.append(Finding(f"the manifest's signature does not verify with a trusted key (kid {kid!r})"))
+    later.extend(_file_findings(archive, manifest))
+    try:
+        _walk_bundle(archive, manifest, keys, result)
+    finally:
+        result.findings.extend(later)
+
+
+def _file_findings(archive: zipfile.ZipFile, manifest: dict[str, Any]) -> list[Finding]:
+    findings = []
+    listed = manifest.get("files") if isinstance(manifest.get("files"), dict) else {}
+    present = set(archive.namelist())
+    for name, expected in sorted(listed.items()):
+        if name not in present:
+            findings.append(Finding(f"{name} is listed in the manifest but missing from the bundle"))
+            continue
+        digest = hashlib.sha256()
+        with archive.open(name) as member:
+            while block := member.read(1 << 20):
+                digest.update(block)
+        if digest.hexdigest() != expected:
+            findings.append(Finding(f"{name} does not match its SHA-256 in the signed manifest"))
+    for name in sorted(present - set(listed) - {"manifest.json", "manifest.sig"}):
+        findings.append(Finding(f"{name} is in the bundle but not in the manifest"))
+    return findings
+
+
+def _walk_bundle(
+    archive: zipfile.ZipFile, manifest: dict[str, Any], keys: dict[str, Ed25519PublicKey], result: Result
+) -> None:
+    try:
+        from_size = int(manifest["tree"]["from_size"])
+        to_size = int(manifest["tree"]["to_size"])
+        leaves_name = manifest["tree"].get("leaves")
+        entries_name = str(manifest["entries"]["file"])
+        entries_format = manifest["entries"]["format"]
+        count = int(manifest["entries"]["count"])
+        checkpoints_name = str(manifest["checkpoints"]["file"])
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise _bad(f"the manifest lacks the tree range or the file names ({exc})") from exc
+    try:
+        with archive.open(checkpoints_name) as stream:
+            checkpoints = [Checkpoint.parse(json.loads(line)) for line in stream if line.strip()]
+    except (KeyError, ValueError) as exc:
+        raise _bad(f"{checkpoints_name} is missing or not JSON Lines") from exc
+    start = None
+    if from_size:
+        start = next((cp for cp in checkpoints if cp.size == from_size), None)
+        if start is None:
+            raise _bad(f"no checkpoint in the bundle covers its starting size {from_size}")
+    walk = Walk(checkpoints, keys, start)
+    try:
+        with archive.open(entries_name) as stream:
+            entries = _csv(stream) if entries_format == "csv" else _jsonl(stream)
+            if not leaves_name and entries_format != "csv":
+                _walk_jsonl(stream, walk, result)
+            elif leaves_name:
+                with archive.open(str(leaves_name)) as leaves:
+                    _walk_leaves(entries, leaves, walk, result)
+            else:
+                _walk_all(entries, walk, result)
+        walk.finish()
+    except KeyError as exc:
+        raise _bad(f"a file the manifest names is missing ({exc})") from exc
+    finally:
+        result.size = walk.tree.size
+        result.checkpoints = walk.checked
+    if walk.tree.size != to_size:
+        raise _bad(f"the bundle should cover entries up to #{to_size} but its tree ends at #{walk.tree.size}")
+    if result.entries != count:
+        raise _bad(f"the manifest counts {count} entries but the bundle holds {result.entries}")
+
+
+# --- proofs --------------------------------------------------------------------------------------
+
+
+def verify_proof(proof: dict[str, Any], *, jwks: dict[str, Any]) -> Result:
+    """Verify an inclusion proof: the entry is in the log its signed checkpoint commits to."""
+    result = Result(kind="proof")
+    started = time.perf_counter()
+    try:
+        _check_proof(proof, load_keys(jwks), result)
+    except NotIntact as exc:
+        result.findings.append(exc.finding)
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _check_proof(proof: Any, keys: dict[str, Ed25519PublicKey], result: Result) -> None:
+    if not isinstance(proof, dict) or proof.get("format") != PROOF_FORMAT:
+        raise _bad(f"this is not a {PROOF_FORMAT} document")
+    try:
+        entry = proof["entry"]
+        seq = int(entry["seq"])
+        stated = str(proof["entry_hash"])
+        index, size = int(proof["leaf_index"]), int(proof["tree_size"])
+        path = [bytes.fromhex(value) for value in proof["audit_path"]]
+        document = {name: entry[name] for name in FIELDS}
+    except (KeyError, TypeError, ValueError) as exc:
+        raise _bad(f"the proof is malformed ({exc})") from exc
+    checkpoint = Checkpoint.parse(proof.get("checkpoint"))
+    if hashlib.sha256(ENTRY_TAG + _canonical(document).encode()).hexdigest() != stated:
+        raise _bad("its content does not match its hash: the entry was altered", seq=seq)
+    if index != seq - 1:
+        raise _bad(f"the proof is for leaf {index}, not this entry's leaf {seq - 1}", seq=seq)
+    if size != checkpoint.size:
+        raise _bad(f"the proof is for a tree of {size} entries, the checkpoint covers {checkpoint.size}", seq=seq)
+    root = root_from_path(index, size, leaf(stated), path)
+    if root is None or root.hex() != checkpoint.root:
+        raise _bad(f"its audit path does not lead to checkpoint #{checkpoint.number}'s root", seq=seq)
+    checkpoint.check_signature(keys)
+    result.entries, result.size, result.checkpoints = 1, size, 1
+    result.notes.append(
+        f"entry #{seq} is entry {seq} of the {size} entries signed by checkpoint #{checkpoint.number} "
+        f"at {checkpoint.issued_at} (key {checkpoint.kid})"
+    )
+
+
+# --- command line --------------------------------------------------------------------------------
+
+
+def _read_json(path: str) -> Any:
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="consentry-verify", description=__doc__.split("\n\n")[0])
+    parser.add_argument("kind", choices=["bundle", "proof"], help="what to verify")
+    parser.add_argument("path", help="the export zip, or the proof JSON file")
+    parser.add_argument("--keys", help="JWKS file with the trusted audit keys (from /.well-known/jwks.json)")
+    parser.add_argument("--json", action="store_true", help="print a JSON report")
+    args = parser.parse_args(argv)
+    try:
+        jwks = _read_json(args.keys) if args.keys else None
+        if args.kind == "bundle":
+            if not Path(args.path).is_file():
+                raise OSError(f"{args.path}: no such file")
+            result = verify_bundle(args.path, jwks=jwks)
+        else:
+            if jwks is None:
+                parser.error("a proof is verified against pinned keys: pass --keys")
+            result = verify_proof(_read_json(args.path), jwks=jwks)
+    except (OSError, ValueError) as exc:
+        print(f"consentry-verify: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(result.as_json(), indent=2))
+    else:
+        _print(result)
+    return 0 if result.ok else 1
+
+
+def _print(result: Result) -> None:
+    if result.ok:
+        print(
+            f"OK: {result.kind} verified: {result.entries} entries, tree of {result.size}, "
+            f"{result.checkpoints} signed checkpoints ({result.seconds:.2f} s)"
+        )
+    else:
+        print(f"FAILED: the {result.kind} is not intact")
+        for finding in result.findings:
+            print(f"  {finding}")
+    for note in result.notes:
+        print(f"note: {note}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
