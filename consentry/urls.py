@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 from django.contrib import admin
-from django.urls import path
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from consentry.views import health, jwks_view
+from consent import urls as consent_urls
+from consentry.views import health, home, jwks_view
+from governance import urls as governance_urls
+
+# The legal console spans apps: governance owns most pages, consent the opt-in
+# rates (they read consent data, which governance may not import).
+legal_urlpatterns = governance_urls.urlpatterns + consent_urls.legal_urlpatterns
 
 urlpatterns = [
+    path("", home, name="home"),
+    path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("portal/", include("consent.urls")),
+    path("legal/", include((legal_urlpatterns, "legal"))),
+    path("audit/", include("audit.urls")),
     path(".well-known/jwks.json", jwks_view, name="jwks"),
     path("health", health, name="health"),
     path("admin/", admin.site.urls),

@@ -1,0 +1,27 @@
+"""Employee portal pages (namespace ``portal``), plus the legal pages that read consent.
+
+``legal_urlpatterns`` joins the ``legal`` namespace in ``consentry.urls``:
+the opt-in rates read consent data, which the governance app may not import.
+"""
+
+from __future__ import annotations
+
+from django.urls import path
+
+from consent import views
+
+app_name = "portal"
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("choices", views.save_choices, name="save"),
+    path("withdraw-everything", views.withdraw_everything, name="withdraw_all"),
+    path("acknowledge", views.acknowledge, name="acknowledge"),
+    path("pause", views.pause, name="pause"),
+    path("resume", views.resume, name="resume"),
+    path("history/", views.history, name="history"),
+]
+
+legal_urlpatterns = [
+    path("opt-in-rates/", views.opt_in_rates_page, name="opt_in_rates"),
+]
