@@ -72,6 +72,7 @@ def home(request: HttpRequest, employee: Employee) -> HttpResponse:
         request,
         "consent/home.html",
         {
+            "section": "home",
             "overview": overview,
             "form": ConsentChoicesForm(initial=initial, overview=overview),
             "pause_form": PauseForm(),
@@ -190,7 +191,7 @@ def resume(request: HttpRequest, employee: Employee) -> HttpResponse:
 def history(request: HttpRequest, employee: Employee) -> HttpResponse:
     paginator = Paginator(consent_history(employee=employee), settings.CONSENTRY_PAGE_SIZE)
     page = paginator.get_page(request.GET.get("page"))
-    return render(request, "consent/history.html", {"employee": employee, "page": page})
+    return render(request, "consent/history.html", {"section": "history", "employee": employee, "page": page})
 
 
 # Legal console: aggregates (they read consent, so they live with it) -------------------
@@ -215,5 +216,12 @@ def opt_in_rates_page(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "consent/opt_in_rates.html",
-        {"k": k, "purposes": purposes, "purpose": purpose, "tables": tables, "self_url": reverse("legal:opt_in_rates")},
+        {
+            "section": "rates",
+            "k": k,
+            "purposes": purposes,
+            "purpose": purpose,
+            "tables": tables,
+            "self_url": reverse("legal:opt_in_rates"),
+        },
     )
