@@ -22,6 +22,7 @@ class EventType(models.TextChoices):
     PURPOSE_SAVED = "purpose.saved", "Purpose saved"
     NOTICE_DRAFTED = "notice.drafted", "Notice drafted"
     NOTICE_APPROVED = "notice.approved", "Notice approved and published"
+    NOTICE_DRAFT_DISCARDED = "notice.draft_discarded", "Notice draft discarded"
     RULE_DRAFTED = "rule.drafted", "Jurisdiction rule drafted"
     RULE_APPROVED = "rule.approved", "Jurisdiction rule approved"
     RULE_SUPERSEDED = "rule.superseded", "Jurisdiction rule superseded"

@@ -180,7 +180,12 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 300, minimum=1)
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 360, minimum=1)
 CELERY_BEAT_SCHEDULE_FILENAME = str(STATE_DIR / "celerybeat-schedule")
-CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
+CELERY_BEAT_SCHEDULE: dict[str, dict] = {
+    "expire-consents": {
+        "task": "consent.tasks.expire_consents",
+        "schedule": env_int("CONSENTRY_EXPIRY_SWEEP_SECONDS", 900, minimum=10),
+    },
+}
 CELERY_TIMEZONE = "UTC"
 
 # Domain settings.

@@ -36,6 +36,12 @@ from people.iso3166 import country_name, subdivision_name
 from people.models import Employee
 
 
+def _lock_policy() -> PolicyRevision:
+    """Lock the policy revision row (creating it if a table reset removed it)."""
+    PolicyRevision.objects.bulk_create([PolicyRevision(pk=1)], ignore_conflicts=True)
+    return PolicyRevision.objects.select_for_update().get(pk=1)
+
+
 def policy_changed() -> None:
     """Bump the revision every process compares to notice a policy change."""
     if not PolicyRevision.objects.filter(pk=1).update(revision=F("revision") + 1, changed_at=timezone.now()):
@@ -81,7 +87,8 @@ def region_save(*, code: str, name: str = "", kind: str = "", members: Iterable[
         region.name, region.kind = name or official, kind
         region.save()
         for member in member_codes:
-            Region.objects.get_or_create(code=member, defaults={"name": country_name(member), "kind": "country"})
+            if not Region.objects.filter(code=member).exists():
+                region_save(code=member, kind=RegionKind.COUNTRY, actor=actor)
         region.members.set(member_codes)
         record(
             event_type=EventType.REGION_SAVED,
@@ -185,8 +192,9 @@ def _validate_rule_fields(
         errors["blocked_categories"] = f"Unknown categories: {', '.join(sorted(set(blocked_categories) - known))}."
     if set(max_retention_days) - known:
         errors["max_retention_days"] = f"Unknown categories: {', '.join(sorted(set(max_retention_days) - known))}."
-    elif any(not isinstance(days, int) or isinstance(days, bool) or days < 0 for days in max_retention_days.values()):
-        errors["max_retention_days"] = "Retention caps must be whole numbers of days, zero or more."
+    if any(not isinstance(days, int) or isinstance(days, bool) or days < 0 for days in max_retention_days.values()):
+        message = "Retention caps must be whole numbers of days, zero or more."
+        errors["max_retention_days"] = " ".join(filter(None, [errors.get("max_retention_days"), message]))
     if timezone.is_naive(effective_from) or (effective_to is not None and timezone.is_naive(effective_to)):
         errors["effective_from"] = "Effective dates need a time zone."
     elif effective_to is not None and effective_to <= effective_from:
@@ -296,10 +304,12 @@ def rule_approve(*, rule: JurisdictionRule, actor: Actor, via: str = "") -> Juri
             if rule.effective_from <= old.effective_from:
                 old.state = ApprovalState.SUPERSEDED
                 old.save(update_fields=["state"])
-            else:
+                retired.append(old)
+            elif old.effective_to is None or old.effective_to > rule.effective_from:
+                # Close the old rule where the successor starts; never lengthen it.
                 old.effective_to = rule.effective_from
                 old.save(update_fields=["effective_to"])
-            retired.append(old)
+                retired.append(old)
         clash = _overlapping(rule, excluding={rule.pk})
         if clash:
             raise Conflict(
@@ -380,11 +390,12 @@ def notice_draft(
         elif category not in {c.slug for c in purposes[purpose].categories.all()}:
             errors[f"items[{index}].category"] = f"{category!r} is not a category of {purpose!r}."
     if len({(p, c) for p, c, _ in pairs}) != len(pairs):
-        errors["items"] = "Each purpose × category pair may appear once."
+        errors.setdefault("items", "Each purpose × category pair may appear once.")
     if errors:
         raise DomainError("The notice is not valid.", code="invalid", errors=errors)
     with transaction.atomic():
-        version = (Notice.objects.select_for_update().aggregate(top=Max("version"))["top"] or 0) + 1
+        _lock_policy()  # serialises version numbering: aggregates cannot be locked
+        version = (Notice.objects.aggregate(top=Max("version"))["top"] or 0) + 1
         notice = Notice.objects.create(
             version=version,
             title=title,
@@ -424,11 +435,11 @@ def notice_approve(*, notice: Notice, actor: Actor, published_at: datetime | Non
             raise Forbidden("Approval needs a person or a reviewed policy pack.", code="approver_required")
         if actor.user_id is not None and actor.user_id == notice.created_by_id:
             raise Forbidden("A notice must be approved by someone other than its author.", code="four_eyes")
+        if Notice.objects.filter(state=ApprovalState.APPROVED, version__gt=notice.version).exists():
+            raise Conflict("A newer notice version is already approved; draft a new one.", code="stale_draft")
         previous = (
             Notice.objects.filter(state=ApprovalState.APPROVED, version__lt=notice.version).order_by("-version").first()
         )
-        if previous and notice.version < previous.version:
-            raise Conflict("A newer notice is already approved.", code="stale_draft")
         before = {(i.purpose_id, i.category_id): i.description for i in previous.items.all()} if previous else {}
         changed = []
         for item in notice.items.all():
@@ -452,6 +463,22 @@ def notice_approve(*, notice: Notice, actor: Actor, published_at: datetime | Non
         )
         policy_changed()
     return notice
+
+
+def notice_discard_draft(*, notice: Notice, actor: Actor) -> None:
+    """Throw away an unapproved notice version (its number is not reused)."""
+    with transaction.atomic():
+        notice = Notice.objects.select_for_update().get(pk=notice.pk)
+        if notice.state != ApprovalState.DRAFT:
+            raise Conflict("Only a draft notice can be discarded.", code="not_a_draft")
+        record(
+            event_type=EventType.NOTICE_DRAFT_DISCARDED,
+            actor=actor,
+            object_type="notice",
+            object_id=notice.version,
+            payload={"title": notice.title},
+        )
+        notice.delete()
 
 
 # Instruments, retention, exclusions --------------------------------------------------
@@ -495,6 +522,8 @@ def instrument_save(
     with transaction.atomic():
         if instrument is None:
             instrument = LegalInstrument.objects.create(**fields, created_by_id=actor.user_id)
+        elif all(getattr(instrument, key) == value for key, value in fields.items()):
+            return instrument
         else:
             for key, value in fields.items():
                 setattr(instrument, key, value)

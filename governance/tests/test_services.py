@@ -217,3 +217,69 @@ def test_the_database_refuses_to_update_or_delete_consent_events(small_policy, n
         ConsentEvent.objects.update(kind="withdrawn")
     with pytest.raises(DatabaseError), transaction.atomic():
         ConsentEvent.objects.all().delete()
+
+
+def _draft_notice(text: str):
+    return gov.notice_draft(
+        title="next",
+        summary="s",
+        body="b",
+        retention_statement="r",
+        access_statement="a",
+        no_evaluation_statement="n",
+        items=[("ai_agent_training", "keystrokes", text)],
+        material=True,
+        actor=SYSTEM,
+    )
+
+
+def test_an_older_notice_draft_cannot_be_approved_after_a_newer_version(small_policy):
+    older, newer = _draft_notice("older"), _draft_notice("newer")
+    gov.notice_approve(notice=newer, actor=SYSTEM, via="tests")
+    with pytest.raises(Conflict) as caught:
+        gov.notice_approve(notice=older, actor=SYSTEM, via="tests")
+    assert caught.value.code == "stale_draft"
+    gov.notice_discard_draft(notice=older, actor=SYSTEM)
+    assert AuditEntry.objects.filter(event_type=EventType.NOTICE_DRAFT_DISCARDED).count() == 1
+
+
+def test_a_successor_never_lengthens_a_rule_that_already_ended(small_policy, legal, approver):
+    region = small_policy["regions"]["US-CA"]
+    end = POLICY_START + timedelta(days=30)
+    old = gov.rule_approve(
+        rule=gov.rule_draft(
+            region=region, status="allow", effective_from=POLICY_START, effective_to=end, actor=Actor.for_user(legal)
+        ),
+        actor=Actor.for_user(approver),
+    )
+    later = gov.rule_draft(
+        region=region,
+        status="block",
+        effective_from=end + timedelta(days=30),
+        supersedes=old,
+        actor=Actor.for_user(legal),
+    )
+    gov.rule_approve(rule=later, actor=Actor.for_user(approver))
+    old.refresh_from_db()
+    assert old.effective_to == end and old.state == ApprovalState.APPROVED
+
+
+def test_saving_an_unchanged_instrument_writes_nothing(small_policy):
+    region = small_policy["regions"]["US"]
+    fields = {
+        "kind": "company_written_policy",
+        "title": "Policy",
+        "region": region,
+        "valid_from": POLICY_START.date(),
+        "document_ref": "policy.pdf",
+    }
+    instrument = gov.instrument_save(**fields, actor=SYSTEM)
+    before = (AuditEntry.objects.count(), PolicyRevision.objects.get().revision)
+    gov.instrument_save(**fields, instrument=instrument, actor=SYSTEM)
+    assert (AuditEntry.objects.count(), PolicyRevision.objects.get().revision) == before
+
+
+def test_group_members_created_on_the_fly_are_audited(db):
+    gov.region_save(code="EEA", name="EEA", kind="group", members=["IS", "NO"], actor=SYSTEM)
+    audited = set(AuditEntry.objects.filter(event_type=EventType.REGION_SAVED).values_list("object_id", flat=True))
+    assert {"IS", "NO", "EEA"} <= audited
