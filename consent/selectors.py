@@ -138,22 +138,22 @@ class ItemView:
 
 
 @dataclass(frozen=True, slots=True)
-class ExclusionView:
-    """One thing never captured, in words: what it is, and for which categories."""
+class ExclusionGroup:
+    """Things never captured, for one reason (password managers, banking…), in words."""
 
-    label: str
-    where: str
-    categories: str
+    reason: str
+    labels: tuple[str, ...]
 
 
-def _exclusion_views() -> tuple[ExclusionView, ...]:
+def _exclusion_groups() -> tuple[ExclusionGroup, ...]:
     names = dict(DataCategory.objects.values_list("slug", "name"))
-    views = []
-    for exclusion in ContextExclusion.objects.order_by("kind", "label"):
-        where = {"app": "app", "domain": f"websites matching {exclusion.pattern}"}.get(exclusion.kind, "")
-        only = ", ".join(names.get(slug, slug).lower() for slug in exclusion.categories)
-        views.append(ExclusionView(label=exclusion.label, where=where, categories=only))
-    return tuple(views)
+    grouped: dict[str, list[str]] = defaultdict(list)
+    for exclusion in ContextExclusion.objects.order_by("label"):
+        label = exclusion.label
+        if exclusion.categories:
+            label += " (no " + ", ".join(names.get(slug, slug).lower() for slug in exclusion.categories) + ")"
+        grouped[exclusion.get_reason_display()].append(label)
+    return tuple(ExclusionGroup(reason=reason, labels=tuple(labels)) for reason, labels in sorted(grouped.items()))
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,7 +171,7 @@ class ConsentOverview:
     purposes: tuple[PurposeView, ...]
     acknowledged_at: datetime | None
     pause: Pause | None
-    exclusions: tuple[ExclusionView, ...]
+    exclusions: tuple[ExclusionGroup, ...]
     prohibited: tuple[Purpose, ...]
     granted_count: int = 0
     reconsent: tuple[ItemView, ...] = field(default=())
@@ -327,7 +327,7 @@ def consent_overview(*, employee: Employee, at: datetime) -> ConsentOverview:
         purposes=tuple(purposes),
         acknowledged_at=acks.get(notice.pk) if notice else None,
         pause=active_pause(employee=employee, at=at),
-        exclusions=_exclusion_views(),
+        exclusions=_exclusion_groups(),
         prohibited=tuple(Purpose.objects.filter(prohibited=True).order_by("name")),
         granted_count=len(granted),
         reconsent=tuple(item for item in all_items if item.state == ItemState.RECONSENT_REQUIRED),

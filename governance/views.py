@@ -82,25 +82,36 @@ def _rule_in_force(region: Region, *, at) -> JurisdictionRule | None:
 def regions(request: HttpRequest) -> HttpResponse:
     rows = region_overview(at=timezone.now())
     viewable = set(regions_viewable(request.user).values_list("code", flat=True))
-    groups: OrderedDict[str, list] = OrderedDict()
-    groups["Groups of countries"] = [row for row in rows if row.region.kind == "group"]
-    with_subdivisions = sorted({row.country for row in rows if row.region.kind == "subdivision"})
-    for country in with_subdivisions:
-        groups[country_name(country) or country] = [row for row in rows if row.country == country]
-    groups["Other countries"] = [
-        row for row in rows if row.region.kind == "country" and row.country not in with_subdivisions
-    ]
     return render(
         request,
         "governance/regions.html",
         {
             "section": "regions",
-            "rows": rows,
-            "tile_groups": [(title, members) for title, members in groups.items() if members],
+            "yours": [row for row in rows if row.region.code in viewable],
+            "others": [row for row in rows if row.region.code not in viewable],
+            "tile_groups": _tile_groups(rows),
             "viewable": viewable,
             "status_words": STATUS_WORDS,
         },
     )
+
+
+def _tile_groups(rows) -> list[tuple[str, list]]:
+    """Tiles grouped the way people picture the map: groups, their members, each federal country."""
+    groups: OrderedDict[str, list] = OrderedDict()
+    groups["Groups of countries"] = [row for row in rows if row.region.kind == "group"]
+    federal = sorted({row.country for row in rows if row.region.kind == "subdivision"})
+    for country in federal:
+        groups[country_name(country) or country] = [row for row in rows if row.country == country]
+    for row in rows:
+        if row.region.kind != "country" or row.country in federal:
+            continue
+        memberships = sorted(group.code for group in row.region.groups.all())
+        title = f"Members of {' and '.join(memberships)}" if memberships else "Other countries"
+        groups.setdefault(title, []).append(row)
+    if "Other countries" in groups:
+        groups.move_to_end("Other countries")
+    return [(title, members) for title, members in groups.items() if members]
 
 
 @require_GET

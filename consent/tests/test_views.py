@@ -96,10 +96,10 @@ def test_the_notice_says_what_is_never_captured_how_long_data_is_kept_and_who_se
 ):
     client.force_login(us_employee.user)
     html = _texts(client.get(reverse("portal:home")))
-    assert "What you type into password fields, anywhere." in html
-    assert "Password managers (app)" in html
-    assert "Online banking (websites matching *.bankofamerica.com)" in html
-    assert "Private browsing windows: no screenshots" in html
+    assert "what you type into password fields, anywhere." in html
+    assert "<strong>Password manager:</strong> Password managers." in html
+    assert "<strong>Banking and finance:</strong> Online banking." in html
+    assert "<strong>Private browsing:</strong> Private browsing windows (no screenshots)." in html
     assert "Kept for at most 30 days; deleted within 7 days after you turn it off." in html  # screenshots
     assert "Kept for at most 90 days; deleted within 30 days after you turn it off." in html
     assert "Only the research team&#x27;s pipelines." in html

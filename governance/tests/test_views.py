@@ -125,7 +125,7 @@ def test_the_overview_shows_each_region_s_status_in_words_and_where_it_comes_fro
     assert '<a class="tile tile-allow" href="/legal/regions/US/">' in html
     assert '<div class="tile tile-block">' in html  # EU: outside this user's regions, not a link
     assert "via EU" in html and "via US" in html
-    assert "Outside your regions" in html and "Yours" in html
+    assert "Your regions" in html and "Other regions (" in html
 
 
 def test_an_unknown_region_or_rule_is_not_found(client, small_policy, us_legal):

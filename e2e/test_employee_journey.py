@@ -1,0 +1,80 @@
+"""An employee in New York reads the notice, acknowledges it, opts in, withdraws everything and pauses."""
+
+from __future__ import annotations
+
+import pytest
+
+from consent.models import ConsentState, NoticeAcknowledgement, Pause
+
+pytestmark = pytest.mark.slow
+
+
+def test_an_employee_grants_withdraws_everything_and_pauses(open_browser, people):
+    nina = people["nina"]
+    tab = open_browser("nina")
+    page = tab.page
+    assert page.url.endswith("/portal/")
+    assert page.get_by_role("heading", name="Where you work: New York, United States").is_visible()
+
+    # New York law: acknowledge the monitoring notice first (it turns nothing on).
+    page.get_by_role("button", name="I have read and acknowledge notice version 1").click()
+    assert page.get_by_text("Thank you: you acknowledged notice version 1.").is_visible()
+    assert NoticeAcknowledgement.objects.filter(employee=nina).count() == 1
+
+    # Every switch starts off; turn on two, one by keyboard.
+    switches = page.locator("input.switch")
+    assert switches.count() == 7
+    assert all(not switches.nth(i).is_checked() for i in range(switches.count()))
+    page.get_by_label("Keystrokes", exact=True).check()
+    page.get_by_label("Mouse movement", exact=True).focus()
+    page.keyboard.press("Space")
+    tab.screenshot("portal-choosing")
+    page.get_by_role("button", name="Save my choices").click()
+    assert page.get_by_text("Saved: you turned on Keystrokes, Mouse movement.").is_visible()
+    granted = ConsentState.objects.filter(employee=nina, state="granted").values_list("category_id", flat=True)
+    assert sorted(granted) == ["keystrokes", "mouse_movement"]
+    assert page.get_by_label("Keystrokes", exact=True).is_checked()
+
+    # Withdrawing everything is one click, as easy as granting.
+    page.get_by_role("button", name="Withdraw everything").click()
+    assert page.get_by_text("Everything is withdrawn (2 item(s)).").is_visible()
+    assert set(ConsentState.objects.filter(employee=nina).values_list("state", flat=True)) == {"withdrawn"}
+    assert not page.get_by_label("Keystrokes", exact=True).is_checked()
+
+    # Pause for 30 minutes, then resume.
+    page.get_by_role("button", name="Pause 30 minutes").click()
+    assert page.get_by_role("heading", name="Capture is paused").is_visible()
+    assert Pause.objects.filter(employee=nina, resumed_at__isnull=True).count() == 1
+    tab.screenshot("portal-paused")
+    page.get_by_role("button", name="Resume capture now").click()
+    assert page.get_by_text("Capture is resumed").is_visible()
+
+    # The history shows every step, newest first.
+    page.get_by_role("link", name="History and receipts").click()
+    items = page.locator(".timeline li .what").all_inner_texts()
+    assert items[:2] == ["You resumed capture", "You paused capture"]
+    assert {items[2], items[3]} == {"You withdrew: Keystrokes", "You withdrew: Mouse movement"}
+    assert "You acknowledged the monitoring notice" in items
+    tab.screenshot("portal-history")
+    assert tab.console_errors == []
+
+
+def test_the_portal_works_on_a_phone_sized_screen(open_browser, people):
+    tab = open_browser("nina", mobile=True)
+    page = tab.page
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390, "the page must not scroll sideways on a phone"
+    assert page.get_by_role("button", name="Save my choices").is_visible()
+    tab.screenshot("portal-phone")
+
+
+def test_keyboard_users_reach_the_content_first_and_see_where_they_are(open_browser, people):
+    tab = open_browser("nina")
+    page = tab.page
+    page.keyboard.press("Tab")
+    skip = page.get_by_role("link", name="Skip to main content")
+    assert skip.evaluate("element => element === document.activeElement")
+    outline = skip.evaluate("element => getComputedStyle(element).outlineStyle")
+    assert outline != "none"
+    page.keyboard.press("Enter")
+    assert page.evaluate("location.hash") == "#main"
