@@ -47,6 +47,7 @@ def test_the_legal_console_is_accessible(open_browser, people):
         "legal-catalogue": "/legal/catalogue/",
         "legal-notice": "/legal/catalogue/notices/1/",
         "legal-opt-in-rates": "/legal/opt-in-rates/",
+        "legal-policy-packs": "/legal/packs/",
         "legal-page-denied": "/legal/regions/DE/",
     }
     found = _check(tab, pages)

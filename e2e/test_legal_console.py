@@ -64,3 +64,26 @@ def test_an_eu_scoped_legal_user_is_denied_on_a_us_rule(open_browser, people):
     elias.screenshot("legal-eu-user-denied-on-us-rule")
     assert elias.go("/legal/regions/US/draft").status == 403
     assert elias.go("/legal/regions/DE/draft").status == 200
+
+
+def test_legal_exports_the_policy_and_sees_what_to_fix_in_a_broken_pack(open_browser, people, tmp_path):
+    lena = open_browser("lena")
+    page = lena.page
+    page.get_by_role("link", name="Policy packs").click()
+    page.get_by_label("Version").fill("2026.12.1")
+    with page.expect_download() as download_info:
+        page.get_by_role("button", name="Download pack").click()
+    download = download_info.value
+    assert download.suggested_filename == "consentry-policy-2026.12.1.yaml"
+    exported = tmp_path / download.suggested_filename
+    download.save_as(exported)
+    text = exported.read_text()
+    assert "format: consentry-policy-pack" in text and "US-NY" in text
+
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(text.replace("code: US-NY", "code: US-XX", 1))
+    page.get_by_label("Policy pack file (YAML)").set_input_files(str(broken))
+    page.get_by_role("button", name="Upload").click()
+    errors = page.locator("#pack-errors")
+    assert "broken.yaml" in errors.inner_text() and "US-XX" in errors.inner_text()
+    lena.screenshot("legal-pack-errors")

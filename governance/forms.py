@@ -154,3 +154,48 @@ class InstrumentForm(forms.Form):
         if start and end and end < start:
             self.add_error("valid_to", "An instrument cannot expire before it starts.")
         return data
+
+
+PACK_NAME = r"^[a-z0-9][a-z0-9._-]{0,63}$"
+PACK_VERSION = r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,39}$"
+# A pack is a text file of a few hundred lines; anything far larger is a mistake.
+MAX_PACK_BYTES = 1024 * 1024
+
+
+class PackExportForm(forms.Form):
+    name = forms.RegexField(
+        regex=PACK_NAME,
+        max_length=64,
+        initial="consentry-policy",
+        help_text="Lower-case letters, digits, '.', '_' and '-'.",
+        error_messages={"invalid": "Use lower-case letters, digits, '.', '_' and '-' only."},
+    )
+    version = forms.RegexField(
+        regex=PACK_VERSION,
+        max_length=40,
+        help_text='For example "2026.11.2".',
+        error_messages={"invalid": "Use letters, digits, '.', '_', '+' and '-' only."},
+    )
+
+
+class PackImportForm(forms.Form):
+    pack = forms.FileField(label="Policy pack file (YAML)", help_text="At most 1 MB.")
+    load = forms.TypedChoiceField(
+        label="What to do",
+        choices=[("0", "Only check it: change nothing"), ("1", "Check it and load it")],
+        coerce=lambda value: value == "1",
+        initial="0",
+        widget=forms.RadioSelect,
+    )
+
+    def __init__(self, *args, may_load: bool, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.may_load = may_load
+        if not may_load:
+            self.fields["load"].choices = [("0", "Only check it: change nothing")]
+
+    def clean_pack(self):
+        upload = self.cleaned_data["pack"]
+        if upload.size > MAX_PACK_BYTES:
+            raise forms.ValidationError("The file is larger than 1 MB; a policy pack is a short text file.")
+        return upload

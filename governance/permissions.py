@@ -49,3 +49,17 @@ def regions_viewable(user) -> QuerySet[Region]:
     if not user.has_perm("governance.view_jurisdictionrule"):
         return Region.objects.none()
     return get_objects_for_user(user, [MANAGE, APPROVE], klass=Region, any_perm=True, accept_global_perms=True)
+
+
+def can_load_packs(user) -> bool:
+    """Loading a pack approves its rules as a reviewed pack, in every region it names.
+
+    So only someone who may draft and approve in every region (the global
+    grants) may load one from the console; anyone in the console may check one.
+    """
+    return (
+        user.has_perm("governance.add_jurisdictionrule")
+        and user.has_perm("governance.change_jurisdictionrule")
+        and user.has_perm(MANAGE)
+        and user.has_perm(APPROVE)
+    )

@@ -20,4 +20,6 @@ urlpatterns = [
     path("instruments/<int:pk>/edit", views.instrument_edit, name="instrument_edit"),
     path("catalogue/", views.catalogue, name="catalogue"),
     path("catalogue/notices/<int:version>/", views.notice_detail, name="notice"),
+    path("packs/", views.packs, name="packs"),
+    path("packs/export", views.pack_export, name="pack_export"),
 ]

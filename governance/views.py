@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from functools import wraps
+from pathlib import Path
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -24,7 +25,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from audit.actors import Actor
 from consentry.errors import DomainError
 from governance import services
-from governance.forms import InstrumentForm, RuleDraftForm, attach_errors
+from governance.forms import InstrumentForm, PackExportForm, PackImportForm, RuleDraftForm, attach_errors
 from governance.models import (
     ApprovalState,
     ContextExclusion,
@@ -36,8 +37,11 @@ from governance.models import (
     Region,
     RetentionPolicy,
 )
+from governance.packs import PackError, PackInvalid, check_pack, export_pack, parse_pack
+from governance.packs.importing import pack_import
 from governance.permissions import (
     can_approve_region,
+    can_load_packs,
     can_manage_region,
     can_view_region,
     regions_managed,
@@ -355,3 +359,77 @@ def notice_detail(request: HttpRequest, version: int) -> HttpResponse:
         "governance/notice_detail.html",
         {"section": "catalogue", "notice": notice, "items": items, "previous": previous},
     )
+
+
+# Policy packs ----------------------------------------------------------------------------
+
+
+def _pack_errors(filename: str, errors) -> list[dict]:
+    return [{"line": error.line, "path": error.path, "message": error.message} for error in errors]
+
+
+@require_http_methods(["GET", "POST"])
+@legal_page
+def packs(request: HttpRequest) -> HttpResponse:
+    may_load = can_load_packs(request.user)
+    export_form = PackExportForm(initial={"version": timezone.now().strftime("%Y.%m.%d")})
+    outcome: dict = {}
+    if request.method == "POST":
+        form = PackImportForm(request.POST, request.FILES, may_load=may_load)
+        if form.is_valid():
+            outcome = _import(request, form)
+    else:
+        form = PackImportForm(may_load=may_load)
+    return render(
+        request,
+        "governance/packs.html",
+        {"section": "packs", "form": form, "export_form": export_form, "may_load": may_load, **outcome},
+    )
+
+
+def _import(request: HttpRequest, form: PackImportForm) -> dict:
+    """Check (and, when asked and allowed, load) the uploaded pack; what to show."""
+    upload = form.cleaned_data["pack"]
+    filename = Path(upload.name).name[:100] or "pack.yaml"
+    load = form.cleaned_data["load"] and form.may_load
+    try:
+        source = parse_pack(upload.read(), filename=filename)
+        if load:
+            result = pack_import(source=source, actor=Actor.for_user(request.user))
+            return {"filename": filename, "loaded": result.summary_lines()}
+        errors = check_pack(source)
+    except PackInvalid as invalid:
+        errors = invalid.errors
+    except RecursionError:
+        errors = [PackError(message="the file nests too deeply to be a policy pack")]
+    if errors:
+        return {"filename": filename, "errors": _pack_errors(filename, errors), "was_loading": load}
+    data = source.data
+    return {"filename": filename, "valid": f"Policy pack {data['name']} {data['version']} is valid."}
+
+
+@require_GET
+@legal_page
+def pack_export(request: HttpRequest) -> HttpResponse:
+    form = PackExportForm(request.GET)
+    if not form.is_valid():
+        return render(
+            request,
+            "governance/packs.html",
+            {
+                "section": "packs",
+                "form": PackImportForm(may_load=can_load_packs(request.user)),
+                "export_form": form,
+                "may_load": can_load_packs(request.user),
+            },
+            status=400,
+        )
+    name, version = form.cleaned_data["name"], form.cleaned_data["version"]
+    response = HttpResponse(
+        export_pack(
+            name=name, version=version, description=f"Exported from Consentry by {request.user.get_username()}."
+        ),
+        content_type="application/yaml; charset=utf-8",
+    )
+    response["Content-Disposition"] = f'attachment; filename="{name}-{version}.yaml"'
+    return response

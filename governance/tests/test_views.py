@@ -57,6 +57,8 @@ def _pages(draft, instrument):
         "catalogue": (reverse("legal:catalogue"), "get"),
         "notice": (reverse("legal:notice", args=[1]), "get"),
         "opt_in_rates": (reverse("legal:opt_in_rates"), "get"),
+        "packs": (reverse("legal:packs"), "get"),
+        "pack_export": (reverse("legal:pack_export") + "?name=policy&version=1", "get"),
     }
 
 
@@ -73,8 +75,10 @@ ALL = {
     "catalogue",
     "notice",
     "opt_in_rates",
+    "packs",
+    "pack_export",
 }
-GLOBAL_PAGES = {"regions", "instruments", "catalogue", "notice", "opt_in_rates"}
+GLOBAL_PAGES = {"regions", "instruments", "catalogue", "notice", "opt_in_rates", "packs", "pack_export"}
 # What each persona may open: 200 (or a redirect after an action); everything else is 403.
 ALLOWED = {
     "us_legal": ALL - {"rule_approve"},
