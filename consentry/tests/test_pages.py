@@ -83,3 +83,14 @@ def test_a_missing_page_renders_the_friendly_404(client, ny_employee):
     client.force_login(ny_employee.user)
     response = client.get("/portal/does-not-exist")
     assert response.status_code == 404 and "This page does not exist" in response.content.decode()
+
+
+def test_the_api_docs_load_swagger_from_our_own_origin_without_inline_script(client, ny_employee):
+    client.force_login(ny_employee.user)
+    response = client.get("/api/docs/")
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "cdn.jsdelivr.net" not in html and "<script>" not in html and "<style>" not in html
+    assert "/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js" in html
+    script = client.get("/api/docs/?script=")
+    assert script.status_code == 200 and "SwaggerUIBundle" in script.content.decode()
