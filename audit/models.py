@@ -16,6 +16,8 @@ class EventType(models.TextChoices):
     EMPLOYEE_TRANSFERRED = "employee.transferred", "Employee work location changed"
     EMPLOYEE_STATUS_CHANGED = "employee.status_changed", "Employee status changed"
     EMPLOYEE_TERMINATED = "employee.terminated", "Employee terminated"
+    EMPLOYEE_DEPROVISIONED = "employee.deprovisioned", "Employee deleted by the HR system (kept, terminated)"
+    EMPLOYEES_IMPORTED = "employees.imported", "Employees imported from a CSV file"
     # governance
     REGION_SAVED = "region.saved", "Region saved"
     CATEGORY_SAVED = "category.saved", "Data category saved"
@@ -43,6 +45,8 @@ class EventType(models.TextChoices):
     # credentials
     TOKEN_ISSUED = "token.issued", "API token issued"
     TOKEN_REVOKED = "token.revoked", "API token revoked"
+    OTP_DEVICE_CONFIRMED = "otp.device_confirmed", "Two-factor authenticator enrolled"
+    OTP_DEVICE_REMOVED = "otp.device_removed", "Two-factor authenticator removed"
 
 
 class AuditEntry(models.Model):

@@ -31,6 +31,8 @@ def user_areas(user) -> list[tuple[str, str, str]]:
         areas.append(("legal", "Legal console", "legal:regions"))
     if user.has_perm("audit.view_auditentry"):
         areas.append(("audit", "Audit", "audit:entries"))
+    if user.has_perm("people.add_employee"):
+        areas.append(("people", "People", "people:import"))
     return areas
 
 

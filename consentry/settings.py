@@ -7,11 +7,13 @@ filesystem broker in ``CONSENTRY_STATE_DIR``, secrets generated there once.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
 from csp.constants import NONE as CSP_NONE
 from csp.constants import SELF as CSP_SELF
+from django.core.exceptions import ImproperlyConfigured
 
 from consentry.env import env_bool, env_int, env_list, env_str
 from consentry.localstate import ed25519_pem, random_key_b64, random_token, secret
@@ -52,6 +54,10 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "guardian",
+    "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "mozilla_django_oidc",
     # Domain apps, in layer order: each imports only from those above it.
     "audit",
     "people",
@@ -67,9 +73,13 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "people.second_factor.SecondFactorRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
+    # Last, as django-axes asks: it answers locked-out sign-ins.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "consentry.urls"
@@ -110,7 +120,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTHENTICATION_BACKENDS = [
+    # First: refuses any sign-in while the username/address pair is locked out.
+    "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
+    "people.oidc.EmployeeOIDCBackend",
     "guardian.backends.ObjectPermissionBackend",
 ]
 AUTH_PASSWORD_VALIDATORS = [
@@ -119,9 +132,10 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-LOGIN_URL = "login"
-LOGIN_REDIRECT_URL = "home"
-LOGOUT_REDIRECT_URL = "login"
+LOGIN_URL = "/accounts/login/"
+# The start page sends each person on to the console their roles open.
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/accounts/login/"
 GUARDIAN_RAISE_403 = True
 
 LANGUAGE_CODE = "en"
@@ -131,6 +145,7 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = STATE_DIR / "static"
+STATIC_ROOT.mkdir(exist_ok=True)
 # Site-wide assets (layout CSS, small scripts); served locally, never from a CDN.
 STATICFILES_DIRS = [BASE_DIR / "consentry" / "static"]
 MEDIA_ROOT = Path(env_str("CONSENTRY_MEDIA_DIR", str(STATE_DIR / "media")))
@@ -199,6 +214,44 @@ CONSENTRY_K_ANONYMITY = env_int("CONSENTRY_K_ANONYMITY", 10, minimum=2)
 CONSENTRY_ISSUER = env_str("CONSENTRY_ISSUER", "consentry")
 CONSENTRY_CONTROLLER_NAME = env_str("CONSENTRY_CONTROLLER_NAME", "Example Corp")
 CONSENTRY_CONTROLLER_CONTACT = env_str("CONSENTRY_CONTROLLER_CONTACT", "privacy@example.com")
+
+# HR provisioning (people/): CSV imports are validated whole before anything is
+# written, so the file is held in memory; this caps it.
+CONSENTRY_CSV_MAX_ROWS = env_int("CONSENTRY_CSV_MAX_ROWS", 20000, minimum=1)
+CONSENTRY_CSV_MAX_BYTES = env_int("CONSENTRY_CSV_MAX_BYTES", 10 * 1024 * 1024, minimum=1024)
+
+# Sign-in and login protection (people/; README "Configuration").
+# Lockout (django-axes): after this many failed sign-ins for one user name from
+# one address, further attempts are refused until the cool-off has passed.
+AXES_ENABLED = env_bool("CONSENTRY_LOGIN_LOCKOUT", True)
+AXES_FAILURE_LIMIT = env_int("CONSENTRY_LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("CONSENTRY_LOGIN_COOLOFF_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_IPWARE_PROXY_COUNT = env_int("CONSENTRY_PROXY_COUNT", 0, minimum=0)
+# TOTP second factor (django-otp), required for these roles on every session.
+CONSENTRY_SECOND_FACTOR_ROLES = env_list("CONSENTRY_SECOND_FACTOR_ROLES", ["legal", "approver", "auditor"])
+OTP_TOTP_ISSUER = env_str("CONSENTRY_TOTP_ISSUER", "Consentry")
+# OpenID Connect sign-in (mozilla-django-oidc). On when a client id and the
+# provider's endpoints are set; the local sign-in form stays available.
+OIDC_RP_CLIENT_ID = env_str("CONSENTRY_OIDC_CLIENT_ID")
+OIDC_RP_CLIENT_SECRET = env_str("CONSENTRY_OIDC_CLIENT_SECRET")
+OIDC_OP_AUTHORIZATION_ENDPOINT = env_str("CONSENTRY_OIDC_AUTHORIZATION_ENDPOINT")
+OIDC_OP_TOKEN_ENDPOINT = env_str("CONSENTRY_OIDC_TOKEN_ENDPOINT")
+OIDC_OP_USER_ENDPOINT = env_str("CONSENTRY_OIDC_USERINFO_ENDPOINT")
+OIDC_OP_JWKS_ENDPOINT = env_str("CONSENTRY_OIDC_JWKS_ENDPOINT")
+OIDC_RP_SIGN_ALGO = env_str("CONSENTRY_OIDC_SIGN_ALGO", "RS256")
+OIDC_RP_SCOPES = env_str("CONSENTRY_OIDC_SCOPES", "openid email profile")
+OIDC_USE_PKCE = True
+OIDC_TIMEOUT = env_int("CONSENTRY_OIDC_TIMEOUT_SECONDS", 10, minimum=1)
+CONSENTRY_OIDC_ENABLED = bool(OIDC_RP_CLIENT_ID and OIDC_OP_AUTHORIZATION_ENDPOINT and OIDC_OP_TOKEN_ENDPOINT)
+# Which ID-token/userinfo claim names the employee, and which employee field it matches.
+CONSENTRY_OIDC_EMPLOYEE_CLAIM = env_str("CONSENTRY_OIDC_EMPLOYEE_CLAIM", "email")
+CONSENTRY_OIDC_EMPLOYEE_FIELD = env_str("CONSENTRY_OIDC_EMPLOYEE_FIELD", "email")
+if CONSENTRY_OIDC_EMPLOYEE_FIELD not in ("email", "user_name", "hr_id"):
+    raise ImproperlyConfigured("CONSENTRY_OIDC_EMPLOYEE_FIELD must be email, user_name or hr_id.")
+LOGIN_REDIRECT_URL_FAILURE = "/accounts/login/?sso=failed"
 
 # Security headers. Off only when DEBUG is on (local HTTP).
 SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", not DEBUG)

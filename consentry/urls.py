@@ -10,6 +10,8 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from consent import urls as consent_urls
 from consentry.views import health, home, jwks_view
 from governance import urls as governance_urls
+from people import oidc
+from people import views as people_views
 
 # The legal console spans apps: governance owns most pages, consent the opt-in
 # rates (they read consent data, which governance may not import).
@@ -17,14 +19,21 @@ legal_urlpatterns = governance_urls.urlpatterns + consent_urls.legal_urlpatterns
 
 urlpatterns = [
     path("", home, name="home"),
-    path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
-    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("portal/", include("consent.urls")),
     path("legal/", include((legal_urlpatterns, "legal"))),
     path("audit/", include("audit.urls")),
     path(".well-known/jwks.json", jwks_view, name="jwks"),
     path("health", health, name="health"),
     path("admin/", admin.site.urls),
+    # Sign-in: local accounts (the embedded default) and, when configured, the company's OpenID provider.
+    path("accounts/login/", people_views.SignInView.as_view(redirect_authenticated_user=True), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/2fa/", people_views.otp_verify, name="otp-verify"),
+    path("accounts/2fa/enrol/", people_views.otp_enrol, name="otp-enrol"),
+    path("oidc/authenticate/", oidc.authentication_request, name="oidc_authentication_init"),
+    path("oidc/callback/", oidc.authentication_callback, name="oidc_authentication_callback"),
+    path("scim/v2/", include("people.scim.urls")),
+    path("people/", include("people.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     # The split view serves its start-up script as a file: the CSP forbids inline scripts.
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),

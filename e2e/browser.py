@@ -33,6 +33,15 @@ def require(available: bool, reason: str) -> None:
     pytest.skip(reason)
 
 
+def current_code(username: str) -> str:
+    """What the person's authenticator app shows now (their confirmed TOTP device)."""
+    from django_otp.oath import TOTP
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    device = TOTPDevice.objects.get(user__username=username, confirmed=True)
+    return f"{TOTP(device.bin_key, device.step, device.t0, device.digits, device.drift).token():06d}"
+
+
 class Browser:
     """One signed-in person's browser tab, with the helpers the journeys use."""
 
@@ -46,12 +55,16 @@ class Browser:
         return self.page.goto(self.base_url + path)
 
     def sign_in(self, username: str) -> None:
-        """Through the real sign-in form (session login with CSRF)."""
+        """Through the real sign-in form (session login with CSRF), then the second factor if asked."""
         self.go("/accounts/login/")
         self.page.get_by_label("Username").fill(username)
         self.page.get_by_label("Password").fill(f"pw-{username}")
         self.page.get_by_role("button", name="Sign in").click()
         self.page.wait_for_load_state()
+        if "/accounts/2fa/" in self.page.url:
+            self.page.get_by_label("Six-digit code from your authenticator app").fill(current_code(username))
+            self.page.get_by_role("button", name="Verify").click()
+            self.page.wait_for_load_state()
 
     def screenshot(self, name: str) -> Path:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 import pytest
 from django.core.management import call_command
 from django.test import override_settings
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from conftest import make_employee, make_user
 from consentry.tests.roles import make_approver, make_auditor, make_legal
@@ -89,13 +90,16 @@ def people(policy):
         user=make_user("nina"),
         display_name="Nina Novak",
     )
-    return {
-        "nina": nina,
+    staff = {
         "lena": make_legal(make_user("lena", first_name="Lena", last_name="(legal, US)"), *us),
         "ada": make_approver(make_legal(make_user("ada", first_name="Ada", last_name="(legal)"), *us), *us),
         "elias": make_legal(make_user("elias", first_name="Elias", last_name="(legal, EU)"), *eu),
         "aurelio": make_auditor(make_user("aurelio", first_name="Aurelio", last_name="(auditor)")),
     }
+    for user in staff.values():
+        # Their authenticator app: legal and auditors sign in with a second factor.
+        TOTPDevice.objects.create(user=user, name="phone", confirmed=True)
+    return {"nina": nina, **staff}
 
 
 @pytest.fixture

@@ -22,9 +22,17 @@ def _check(tab, pages: dict[str, str]) -> dict[str, list]:
     return found
 
 
-def test_the_sign_in_page_is_accessible(open_browser, people):
+def test_the_sign_in_pages_are_accessible(open_browser, people):
     tab = open_browser()
     assert _check(tab, {"sign-in": "/accounts/login/"}) == {}
+    tab.page.get_by_label("Username").fill("lena")
+    tab.page.get_by_label("Password").fill("pw-lena")
+    tab.page.get_by_role("button", name="Sign in").click()
+    assert "/accounts/2fa/" in tab.page.url
+    tab.screenshot("sign-in-second-factor")
+    violations = tab.axe_violations()
+    assert violations == [], describe(violations)
+    assert tab.console_errors == []
 
 
 def test_the_employee_portal_is_accessible(open_browser, people):

@@ -12,7 +12,7 @@ from audit.actors import Actor
 from audit.models import AuditEntry
 from audit.services import record
 from conftest import make_user
-from consentry.tests.roles import grant_role, make_auditor, make_legal
+from consentry.tests.roles import grant_role, make_auditor, make_legal, sign_in
 from people.roles import Role
 
 pytestmark = pytest.mark.django_db
@@ -40,13 +40,13 @@ def test_anonymous_visitors_are_sent_to_sign_in(client, ledger):
 def test_employees_and_legal_users_may_not_read_the_ledger(client, small_policy, ledger, ny_employee):
     legal = make_legal(make_user("lena"), small_policy["regions"]["US"])
     for user in (ny_employee.user, legal):
-        client.force_login(user)
+        sign_in(client, user)
         assert client.get(reverse("audit:entries")).status_code == 403
         assert client.get(reverse("audit:entry", args=[ledger["ny"].seq])).status_code == 403
 
 
 def test_a_global_auditor_reads_every_entry(client, ledger):
-    client.force_login(make_auditor(make_user("aurelio")))
+    sign_in(client, make_auditor(make_user("aurelio")))
     response = client.get(reverse("audit:entries"))
     assert response.status_code == 200
     assert _seqs(response) >= {ledger["ny"].seq, ledger["de"].seq}
@@ -56,7 +56,7 @@ def test_a_global_auditor_reads_every_entry(client, ledger):
 
 
 def test_a_us_auditor_reads_us_entries_including_states_and_nothing_else(client, small_policy, ledger):
-    client.force_login(make_auditor(make_user("ursula"), small_policy["regions"]["US"]))
+    sign_in(client, make_auditor(make_user("ursula"), small_policy["regions"]["US"]))
     seqs = _seqs(client.get(reverse("audit:entries")))
     assert ledger["ny"].seq in seqs and ledger["de"].seq not in seqs
     assert set(AuditEntry.objects.filter(seq__in=seqs).values_list("region", flat=True)) <= {"US", "US-NY", "US-CA"}
@@ -64,20 +64,20 @@ def test_a_us_auditor_reads_us_entries_including_states_and_nothing_else(client,
 
 
 def test_an_eu_group_scope_covers_its_member_countries(client, small_policy, ledger):
-    client.force_login(make_auditor(make_user("eva"), small_policy["regions"]["EU"]))
+    sign_in(client, make_auditor(make_user("eva"), small_policy["regions"]["EU"]))
     seqs = _seqs(client.get(reverse("audit:entries")))
     assert ledger["de"].seq in seqs and ledger["ny"].seq not in seqs
 
 
 def test_an_auditor_without_any_region_sees_nothing_and_is_told_why(client, ledger):
-    client.force_login(grant_role(make_user("newbie"), Role.AUDITOR))
+    sign_in(client, grant_role(make_user("newbie"), Role.AUDITOR))
     response = client.get(reverse("audit:entries"))
     assert response.status_code == 200 and _seqs(response) == set()
     assert "no audit scope yet" in response.content.decode()
 
 
 def test_filters_narrow_by_type_subject_actor_region_and_time(client, ledger, ny_employee):
-    client.force_login(make_auditor(make_user("aurelio")))
+    sign_in(client, make_auditor(make_user("aurelio")))
     url = reverse("audit:entries")
     about_nina = _seqs(client.get(url, {"subject": ny_employee.hr_id}))
     assert ledger["ny"].seq in about_nina and ledger["de"].seq not in about_nina
@@ -102,14 +102,14 @@ def test_filters_narrow_by_type_subject_actor_region_and_time(client, ledger, ny
     ],
 )
 def test_bad_filters_show_what_to_fix_and_list_nothing(client, ledger, params, message):
-    client.force_login(make_auditor(make_user("aurelio")))
+    sign_in(client, make_auditor(make_user("aurelio")))
     response = client.get(reverse("audit:entries"), params)
     assert response.status_code == 200
     assert message in response.content.decode() and _seqs(response) == set()
 
 
 def test_any_page_number_or_entry_number_is_answered_without_failing(client, ledger):
-    client.force_login(make_auditor(make_user("aurelio")))
+    sign_in(client, make_auditor(make_user("aurelio")))
     for page in ("0", "abc", "-4", "10" * 20):
         assert client.get(reverse("audit:entries"), {"page": page}).status_code == 200
     assert client.get(reverse("audit:entry", args=[10**12])).status_code == 404

@@ -11,7 +11,7 @@ from django.utils import timezone
 from conftest import SYSTEM, make_employee, make_user
 from consent.selectors import opt_in_rates
 from consent.services import consent_grant, consent_withdraw_all
-from consentry.tests.roles import make_legal
+from consentry.tests.roles import make_legal, sign_in
 
 pytestmark = pytest.mark.django_db
 
@@ -53,7 +53,7 @@ def test_the_rates_page_hides_small_groups_and_never_names_anyone(client, small_
     settings.CONSENTRY_K_ANONYMITY = 3
     people = _staff(small_policy, department="Engineering", count=3, opted_in=1)
     _staff(small_policy, department="Legal", count=1, opted_in=1)
-    client.force_login(make_legal(make_user("lena"), small_policy["regions"]["US"]))
+    sign_in(client, make_legal(make_user("lena"), small_policy["regions"]["US"]))
     html = client.get(reverse("legal:opt_in_rates")).content.decode()
     assert "33%" in html
     assert "Fewer than 3 people: hidden" in html
@@ -62,8 +62,8 @@ def test_the_rates_page_hides_small_groups_and_never_names_anyone(client, small_
 
 
 def test_the_rates_page_refuses_employees_and_answers_any_purpose_parameter(client, small_policy, ny_employee):
-    client.force_login(ny_employee.user)
+    sign_in(client, ny_employee.user)
     assert client.get(reverse("legal:opt_in_rates")).status_code == 403
-    client.force_login(make_legal(make_user("lena"), small_policy["regions"]["US"]))
+    sign_in(client, make_legal(make_user("lena"), small_policy["regions"]["US"]))
     for value in ("performance_evaluation", "nope", "<b>x</b>", ""):
         assert client.get(reverse("legal:opt_in_rates"), {"purpose": value}).status_code == 200

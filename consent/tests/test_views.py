@@ -13,7 +13,7 @@ from audit.models import AuditEntry, EventType
 from conftest import SYSTEM, make_employee, make_user
 from consent.models import ConsentEvent, ConsentEventKind, ConsentState, NoticeAcknowledgement, Pause
 from consent.services import consent_grant
-from consentry.tests.roles import make_auditor, make_legal
+from consentry.tests.roles import make_auditor, make_legal, sign_in
 from governance import services as gov
 
 pytestmark = pytest.mark.django_db
@@ -44,7 +44,7 @@ def test_anonymous_visitors_are_sent_to_sign_in(client, portal_policy, name):
 @pytest.mark.parametrize("name", GET_PAGES + POST_PAGES)
 def test_accounts_without_an_employee_record_are_refused(client, portal_policy, legal, name):
     make_legal(legal, portal_policy["regions"]["US"])
-    client.force_login(legal)
+    sign_in(client, legal)
     response = client.post(reverse(name)) if name in POST_PAGES else client.get(reverse(name))
     assert response.status_code == 403
     assert "not linked to an employee record" in _texts(response)
@@ -52,7 +52,7 @@ def test_accounts_without_an_employee_record_are_refused(client, portal_policy, 
 
 def test_an_auditor_sees_no_employee_s_choices_in_the_portal(client, portal_policy, auditor, ny_employee):
     _grant(ny_employee, portal_policy, "keystrokes")
-    client.force_login(make_auditor(auditor))
+    sign_in(client, make_auditor(auditor))
     assert client.get(reverse("portal:home")).status_code == 403
     assert client.get(reverse("portal:history")).status_code == 403
 
@@ -64,7 +64,7 @@ def test_each_employee_sees_only_their_own_choices_and_history(client, portal_po
         choices=[("ai_agent_training", "screenshots")],
         actor=Actor.for_user(ny_employee.user),
     )
-    client.force_login(us_employee.user)
+    sign_in(client, us_employee.user)
     home = _texts(client.get(reverse("portal:home")))
     history = _texts(client.get(reverse("portal:history")))
     assert "Tara (Texas)" in home and "Nina" not in home
@@ -73,7 +73,7 @@ def test_each_employee_sees_only_their_own_choices_and_history(client, portal_po
 
 
 def test_get_only_pages_refuse_posts_and_post_only_actions_refuse_gets(client, portal_policy, ny_employee):
-    client.force_login(ny_employee.user)
+    sign_in(client, ny_employee.user)
     assert client.post(reverse("portal:home")).status_code == 405
     for name in POST_PAGES:
         assert client.get(reverse(name)).status_code == 405
@@ -83,7 +83,7 @@ def test_get_only_pages_refuse_posts_and_post_only_actions_refuse_gets(client, p
 
 
 def test_every_switch_starts_off_and_is_a_labelled_checkbox(client, portal_policy, us_employee):
-    client.force_login(us_employee.user)
+    sign_in(client, us_employee.user)
     html = _texts(client.get(reverse("portal:home")))
     assert html.count('type="checkbox" name="grant"') == 4
     assert " checked" not in html
@@ -94,7 +94,7 @@ def test_every_switch_starts_off_and_is_a_labelled_checkbox(client, portal_polic
 def test_the_notice_says_what_is_never_captured_how_long_data_is_kept_and_who_sees_it(
     client, portal_policy, us_employee
 ):
-    client.force_login(us_employee.user)
+    sign_in(client, us_employee.user)
     html = _texts(client.get(reverse("portal:home")))
     assert "what you type into password fields, anywhere." in html
     assert "<strong>Password manager:</strong> Password managers." in html
@@ -108,7 +108,7 @@ def test_the_notice_says_what_is_never_captured_how_long_data_is_kept_and_who_se
 
 
 def test_a_blocked_region_is_explained_and_nothing_is_asked(client, portal_policy, de_employee):
-    client.force_login(de_employee.user)
+    sign_in(client, de_employee.user)
     html = _texts(client.get(reverse("portal:home")))
     assert "Where you work: Berlin, Germany" in html
     assert "does not allow this kind of activity capture" in html
@@ -119,14 +119,14 @@ def test_a_blocked_region_is_explained_and_nothing_is_asked(client, portal_polic
 
 def test_an_unknown_region_is_explained_and_nothing_is_asked(client, portal_policy):
     employee = make_employee(country="JP", user=make_user("kenji"))
-    client.force_login(employee.user)
+    sign_in(client, employee.user)
     html = _texts(client.get(reverse("portal:home")))
     assert "We have no approved rules for where you work yet" in html
     assert 'name="grant"' not in html
 
 
 def test_a_region_that_requires_acknowledgement_asks_for_it_until_given(client, portal_policy, ny_employee):
-    client.force_login(ny_employee.user)
+    sign_in(client, ny_employee.user)
     html = _texts(client.get(reverse("portal:home")))
     assert "Please acknowledge the monitoring notice" in html
     response = client.post(reverse("portal:acknowledge"), {"notice_version": portal_policy["notice"].version})
@@ -138,7 +138,7 @@ def test_a_region_that_requires_acknowledgement_asks_for_it_until_given(client, 
 
 
 def test_a_region_without_acknowledgement_rules_never_asks_for_one(client, portal_policy, us_employee):
-    client.force_login(us_employee.user)
+    sign_in(client, us_employee.user)
     assert "Please acknowledge" not in _texts(client.get(reverse("portal:home")))
 
 
@@ -146,7 +146,7 @@ def test_a_region_without_acknowledgement_rules_never_asks_for_one(client, porta
 
 
 def test_turning_switches_on_grants_exactly_those_pairs_with_receipts(client, portal_policy, us_employee):
-    client.force_login(us_employee.user)
+    sign_in(client, us_employee.user)
     response = client.post(
         reverse("portal:save"),
         {"notice_version": "1", "grant": ["ai_agent_training/keystrokes", "ai_agent_training/screenshots"]},
@@ -167,7 +167,7 @@ def test_turning_a_switch_off_withdraws_only_that_pair(client, portal_policy, us
         choices=[("ai_agent_training", "keystrokes"), ("ai_agent_training", "screenshots")],
         actor=SYSTEM,
     )
-    client.force_login(us_employee.user)
+    sign_in(client, us_employee.user)
     client.post(reverse("portal:save"), {"notice_version": "1", "grant": ["ai_agent_training/keystrokes"]})
     states = dict(ConsentState.objects.filter(employee=us_employee).values_list("category_id", "state"))
     assert states == {"keystrokes": "granted", "screenshots": "withdrawn"}
@@ -175,7 +175,7 @@ def test_turning_a_switch_off_withdraws_only_that_pair(client, portal_policy, us
 
 
 def test_saving_unchanged_choices_writes_nothing(client, portal_policy, us_employee):
-    client.force_login(us_employee.user)
+    sign_in(client, us_employee.user)
     response = client.post(reverse("portal:save"), {"notice_version": "1"}, follow=True)
     assert ConsentEvent.objects.count() == 0
     assert "Nothing changed" in _texts(response)
@@ -188,7 +188,7 @@ def test_withdraw_everything_is_one_post_and_withdraws_every_grant(client, porta
         choices=[("ai_agent_training", c) for c in ("keystrokes", "mouse_movement", "screenshots")],
         actor=SYSTEM,
     )
-    client.force_login(us_employee.user)
+    sign_in(client, us_employee.user)
     response = client.post(reverse("portal:withdraw_all"), follow=True)
     assert set(ConsentState.objects.filter(employee=us_employee).values_list("state", flat=True)) == {"withdrawn"}
     assert "Everything is withdrawn (3 item(s))" in _texts(response)
@@ -200,7 +200,7 @@ def test_withdraw_everything_works_after_a_transfer_to_a_blocked_region(client, 
 
     _grant(us_employee, portal_policy, "keystrokes")
     employee_transfer(employee=us_employee, country="DE", subdivision="DE-BE", actor=SYSTEM)
-    client.force_login(us_employee.user)
+    sign_in(client, us_employee.user)
     html = _texts(client.get(reverse("portal:home")))
     assert 'name="grant"' not in html and "Withdraw everything" in html
     client.post(reverse("portal:withdraw_all"))
@@ -219,7 +219,7 @@ def test_withdraw_everything_works_after_a_transfer_to_a_blocked_region(client, 
     ],
 )
 def test_malformed_choices_change_nothing_and_say_what_is_wrong(client, portal_policy, us_employee, data):
-    client.force_login(us_employee.user)
+    sign_in(client, us_employee.user)
     response = client.post(reverse("portal:save"), data, follow=True)
     assert response.status_code == 200
     assert ConsentEvent.objects.count() == 0
@@ -228,7 +228,7 @@ def test_malformed_choices_change_nothing_and_say_what_is_wrong(client, portal_p
 
 
 def test_a_choice_made_on_an_outdated_notice_is_refused_and_explained(client, portal_policy, us_employee):
-    client.force_login(us_employee.user)
+    sign_in(client, us_employee.user)
     response = client.post(
         reverse("portal:save"), {"notice_version": "7", "grant": ["ai_agent_training/keystrokes"]}, follow=True
     )
@@ -247,7 +247,7 @@ def test_a_blocked_category_cannot_be_turned_on(client, portal_policy, us_employ
         actor=SYSTEM,
     )
     gov.rule_approve(rule=rule, actor=SYSTEM, via="tests")
-    client.force_login(us_employee.user)
+    sign_in(client, us_employee.user)
     html = _texts(client.get(reverse("portal:home")))
     assert 'value="ai_agent_training/screenshots" id="grant-ai_agent_training-screenshots"' in html
     assert "cannot be turned on" in html
@@ -280,7 +280,7 @@ def test_a_material_notice_change_asks_again_only_for_the_pairs_it_touched(clien
         actor=SYSTEM,
     )
     gov.notice_approve(notice=draft, actor=SYSTEM, via="tests")
-    client.force_login(us_employee.user)
+    sign_in(client, us_employee.user)
     html = _texts(client.get(reverse("portal:home")))
     assert "The notice changed for 1 item you had turned on:" in html
     assert 'value="ai_agent_training/keystrokes" id="grant-ai_agent_training-keystrokes"' in html
@@ -298,7 +298,7 @@ def test_a_material_notice_change_asks_again_only_for_the_pairs_it_touched(clien
 
 @pytest.mark.parametrize(("duration", "low", "high"), [("30m", 29, 31), ("2h", 119, 121), ("tomorrow", 1, 60 * 31)])
 def test_pausing_stops_capture_for_the_chosen_time(client, portal_policy, us_employee, duration, low, high):
-    client.force_login(us_employee.user)
+    sign_in(client, us_employee.user)
     response = client.post(reverse("portal:pause"), {"duration": duration, "tz": "Europe/Paris"}, follow=True)
     pause = Pause.objects.get(employee=us_employee)
     minutes = (pause.ends_at - pause.starts_at).total_seconds() / 60
@@ -308,7 +308,7 @@ def test_pausing_stops_capture_for_the_chosen_time(client, portal_policy, us_emp
 
 
 def test_until_tomorrow_means_six_in_the_morning_in_the_person_s_time_zone(client, portal_policy, us_employee):
-    client.force_login(us_employee.user)
+    sign_in(client, us_employee.user)
     client.post(reverse("portal:pause"), {"duration": "tomorrow", "tz": "America/Chicago"})
     ends = Pause.objects.get(employee=us_employee).ends_at
     from zoneinfo import ZoneInfo
@@ -320,7 +320,7 @@ def test_until_tomorrow_means_six_in_the_morning_in_the_person_s_time_zone(clien
 
 @pytest.mark.parametrize("data", [{}, {"duration": "forever"}, {"duration": "30m", "tz": "Mars/Olympus"}])
 def test_a_bad_pause_request_is_refused_or_falls_back_to_utc(client, portal_policy, us_employee, data):
-    client.force_login(us_employee.user)
+    sign_in(client, us_employee.user)
     response = client.post(reverse("portal:pause"), data, follow=True)
     assert response.status_code == 200
     if data.get("duration") == "30m":
@@ -331,7 +331,7 @@ def test_a_bad_pause_request_is_refused_or_falls_back_to_utc(client, portal_poli
 
 
 def test_resuming_ends_the_pause_now(client, portal_policy, us_employee):
-    client.force_login(us_employee.user)
+    sign_in(client, us_employee.user)
     client.post(reverse("portal:pause"), {"duration": "2h"})
     response = client.post(reverse("portal:resume"), follow=True)
     assert Pause.objects.get(employee=us_employee).resumed_at is not None
@@ -345,7 +345,7 @@ def test_resuming_ends_the_pause_now(client, portal_policy, us_employee):
 
 def test_history_lists_every_event_newest_first_with_its_receipt_id(client, portal_policy, ny_employee):
     notice = portal_policy["notice"]
-    client.force_login(ny_employee.user)
+    sign_in(client, ny_employee.user)
     client.post(reverse("portal:acknowledge"), {"notice_version": notice.version})
     client.post(reverse("portal:save"), {"notice_version": "1", "grant": ["ai_agent_training/keystrokes"]})
     client.post(reverse("portal:withdraw_all"))
@@ -359,7 +359,7 @@ def test_history_lists_every_event_newest_first_with_its_receipt_id(client, port
 
 
 def test_history_pages_accept_any_page_number_without_failing(client, portal_policy, us_employee):
-    client.force_login(us_employee.user)
+    sign_in(client, us_employee.user)
     for page in ("2", "abc", "-1", "99999999999999999999"):
         assert client.get(reverse("portal:history"), {"page": page}).status_code == 200
 
@@ -368,7 +368,7 @@ def test_an_inactive_employee_is_told_nothing_is_captured_and_is_asked_nothing(c
     from people.services import employee_terminate
 
     employee_terminate(employee=us_employee, actor=SYSTEM)
-    client.force_login(us_employee.user)
+    sign_in(client, us_employee.user)
     html = _texts(client.get(reverse("portal:home")))
     assert "recorded as <strong>terminated</strong>" in html
     assert 'name="grant"' not in html
@@ -376,7 +376,7 @@ def test_an_inactive_employee_is_told_nothing_is_captured_and_is_asked_nothing(c
 
 def test_granted_states_are_marked_with_words_not_only_colour(client, portal_policy, us_employee):
     _grant(us_employee, portal_policy, "keystrokes")
-    client.force_login(us_employee.user)
+    sign_in(client, us_employee.user)
     html = _texts(client.get(reverse("portal:home")))
     assert '<span class="badge badge-granted switch-state">On</span>' in html
     assert '<span class="badge badge-not_asked switch-state">Off (not asked yet)</span>' in html

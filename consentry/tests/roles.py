@@ -50,3 +50,21 @@ def make_auditor(user, *regions):
     else:
         assign_perm("governance.audit_region", user)
     return user
+
+
+def sign_in(client, user):
+    """Sign ``user`` in on the test client, with the second factor proven when their role needs one."""
+    from django_otp import DEVICE_ID_SESSION_KEY
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    from people.second_factor import needs_second_factor
+
+    client.force_login(user)
+    if needs_second_factor(user):
+        device = TOTPDevice.objects.filter(user=user, confirmed=True).first() or TOTPDevice.objects.create(
+            user=user, name="test", confirmed=True
+        )
+        session = client.session
+        session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+        session.save()
+    return user

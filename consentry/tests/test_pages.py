@@ -5,9 +5,11 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 from django.urls import reverse
+from django_otp.oath import TOTP
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from conftest import make_user
-from consentry.tests.roles import make_auditor, make_legal
+from consentry.tests.roles import make_auditor, make_legal, sign_in
 
 pytestmark = pytest.mark.django_db
 
@@ -43,26 +45,33 @@ def test_after_sign_in_each_person_lands_in_their_own_console(client, small_poli
         "legal": make_legal(make_user("lena"), small_policy["regions"]["US"]),
         "auditor": make_auditor(make_user("aurelio")),
     }[who]
+    device = TOTPDevice.objects.create(user=user, name="phone", confirmed=True)
     client.post(reverse("login"), {"username": user.username, "password": f"pw-{user.username}"})
     response = client.get(reverse("home"))
+    if who != "employee":
+        # Legal and auditors prove a second factor first, then go on to their console.
+        assert response["Location"] == reverse("otp-verify") + "?next=%2F"
+        code = TOTP(device.bin_key, device.step, device.t0, device.digits, device.drift).token()
+        client.post(reverse("otp-verify"), {"token": f"{code:06d}", "next": "/"})
+        response = client.get(reverse("home"))
     assert response.status_code == 302 and response["Location"] == reverse(lands_on)
 
 
 def test_an_account_with_no_role_is_told_there_is_nothing_to_show(client):
-    client.force_login(make_user("nobody"))
+    sign_in(client, make_user("nobody"))
     response = client.get(reverse("home"))
     assert response.status_code == 200 and "There is nothing here for your account yet" in response.content.decode()
 
 
 def test_sign_out_is_a_post_and_ends_the_session(client, ny_employee):
-    client.force_login(ny_employee.user)
+    sign_in(client, ny_employee.user)
     assert client.get(reverse("logout")).status_code == 405
     assert client.post(reverse("logout")).status_code == 302
     assert client.get(reverse("portal:home")).status_code == 302
 
 
 def test_every_page_carries_a_strict_content_security_policy_and_the_usual_headers(client, ny_employee):
-    client.force_login(ny_employee.user)
+    sign_in(client, ny_employee.user)
     for url in (reverse("login"), reverse("portal:home"), "/no/such/page"):
         response = client.get(url)
         csp = response["Content-Security-Policy"]
@@ -74,19 +83,19 @@ def test_every_page_carries_a_strict_content_security_policy_and_the_usual_heade
 
 
 def test_pages_use_no_inline_script_or_style(client, small_policy, ny_employee):
-    client.force_login(ny_employee.user)
+    sign_in(client, ny_employee.user)
     html = client.get(reverse("portal:home")).content.decode()
     assert "<script>" not in html and "<style" not in html and " style=" not in html and " onclick=" not in html
 
 
 def test_a_missing_page_renders_the_friendly_404(client, ny_employee):
-    client.force_login(ny_employee.user)
+    sign_in(client, ny_employee.user)
     response = client.get("/portal/does-not-exist")
     assert response.status_code == 404 and "This page does not exist" in response.content.decode()
 
 
 def test_the_api_docs_load_swagger_from_our_own_origin_without_inline_script(client, ny_employee):
-    client.force_login(ny_employee.user)
+    sign_in(client, ny_employee.user)
     response = client.get("/api/docs/")
     html = response.content.decode()
     assert response.status_code == 200

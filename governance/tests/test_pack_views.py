@@ -9,7 +9,7 @@ from guardian.shortcuts import assign_perm
 
 from audit.models import AuditEntry, EventType
 from conftest import make_user
-from consentry.tests.roles import make_approver, make_legal
+from consentry.tests.roles import make_approver, make_legal, sign_in
 from governance.models import JurisdictionRule, Region
 from governance.packs import DEFAULT_PACK_PATH, check_pack, parse_pack
 
@@ -31,15 +31,15 @@ def pack_admin(db):
 def test_the_pack_pages_are_for_the_legal_console_only(client, small_policy, ny_employee, us_legal):
     for url in (reverse("legal:packs"), reverse("legal:pack_export") + "?name=x&version=1"):
         assert client.get(url).status_code == 302
-        client.force_login(ny_employee.user)
+        sign_in(client, ny_employee.user)
         assert client.get(url).status_code == 403
-        client.force_login(us_legal)
+        sign_in(client, us_legal)
         assert client.get(url).status_code == 200
         client.logout()
 
 
 def test_the_export_is_a_pack_file_that_checks_clean_against_the_same_policy(client, small_policy, us_legal):
-    client.force_login(us_legal)
+    sign_in(client, us_legal)
     response = client.get(reverse("legal:pack_export"), {"name": "acme-policy", "version": "2026.11.2"})
     assert response["Content-Type"] == "application/yaml; charset=utf-8"
     assert response["Content-Disposition"] == 'attachment; filename="acme-policy-2026.11.2.yaml"'
@@ -53,14 +53,14 @@ def test_the_export_is_a_pack_file_that_checks_clean_against_the_same_policy(cli
     "params", [{}, {"name": "Bad Name!", "version": "1"}, {"name": "ok", "version": "../../etc"}, {"name": "x" * 90}]
 )
 def test_a_bad_export_name_or_version_says_what_to_fix(client, small_policy, us_legal, params):
-    client.force_login(us_legal)
+    sign_in(client, us_legal)
     response = client.get(reverse("legal:pack_export"), params)
     assert response.status_code == 400
     assert "Please fix the following and try again." in response.content.decode()
 
 
 def test_checking_a_pack_lists_every_problem_with_its_line(client, small_policy, us_legal):
-    client.force_login(us_legal)
+    sign_in(client, us_legal)
     content = DEFAULT_PACK_PATH.read_bytes().replace(
         b"{code: US-NY, kind: subdivision}", b"{code: US-XX, kind: subdivision}"
     )
@@ -84,14 +84,14 @@ def test_checking_a_pack_lists_every_problem_with_its_line(client, small_policy,
     ],
 )
 def test_a_broken_upload_is_explained_never_a_crash(client, small_policy, us_legal, content, message):
-    client.force_login(us_legal)
+    sign_in(client, us_legal)
     response = client.post(reverse("legal:packs"), {"pack": _upload(content), "load": "0"})
     assert response.status_code == 200
     assert message in response.content.decode()
 
 
 def test_an_oversized_or_missing_file_is_refused_with_what_to_fix(client, small_policy, us_legal):
-    client.force_login(us_legal)
+    sign_in(client, us_legal)
     big = client.post(reverse("legal:packs"), {"pack": _upload(b"#" * (1024 * 1024 + 1)), "load": "0"})
     assert "larger than 1 MB" in big.content.decode()
     missing = client.post(reverse("legal:packs"), {"load": "0"})
@@ -99,7 +99,7 @@ def test_an_oversized_or_missing_file_is_refused_with_what_to_fix(client, small_
 
 
 def test_legal_without_rights_in_every_region_can_check_but_not_load(client, small_policy, us_legal):
-    client.force_login(us_legal)
+    sign_in(client, us_legal)
     page = client.get(reverse("legal:packs")).content.decode()
     assert "Check it and load it" not in page
     before = JurisdictionRule.objects.count()
@@ -109,7 +109,7 @@ def test_legal_without_rights_in_every_region_can_check_but_not_load(client, sma
 
 
 def test_loading_a_pack_applies_it_and_records_who_imported_it(client, pack_admin):
-    client.force_login(pack_admin)
+    sign_in(client, pack_admin)
     response = client.post(
         reverse("legal:packs"), {"pack": _upload(DEFAULT_PACK_PATH.read_bytes(), "default.yaml"), "load": "1"}
     )

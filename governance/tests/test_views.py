@@ -11,7 +11,7 @@ from django.utils import timezone
 from audit.actors import Actor
 from audit.models import AuditEntry, EventType
 from conftest import SYSTEM, make_user
-from consentry.tests.roles import make_approver, make_auditor
+from consentry.tests.roles import make_approver, make_auditor, sign_in
 from governance import services as gov
 from governance.models import ApprovalState, JurisdictionRule, LegalInstrument
 
@@ -109,7 +109,7 @@ def test_anonymous_visitors_are_sent_to_sign_in_from_every_page(client, us_draft
 def test_each_page_opens_only_for_the_roles_and_regions_it_belongs_to(
     request, client, small_policy, us_draft, us_instrument, persona
 ):
-    client.force_login(_persona(request, persona, small_policy))
+    sign_in(client, _persona(request, persona, small_policy))
     outcome = {}
     # Read-only pages first, then the actions, so an approval does not hide a later check.
     pages = sorted(_pages(us_draft, us_instrument).items(), key=lambda item: item[1][1] == "post")
@@ -124,7 +124,7 @@ def test_each_page_opens_only_for_the_roles_and_regions_it_belongs_to(
 
 
 def test_the_overview_shows_each_region_s_status_in_words_and_where_it_comes_from(client, small_policy, us_legal):
-    client.force_login(us_legal)
+    sign_in(client, us_legal)
     html = client.get(reverse("legal:regions")).content.decode()
     assert '<a class="tile tile-allow" href="/legal/regions/US/">' in html
     assert '<div class="tile tile-block">' in html  # EU: outside this user's regions, not a link
@@ -133,7 +133,7 @@ def test_the_overview_shows_each_region_s_status_in_words_and_where_it_comes_fro
 
 
 def test_an_unknown_region_or_rule_is_not_found(client, small_policy, us_legal):
-    client.force_login(us_legal)
+    sign_in(client, us_legal)
     assert client.get(reverse("legal:region", args=["XX-NOPE"])).status_code == 404
     assert client.get(reverse("legal:rule", args=[999999])).status_code == 404
     assert client.get("/legal/rules/abc/").status_code == 404
@@ -157,7 +157,7 @@ def _draft_form(**overrides):
 
 
 def test_a_legal_user_drafts_a_change_that_supersedes_the_rule_in_force(client, small_policy, us_legal):
-    client.force_login(us_legal)
+    sign_in(client, us_legal)
     form = client.get(reverse("legal:rule_draft", args=["US"])).content.decode()
     assert 'value="allow" required id="id_status_0" checked' in form  # prefilled from rule in force
     response = client.post(reverse("legal:rule_draft", args=["US"]), _draft_form())
@@ -170,7 +170,7 @@ def test_a_legal_user_drafts_a_change_that_supersedes_the_rule_in_force(client, 
 
 
 def test_the_draft_page_shows_its_difference_from_the_rule_in_force(client, small_policy, us_legal):
-    client.force_login(us_legal)
+    sign_in(client, us_legal)
     client.post(reverse("legal:rule_draft", args=["US"]), _draft_form())
     draft = JurisdictionRule.objects.get(state=ApprovalState.DRAFT)
     html = client.get(reverse("legal:rule", args=[draft.pk])).content.decode()
@@ -196,7 +196,7 @@ def test_the_draft_page_shows_its_difference_from_the_rule_in_force(client, smal
     ],
 )
 def test_a_bad_draft_is_refused_and_the_form_says_what_to_fix(client, small_policy, us_legal, overrides, message):
-    client.force_login(us_legal)
+    sign_in(client, us_legal)
     response = client.post(reverse("legal:rule_draft", args=["US"]), _draft_form(**overrides))
     assert response.status_code == 200
     html = response.content.decode()
@@ -206,7 +206,7 @@ def test_a_bad_draft_is_refused_and_the_form_says_what_to_fix(client, small_poli
 
 
 def test_the_author_of_a_draft_cannot_approve_it_and_is_told_why(client, small_policy, us_approver):
-    client.force_login(us_approver)
+    sign_in(client, us_approver)
     client.post(reverse("legal:rule_draft", args=["US"]), _draft_form())
     draft = JurisdictionRule.objects.get(state=ApprovalState.DRAFT)
     response = client.post(reverse("legal:rule_approve", args=[draft.pk]), follow=True)
@@ -217,10 +217,10 @@ def test_the_author_of_a_draft_cannot_approve_it_and_is_told_why(client, small_p
 
 
 def test_a_second_person_approves_and_the_new_rule_replaces_the_old_one(client, small_policy, us_legal, us_approver):
-    client.force_login(us_legal)
+    sign_in(client, us_legal)
     client.post(reverse("legal:rule_draft", args=["US"]), _draft_form())
     draft = JurisdictionRule.objects.get(state=ApprovalState.DRAFT)
-    client.force_login(us_approver)
+    sign_in(client, us_approver)
     response = client.post(reverse("legal:rule_approve", args=[draft.pk]), follow=True)
     draft.refresh_from_db()
     old = small_policy["rules"]["US"]
@@ -237,7 +237,7 @@ def test_an_overlapping_approval_is_refused_with_the_reason(client, small_policy
     author = Actor.for_user(us_legal)
     first = gov.rule_draft(region=region, status="allow", effective_from=timezone.now(), actor=author)
     second = gov.rule_draft(region=region, status="block", effective_from=timezone.now(), actor=author)
-    client.force_login(make_approver(us_approver, region))
+    sign_in(client, make_approver(us_approver, region))
     client.post(reverse("legal:rule_approve", args=[first.pk]))
     response = client.post(reverse("legal:rule_approve", args=[second.pk]), follow=True)
     second.refresh_from_db()
@@ -246,7 +246,7 @@ def test_an_overlapping_approval_is_refused_with_the_reason(client, small_policy
 
 
 def test_an_eu_legal_user_cannot_draft_approve_or_discard_a_us_rule(client, small_policy, eu_legal, us_draft):
-    client.force_login(eu_legal)
+    sign_in(client, eu_legal)
     assert client.post(reverse("legal:rule_draft", args=["US"]), _draft_form()).status_code == 403
     assert client.post(reverse("legal:rule_approve", args=[us_draft.pk])).status_code == 403
     assert client.post(reverse("legal:rule_discard", args=[us_draft.pk])).status_code == 403
@@ -258,14 +258,14 @@ def test_an_eu_legal_user_cannot_draft_approve_or_discard_a_us_rule(client, smal
 
 
 def test_an_eu_legal_user_drafts_for_their_own_regions(client, small_policy, eu_legal):
-    client.force_login(eu_legal)
+    sign_in(client, eu_legal)
     response = client.post(reverse("legal:rule_draft", args=["DE"]), _draft_form(status="block", preconditions=[]))
     assert response.status_code == 302
     assert JurisdictionRule.objects.get(state=ApprovalState.DRAFT).region_id == "DE"
 
 
 def test_discarding_a_draft_removes_it_and_leaves_evidence(client, small_policy, us_legal, us_draft):
-    client.force_login(us_legal)
+    sign_in(client, us_legal)
     response = client.post(reverse("legal:rule_discard", args=[us_draft.pk]))
     assert response.status_code == 302 and response["Location"] == reverse("legal:region", args=["US"])
     assert not JurisdictionRule.objects.filter(pk=us_draft.pk).exists()
@@ -275,7 +275,7 @@ def test_discarding_a_draft_removes_it_and_leaves_evidence(client, small_policy,
 
 
 def test_approving_an_approved_rule_says_it_is_not_a_draft(client, small_policy, global_approver):
-    client.force_login(global_approver)
+    sign_in(client, global_approver)
     rule = small_policy["rules"]["US"]
     response = client.post(reverse("legal:rule_approve", args=[rule.pk]), follow=True)
     assert "Not approved: Only a draft can be approved." in response.content.decode()
@@ -301,7 +301,7 @@ def _instrument_form(**overrides):
 
 
 def test_a_legal_user_records_an_instrument_with_scope_and_validity(client, small_policy, eu_legal):
-    client.force_login(eu_legal)
+    sign_in(client, eu_legal)
     response = client.post(reverse("legal:instrument_new"), _instrument_form())
     assert response.status_code == 302
     instrument = LegalInstrument.objects.get()
@@ -322,7 +322,7 @@ def test_a_legal_user_records_an_instrument_with_scope_and_validity(client, smal
     ],
 )
 def test_a_bad_instrument_is_refused_with_what_to_fix(client, small_policy, eu_legal, overrides, message):
-    client.force_login(eu_legal)
+    sign_in(client, eu_legal)
     response = client.post(reverse("legal:instrument_new"), _instrument_form(**overrides))
     assert response.status_code == 200
     assert message in response.content.decode()
@@ -330,7 +330,7 @@ def test_a_bad_instrument_is_refused_with_what_to_fix(client, small_policy, eu_l
 
 
 def test_an_instrument_outside_one_s_regions_cannot_be_edited(client, small_policy, eu_legal, us_instrument):
-    client.force_login(eu_legal)
+    sign_in(client, eu_legal)
     assert client.get(reverse("legal:instrument_edit", args=[us_instrument.pk])).status_code == 403
     post = client.post(reverse("legal:instrument_edit", args=[us_instrument.pk]), _instrument_form(region="DE"))
     assert post.status_code == 403
@@ -339,7 +339,7 @@ def test_an_instrument_outside_one_s_regions_cannot_be_edited(client, small_poli
 
 
 def test_editing_an_instrument_keeps_its_identity(client, small_policy, us_legal, us_instrument):
-    client.force_login(us_legal)
+    sign_in(client, us_legal)
     page = client.get(reverse("legal:instrument_edit", args=[us_instrument.pk])).content.decode()
     assert "US monitoring policy" in page
     data = _instrument_form(region="US", kind="company_written_policy", title="US monitoring policy, 2nd edition")
@@ -353,7 +353,7 @@ def test_editing_an_instrument_keeps_its_identity(client, small_policy, us_legal
 def test_the_catalogue_lists_notice_versions_with_the_material_flag_purposes_and_retention(
     client, small_policy, us_legal
 ):
-    client.force_login(us_legal)
+    sign_in(client, us_legal)
     html = client.get(reverse("legal:catalogue")).content.decode()
     assert "Material: asks re-consent" in html
     assert "Prohibited: never consented, granted or used" in html

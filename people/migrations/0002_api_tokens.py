@@ -29,7 +29,7 @@ class Migration(migrations.Migration):
                     ),
                 ),
                 ("name", models.CharField(max_length=120)),
-                ("prefix", models.CharField(max_length=16)),
+                ("prefix", models.CharField(max_length=32)),
                 ("token_hash", models.CharField(max_length=64, unique=True)),
                 ("device_id", models.CharField(blank=True, default="", max_length=120)),
                 ("purposes", models.JSONField(blank=True, default=list)),
