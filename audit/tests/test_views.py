@@ -11,8 +11,8 @@ from django.utils import timezone
 from audit.actors import Actor
 from audit.models import AuditEntry
 from audit.services import record
-from conftest import make_user
-from consentry.tests.roles import grant_role, make_auditor, make_legal, sign_in
+from conftest import make_employee, make_user
+from consentry.tests.roles import grant_role, make_approver, make_auditor, make_legal, sign_in
 from people.roles import Role
 
 pytestmark = pytest.mark.django_db
@@ -37,9 +37,10 @@ def test_anonymous_visitors_are_sent_to_sign_in(client, ledger):
         assert response.status_code == 302 and response["Location"].startswith(reverse("login"))
 
 
-def test_employees_and_legal_users_may_not_read_the_ledger(client, small_policy, ledger, ny_employee):
+def test_employees_legal_users_and_approvers_may_not_read_the_ledger(client, small_policy, ledger, ny_employee):
     legal = make_legal(make_user("lena"), small_policy["regions"]["US"])
-    for user in (ny_employee.user, legal):
+    other_employee = make_employee(country="DE", user=make_user("dora"))
+    for user in (ny_employee.user, other_employee.user, legal, make_approver(make_user("ada"))):
         sign_in(client, user)
         assert client.get(reverse("audit:entries")).status_code == 403
         assert client.get(reverse("audit:entry", args=[ledger["ny"].seq])).status_code == 403

@@ -13,7 +13,7 @@ from audit.models import AuditEntry, EventType
 from conftest import SYSTEM, make_employee, make_user
 from consent.models import ConsentEvent, ConsentEventKind, ConsentState, NoticeAcknowledgement, Pause
 from consent.services import consent_grant
-from consentry.tests.roles import make_auditor, make_legal, sign_in
+from consentry.tests.roles import make_approver, make_auditor, make_legal, sign_in
 from governance import services as gov
 
 pytestmark = pytest.mark.django_db
@@ -42,12 +42,19 @@ def test_anonymous_visitors_are_sent_to_sign_in(client, portal_policy, name):
 
 
 @pytest.mark.parametrize("name", GET_PAGES + POST_PAGES)
-def test_accounts_without_an_employee_record_are_refused(client, portal_policy, legal, name):
-    make_legal(legal, portal_policy["regions"]["US"])
-    sign_in(client, legal)
-    response = client.post(reverse(name)) if name in POST_PAGES else client.get(reverse(name))
-    assert response.status_code == 403
-    assert "not linked to an employee record" in _texts(response)
+def test_accounts_without_an_employee_record_are_refused(client, portal_policy, legal, approver, auditor, name):
+    """Legal (in scope), an approver and an auditor hold no employee record: the portal is not theirs."""
+    staff = (
+        make_legal(legal, portal_policy["regions"]["US"]),
+        make_approver(approver),
+        make_auditor(auditor),
+        make_user("nobody"),
+    )
+    for user in staff:
+        sign_in(client, user)
+        response = client.post(reverse(name)) if name in POST_PAGES else client.get(reverse(name))
+        assert response.status_code == 403, user.username
+        assert "not linked to an employee record" in _texts(response)
 
 
 def test_an_auditor_sees_no_employee_s_choices_in_the_portal(client, portal_policy, auditor, ny_employee):
