@@ -1,7 +1,8 @@
-"""Employee portal pages (namespace ``portal``), plus the legal pages that read consent.
+"""Employee portal pages, plus the legal pages that read consent.
 
-``legal_urlpatterns`` joins the ``legal`` namespace in ``consentry.urls``:
-the opt-in rates read consent data, which the governance app may not import.
+``consentry.urls`` mounts ``urlpatterns`` in the ``portal`` namespace and
+``legal_urlpatterns`` in the ``legal`` one: the opt-in rates read consent
+data, which the governance app may not import.
 """
 
 from __future__ import annotations
@@ -9,8 +10,6 @@ from __future__ import annotations
 from django.urls import path
 
 from consent import views
-
-app_name = "portal"
 
 urlpatterns = [
     path("", views.home, name="home"),

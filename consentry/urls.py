@@ -9,17 +9,20 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 
 from consent import urls as consent_urls
 from consentry.views import health, home, jwks_view
+from decisions import urls as decisions_urls
 from governance import urls as governance_urls
 from people import oidc
 from people import views as people_views
 
-# The legal console spans apps: governance owns most pages, consent the opt-in
-# rates (they read consent data, which governance may not import).
-legal_urlpatterns = governance_urls.urlpatterns + consent_urls.legal_urlpatterns
+# The portal and the legal console span apps: a page lives with the data it
+# reads (opt-in rates with consent, the simulator and captured grants with
+# decisions), since the apps above may not import the ones below.
+portal_urlpatterns = consent_urls.urlpatterns + decisions_urls.portal_urlpatterns
+legal_urlpatterns = governance_urls.urlpatterns + consent_urls.legal_urlpatterns + decisions_urls.legal_urlpatterns
 
 urlpatterns = [
     path("", home, name="home"),
-    path("portal/", include("consent.urls")),
+    path("portal/", include((portal_urlpatterns, "portal"))),
     path("legal/", include((legal_urlpatterns, "legal"))),
     path("audit/", include("audit.urls")),
     path(".well-known/jwks.json", jwks_view, name="jwks"),
@@ -37,4 +40,5 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     # The split view serves its start-up script as a file: the CSP forbids inline scripts.
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),
+    path("api/v1/", include("decisions.urls")),
 ]

@@ -90,6 +90,9 @@ def people(policy):
         user=make_user("nina"),
         display_name="Nina Novak",
     )
+    tess = make_employee(
+        hr_id="E1003", country="US", subdivision="US-TX", department="Support", display_name="Tess Walker"
+    )
     staff = {
         "lena": make_legal(make_user("lena", first_name="Lena", last_name="(legal, US)"), *us),
         "ada": make_approver(make_legal(make_user("ada", first_name="Ada", last_name="(legal)"), *us), *us),
@@ -99,7 +102,7 @@ def people(policy):
     for user in staff.values():
         # Their authenticator app: legal and auditors sign in with a second factor.
         TOTPDevice.objects.create(user=user, name="phone", confirmed=True)
-    return {"nina": nina, **staff}
+    return {"nina": nina, "tess": tess, **staff}
 
 
 @pytest.fixture

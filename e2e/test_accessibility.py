@@ -37,7 +37,14 @@ def test_the_sign_in_pages_are_accessible(open_browser, people):
 
 def test_the_employee_portal_is_accessible(open_browser, people):
     tab = open_browser("nina")
-    found = _check(tab, {"portal-home": "/portal/", "portal-history-empty": "/portal/history/"})
+    found = _check(
+        tab,
+        {
+            "portal-home": "/portal/",
+            "portal-history-empty": "/portal/history/",
+            "portal-captured-empty": "/portal/captured/",
+        },
+    )
     assert found == {}, describe(found)
     assert tab.console_errors == []
 
@@ -56,6 +63,8 @@ def test_the_legal_console_is_accessible(open_browser, people):
         "legal-notice": "/legal/catalogue/notices/1/",
         "legal-opt-in-rates": "/legal/opt-in-rates/",
         "legal-policy-packs": "/legal/packs/",
+        "legal-simulator-result": "/legal/simulate/?who=region&region=US-NY&purpose=ai_agent_training"
+        "&categories=keystrokes&categories=keystroke_timing",
         "legal-page-denied": "/legal/regions/DE/",
     }
     found = _check(tab, pages)

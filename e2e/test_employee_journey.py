@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from django.utils import timezone
 
+from conftest import SYSTEM
 from consent.models import ConsentState, NoticeAcknowledgement, Pause
+from decisions import engine
+from decisions.services import capture_decide
+from people.tokens import token_issue
 
 pytestmark = pytest.mark.slow
 
@@ -34,6 +39,17 @@ def test_an_employee_grants_withdraws_everything_and_pauses(open_browser, people
     granted = ConsentState.objects.filter(employee=nina, state="granted").values_list("category_id", flat=True)
     assert sorted(granted) == ["keystrokes", "mouse_movement"]
     assert page.get_by_label("Keystrokes", exact=True).is_checked()
+
+    # A capture agent on Nina's laptop asks, and is granted what she turned on.
+    agent, _ = token_issue(kind="device", name="laptop", employee=nina, device_id="laptop-7", actor=SYSTEM)
+    request = engine.CaptureRequest(purpose="ai_agent_training", categories=("keystrokes", "screenshots"))
+    outcome = capture_decide(token=agent, request=request, at=timezone.now())
+    assert outcome.decision.allowed_categories == ("keystrokes",)
+    page.get_by_role("link", name="What was captured").click()
+    assert page.locator("tbody tr", has_text="Keystrokes").locator("td.num").inner_text() == "1"
+    assert page.locator("tbody tr", has_text="Screenshots").count() == 0
+    tab.screenshot("portal-captured")
+    page.get_by_role("link", name="My choices").click()
 
     # Withdrawing everything is one click, as easy as granting.
     page.get_by_role("button", name="Withdraw everything").click()

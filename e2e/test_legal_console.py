@@ -11,11 +11,24 @@ from governance.models import ApprovalState, JurisdictionRule
 pytestmark = pytest.mark.slow
 
 
+def _simulate_screenshots_for_tess(tab) -> str:
+    page = tab.page
+    page.get_by_role("link", name="Simulator").click()
+    page.get_by_label("Employee HR id").fill("E1003")
+    page.get_by_label("Purpose").select_option("ai_agent_training")
+    page.get_by_label("Screenshots", exact=True).check()
+    page.get_by_role("button", name="Simulate").click()
+    return page.locator("#decision tbody tr", has_text="Screenshots").inner_text()
+
+
 def test_a_legal_user_drafts_a_change_and_a_second_legal_user_approves_it(open_browser, people):
     lena = open_browser("lena")
     page = lena.page
     assert page.get_by_role("heading", name="Regions and rules").is_visible()
     lena.screenshot("legal-regions")
+    before = _simulate_screenshots_for_tess(lena)
+    assert "Allowed" in before and "Denied" not in before
+    page.get_by_role("link", name="Regions and rules").click()
     page.get_by_role("link", name=re.compile(r"^US-TX")).first.click()
     page.get_by_role("link", name="Draft a change").click()
     page.get_by_label("Screenshots", exact=True).check()
@@ -36,6 +49,11 @@ def test_a_legal_user_drafts_a_change_and_a_second_legal_user_approves_it(open_b
     draft.refresh_from_db()
     assert draft.state == ApprovalState.APPROVED and draft.approved_by.username == "ada"
     assert draft.supersedes.state == ApprovalState.SUPERSEDED or draft.supersedes.effective_to is not None
+
+    # The simulator, on the same engine as the capture API, now answers with the new rule.
+    after = _simulate_screenshots_for_tess(lena)
+    assert "Denied" in after and "category_blocked_in_jurisdiction" in after
+    lena.screenshot("legal-simulator")
     assert lena.console_errors == [] and ada.console_errors == []
 
 
