@@ -6,7 +6,7 @@ from django import forms
 from django.db.models import Q
 
 from audit.models import EventType
-from consentry.fields import UTCDateTimeField
+from consentry.form_fields import UTCDateTimeField
 
 
 class AuditSearchForm(forms.Form):

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django import forms
 
-from consent.selectors import ConsentOverview, ItemView
+from consent.selectors import ItemView, PortalOverview
 
 PAUSE_CHOICES = [
     ("30m", "30 minutes"),
@@ -24,7 +24,7 @@ class ConsentChoicesForm(forms.Form):
     notice_version = forms.IntegerField(widget=forms.HiddenInput, min_value=1)
     grant = forms.MultipleChoiceField(required=False, widget=forms.CheckboxSelectMultiple)
 
-    def __init__(self, *args, overview: ConsentOverview, **kwargs):
+    def __init__(self, *args, overview: PortalOverview, **kwargs):
         super().__init__(*args, **kwargs)
         self.available = [item for item in overview.items if item.available]
         self.fields["grant"].choices = [(item.key, item.category.name) for item in self.available]

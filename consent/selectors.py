@@ -1,21 +1,24 @@
-"""Reads of consent: where an employee stands, their history, and k-anonymous aggregates.
+"""Reads of consent: standing per pair, receipts, the portal's pages and k-anonymous rates.
 
-``consent_overview`` is what the employee portal shows: the region status in
-plain words, the notice per purpose and category, and each pair's state
-(the states of API.md's ``GET /me/consent``). It never decides capture: the
-decision engine does; this only explains, and it errs on the side of "not
-available" exactly where the engine would deny.
+The portal's landing page is built on the same standing as ``GET /me/consent``.
+
+The per-pair state an employee sees is computed, never stored: the stored
+projection says what the employee last chose, and the policy in force decides
+whether that choice still counts (a blocked region, a lapsed grant, a material
+notice that asks again).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import Count, Q
+from django.db import models
+from django.db.models import Count, Max, Q, QuerySet
 
-from consent.models import ConsentEvent, ConsentEventKind, ConsentState, NoticeAcknowledgement, Pause
+from consent.models import ConsentEvent, ConsentEventKind, ConsentState, NoticeAcknowledgement, Pause, Receipt
 from governance.models import (
     ACKNOWLEDGEMENT_PRECONDITIONS,
     BIOMETRIC_PRECONDITIONS,
@@ -32,43 +35,234 @@ from governance.models import (
 from governance.selectors import (
     RetentionLimits,
     current_notice,
-    effective_rule,
     instruments_covering,
     region_chain,
     retention_for,
+    rule_for_employee,
 )
 from people.iso3166 import country_name, subdivision_name
 from people.models import Employee, EmployeeStatus
 
-
-class ItemState:
-    """Where one purpose × category pair stands for the employee (API.md states)."""
-
-    GRANTED = "granted"
-    WITHDRAWN = "withdrawn"
-    EXPIRED = "expired"
-    NOT_ASKED = "not_asked"
-    RECONSENT_REQUIRED = "reconsent_required"
-    UNAVAILABLE_IN_REGION = "unavailable_in_region"
-
-    LABELS = {
-        GRANTED: "On",
-        WITHDRAWN: "Off (withdrawn)",
-        EXPIRED: "Off (expired)",
-        NOT_ASKED: "Off (not asked yet)",
-        RECONSENT_REQUIRED: "Off until you decide again",
-        UNAVAILABLE_IN_REGION: "Not available where you work",
-    }
+Pair = tuple[str, str]
 
 
-REGION_OPEN = (RuleStatus.ALLOW, RuleStatus.CONDITIONAL)
-# The monitoring-notice preconditions the employee meets by acknowledging the
-# current notice; NOTICE_ACKNOWLEDGEMENT_ONCE is met by any acknowledgement.
-_CURRENT_NOTICE_ACKS = ACKNOWLEDGEMENT_PRECONDITIONS - {PreconditionType.NOTICE_ACKNOWLEDGEMENT_ONCE}
+class PairState(models.TextChoices):
+    """The states API.md names for one purpose × category pair (computed, never stored)."""
+
+    GRANTED = "granted", "Granted"
+    WITHDRAWN = "withdrawn", "Withdrawn"
+    EXPIRED = "expired", "Expired"
+    NOT_ASKED = "not_asked", "Not asked yet"
+    RECONSENT_REQUIRED = "reconsent_required", "Asked again after a material notice change"
+    UNAVAILABLE_IN_REGION = "unavailable_in_region", "Not available where the employee works"
+
+
+# Region status when no approved rule covers the work location (fail closed).
+REGION_UNKNOWN = "unknown"
+# Notice states that were published at some point (re-consent asked by them still counts).
+_PUBLISHED_STATES = (ApprovalState.APPROVED, ApprovalState.SUPERSEDED)
 
 
 @dataclass(frozen=True, slots=True)
 class PreconditionStanding:
+    type: str
+    met: bool
+    label: str
+
+
+@dataclass(frozen=True, slots=True)
+class RegionStanding:
+    """The rule in force for the employee's work location, and whether its conditions are met."""
+
+    code: str
+    rule_region: str | None
+    status: str
+    preconditions: tuple[PreconditionStanding, ...]
+    blocked_categories: frozenset[str]
+
+    @property
+    def open(self) -> bool:
+        return self.status in (RuleStatus.ALLOW, RuleStatus.CONDITIONAL)
+
+
+@dataclass(frozen=True, slots=True)
+class PairStanding:
+    purpose: str
+    category: str
+    state: str
+    since: datetime | None
+    expires_at: datetime | None
+    # The notice version the current choice was made under, if any.
+    notice_version: int | None
+    # The current notice's plain-language description of the pair, if it declares it.
+    description: str
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentOverview:
+    employee: Employee
+    region: RegionStanding
+    notice: Notice | None
+    acknowledged: bool
+    paused_until: datetime | None
+    items: tuple[PairStanding, ...]
+
+
+def reconsent_versions(*, at: datetime, pairs: Iterable[Pair] | None = None) -> dict[Pair, int]:
+    """For each pair, the newest published notice version that asked for re-consent.
+
+    A grant made under an older version than this no longer counts: the
+    notice changed materially for that pair after the employee agreed.
+    """
+    items = NoticeItem.objects.filter(
+        requires_reconsent=True, notice__published_at__lte=at, notice__state__in=_PUBLISHED_STATES
+    )
+    if pairs is not None:
+        wanted = set(pairs)
+        items = items.filter(purpose__in={p for p, _ in wanted}, category__in={c for _, c in wanted})
+    rows = items.values("purpose_id", "category_id").annotate(version=Max("notice__version"))
+    return {(row["purpose_id"], row["category_id"]): row["version"] for row in rows}
+
+
+def region_standing(*, employee: Employee, at: datetime, notice: Notice | None) -> RegionStanding:
+    """The rule in force where the employee works, with each precondition met or not."""
+    rule = rule_for_employee(employee=employee, at=at)
+    if rule is None:
+        return RegionStanding(
+            code=employee.region_code,
+            rule_region=None,
+            status=REGION_UNKNOWN,
+            preconditions=(),
+            blocked_categories=frozenset(),
+        )
+    return RegionStanding(
+        code=employee.region_code,
+        rule_region=rule.region_id,
+        status=rule.status,
+        preconditions=tuple(_preconditions(employee=employee, rule=rule, at=at, notice=notice)),
+        blocked_categories=frozenset(rule.blocked_categories),
+    )
+
+
+def _preconditions(
+    *, employee: Employee, rule: JurisdictionRule, at: datetime, notice: Notice | None
+) -> list[PreconditionStanding]:
+    acknowledged = set(NoticeAcknowledgement.objects.filter(employee=employee).values_list("notice_id", flat=True))
+    codes = region_chain(country=employee.country, subdivision=employee.subdivision)
+    instruments = instruments_covering(employee=employee, codes=codes, at=at)
+    standings = []
+    for kind in rule.preconditions:
+        if kind == PreconditionType.NOTICE_ACKNOWLEDGEMENT_ONCE:
+            met = bool(acknowledged)
+        elif kind in ACKNOWLEDGEMENT_PRECONDITIONS:
+            met = notice is not None and notice.pk in acknowledged
+        elif kind in BIOMETRIC_PRECONDITIONS:
+            # A release is personal: only one naming this employee counts.
+            met = any(i.kind == kind and i.employee_id == employee.pk for i in instruments)
+        else:
+            met = any(i.kind == kind for i in instruments)
+        label = PreconditionType(kind).label if kind in PreconditionType.values else kind
+        standings.append(PreconditionStanding(type=kind, met=met, label=label))
+    return standings
+
+
+def _pair_state(
+    *, stored: ConsentState | None, region: RegionStanding, category: str, reconsent_from: int, at: datetime
+) -> str:
+    if not region.open or category in region.blocked_categories:
+        return PairState.UNAVAILABLE_IN_REGION
+    if stored is None:
+        return PairState.NOT_ASKED
+    if stored.state == ConsentEventKind.WITHDRAWN:
+        return PairState.WITHDRAWN
+    if stored.state == ConsentEventKind.EXPIRED or (stored.expires_at is not None and stored.expires_at <= at):
+        return PairState.EXPIRED
+    if stored.notice.version < reconsent_from:
+        return PairState.RECONSENT_REQUIRED
+    return PairState.GRANTED
+
+
+def consent_overview(*, employee: Employee, at: datetime) -> ConsentOverview:
+    """Where the employee stands on every pair the current notice declares or they ever chose.
+
+    Pairs the current notice no longer declares still appear while the
+    employee has a choice on record, so they can always withdraw it.
+    """
+    notice = current_notice(at=at)
+    region = region_standing(employee=employee, at=at, notice=notice)
+    stored = {
+        (s.purpose_id, s.category_id): s
+        for s in ConsentState.objects.filter(employee=employee).select_related("notice")
+    }
+    described = {(i.purpose_id, i.category_id): i.description for i in notice.items.all()} if notice else {}
+    pairs = sorted(set(described) | set(stored))
+    reconsent = reconsent_versions(at=at, pairs=pairs)
+    items = []
+    for pair in pairs:
+        state = stored.get(pair)
+        items.append(
+            PairStanding(
+                purpose=pair[0],
+                category=pair[1],
+                state=_pair_state(
+                    stored=state, region=region, category=pair[1], reconsent_from=reconsent.get(pair, 0), at=at
+                ),
+                since=state.since if state else None,
+                expires_at=state.expires_at if state and state.state == ConsentEventKind.GRANTED else None,
+                notice_version=state.notice.version if state else None,
+                description=described.get(pair, ""),
+            )
+        )
+    return ConsentOverview(
+        employee=employee,
+        region=region,
+        notice=notice,
+        acknowledged=notice is not None
+        and NoticeAcknowledgement.objects.filter(employee=employee, notice=notice).exists(),
+        paused_until=pause_running_until(employee=employee, at=at),
+        items=tuple(items),
+    )
+
+
+def pause_running_until(*, employee: Employee, at: datetime) -> datetime | None:
+    """When the employee's running pause ends, or None when capture is not paused."""
+    pause = (
+        Pause.objects.filter(employee=employee, resumed_at__isnull=True, starts_at__lte=at, ends_at__gt=at)
+        .order_by("-ends_at")
+        .first()
+    )
+    return pause.ends_at if pause else None
+
+
+def receipts_of(*, employee: Employee) -> QuerySet[Receipt]:
+    """The employee's receipts, newest first; never anyone else's."""
+    return Receipt.objects.filter(employee=employee).select_related("event").order_by("-issued_at", "-id")
+
+
+def receipt_of(*, employee: Employee, receipt_id: str) -> Receipt | None:
+    """One of the employee's receipts; None for another employee's, so its existence does not leak."""
+    return receipts_of(employee=employee).filter(pk=receipt_id).first()
+
+
+# The employee portal's landing page ---------------------------------------------------
+#
+# The same standing as ``GET /me/consent`` (``consent_overview``), dressed for
+# people: pairs grouped by purpose with the category's name and flags, the
+# strictest retention, what is never captured, and which conditions the
+# employee can meet themselves.
+
+STATE_WORDS = {
+    PairState.GRANTED: "On",
+    PairState.WITHDRAWN: "Off (withdrawn)",
+    PairState.EXPIRED: "Off (expired)",
+    PairState.NOT_ASKED: "Off (not asked yet)",
+    PairState.RECONSENT_REQUIRED: "Off until you decide again",
+    PairState.UNAVAILABLE_IN_REGION: "Not available where you work",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class PortalPrecondition:
     type: str
     label: str
     met: bool
@@ -79,28 +273,26 @@ class PreconditionStanding:
 
 
 @dataclass(frozen=True, slots=True)
-class RegionStanding:
-    code: str
+class PortalRegion:
+    standing: RegionStanding
     place: str
-    status: str  # allow, conditional, block or unknown
-    rule: JurisdictionRule | None
-    preconditions: tuple[PreconditionStanding, ...] = ()
+    preconditions: tuple[PortalPrecondition, ...]
+
+    @property
+    def status(self) -> str:
+        return self.standing.status
 
     @property
     def is_open(self) -> bool:
-        return self.status in REGION_OPEN
+        return self.standing.open
 
     @property
-    def missing_employer_preconditions(self) -> list[PreconditionStanding]:
+    def missing_employer_preconditions(self) -> list[PortalPrecondition]:
         return [p for p in self.preconditions if not p.met and not p.by_employee and not p.biometric_only]
 
     @property
     def acknowledgement_needed(self) -> bool:
         return any(not p.met and p.by_employee for p in self.preconditions)
-
-    @property
-    def blocked_categories(self) -> frozenset[str]:
-        return frozenset(self.rule.blocked_categories) if self.rule else frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,15 +308,15 @@ class ItemView:
 
     @property
     def is_on(self) -> bool:
-        return self.state == ItemState.GRANTED
+        return self.state == PairState.GRANTED
 
     @property
     def available(self) -> bool:
-        return self.state != ItemState.UNAVAILABLE_IN_REGION
+        return self.state != PairState.UNAVAILABLE_IN_REGION
 
     @property
     def state_label(self) -> str:
-        return ItemState.LABELS[self.state]
+        return STATE_WORDS[self.state]
 
     @property
     def key(self) -> str:
@@ -145,17 +337,6 @@ class ExclusionGroup:
     labels: tuple[str, ...]
 
 
-def _exclusion_groups() -> tuple[ExclusionGroup, ...]:
-    names = dict(DataCategory.objects.values_list("slug", "name"))
-    grouped: dict[str, list[str]] = defaultdict(list)
-    for exclusion in ContextExclusion.objects.order_by("label"):
-        label = exclusion.label
-        if exclusion.categories:
-            label += " (no " + ", ".join(names.get(slug, slug).lower() for slug in exclusion.categories) + ")"
-        grouped[exclusion.get_reason_display()].append(label)
-    return tuple(ExclusionGroup(reason=reason, labels=tuple(labels)) for reason, labels in sorted(grouped.items()))
-
-
 @dataclass(frozen=True, slots=True)
 class PurposeView:
     purpose: Purpose
@@ -163,22 +344,25 @@ class PurposeView:
 
 
 @dataclass(frozen=True, slots=True)
-class ConsentOverview:
+class PortalOverview:
     employee: Employee
     at: datetime
-    region: RegionStanding
+    region: PortalRegion
     notice: Notice | None
     purposes: tuple[PurposeView, ...]
-    acknowledged_at: datetime | None
+    acknowledged: bool
     pause: Pause | None
     exclusions: tuple[ExclusionGroup, ...]
     prohibited: tuple[Purpose, ...]
-    granted_count: int = 0
-    reconsent: tuple[ItemView, ...] = field(default=())
+    granted_count: int
 
     @property
     def items(self) -> list[ItemView]:
         return [item for view in self.purposes for item in view.items]
+
+    @property
+    def reconsent(self) -> list[ItemView]:
+        return [item for item in self.items if item.state == PairState.RECONSENT_REQUIRED]
 
     @property
     def can_ask(self) -> bool:
@@ -198,75 +382,15 @@ def place_name(employee: Employee) -> str:
     return country
 
 
-def _acknowledgements(employee: Employee) -> dict[int, datetime]:
-    return dict(NoticeAcknowledgement.objects.filter(employee=employee).values_list("notice_id", "at"))
-
-
-def region_standing(*, employee: Employee, notice: Notice | None, at: datetime) -> RegionStanding:
-    """The employee's region status and each precondition, met or not, in the engine's terms."""
-    codes = region_chain(country=employee.country, subdivision=employee.subdivision)
-    rule = effective_rule(codes=codes, at=at)
-    place = place_name(employee)
-    if rule is None:
-        return RegionStanding(code=employee.region_code, place=place, status="unknown", rule=None)
-    acks = _acknowledgements(employee)
-    instrument_kinds = {i.kind for i in instruments_covering(employee=employee, codes=codes, at=at)}
-    standings = []
-    for kind in rule.preconditions:
-        if kind in _CURRENT_NOTICE_ACKS:
-            met = notice is not None and notice.pk in acks
-        elif kind == PreconditionType.NOTICE_ACKNOWLEDGEMENT_ONCE:
-            met = bool(acks)
-        else:
-            met = kind in instrument_kinds
-        standings.append(
-            PreconditionStanding(
-                type=kind,
-                label=PreconditionType(kind).label if kind in PreconditionType.values else kind,
-                met=met,
-                by_employee=kind in ACKNOWLEDGEMENT_PRECONDITIONS,
-                biometric_only=kind in BIOMETRIC_PRECONDITIONS,
-            )
-        )
-    return RegionStanding(
-        code=employee.region_code, place=place, status=rule.status, rule=rule, preconditions=tuple(standings)
-    )
-
-
-def _reconsent_pairs(*, notice: Notice, states: dict[tuple[str, str], ConsentState]) -> set[tuple[str, str]]:
-    """Granted pairs that a material notice newer than their consent has changed."""
-    older = {state.notice.version for state in states.values() if state.notice.version < notice.version}
-    if not older:
-        return set()
-    touched = NoticeItem.objects.filter(
-        notice__state=ApprovalState.APPROVED,
-        notice__material=True,
-        notice__version__gt=min(older),
-        notice__version__lte=notice.version,
-        requires_reconsent=True,
-    ).values_list("purpose_id", "category_id", "notice__version")
-    result = set()
-    for purpose, category, version in touched:
-        state = states.get((purpose, category))
-        if state is not None and state.notice.version < version:
-            result.add((purpose, category))
-    return result
-
-
-def _item_state(
-    *, pair: tuple[str, str], state: ConsentState | None, reconsent: set, open_here: bool, blocked: frozenset, at
-) -> str:
-    if not open_here or pair[1] in blocked:
-        return ItemState.UNAVAILABLE_IN_REGION
-    if state is None:
-        return ItemState.NOT_ASKED
-    if state.state == ConsentEventKind.WITHDRAWN:
-        return ItemState.WITHDRAWN
-    if state.state == ConsentEventKind.EXPIRED or (state.expires_at is not None and state.expires_at <= at):
-        return ItemState.EXPIRED
-    if pair in reconsent:
-        return ItemState.RECONSENT_REQUIRED
-    return ItemState.GRANTED
+def _exclusion_groups() -> tuple[ExclusionGroup, ...]:
+    names = dict(DataCategory.objects.values_list("slug", "name"))
+    grouped: dict[str, list[str]] = defaultdict(list)
+    for exclusion in ContextExclusion.objects.order_by("label"):
+        label = exclusion.label
+        if exclusion.categories:
+            label += " (no " + ", ".join(names.get(slug, slug).lower() for slug in exclusion.categories) + ")"
+        grouped[exclusion.get_reason_display()].append(label)
+    return tuple(ExclusionGroup(reason=reason, labels=tuple(labels)) for reason, labels in sorted(grouped.items()))
 
 
 def active_pause(*, employee: Employee, at: datetime) -> Pause | None:
@@ -277,60 +401,57 @@ def active_pause(*, employee: Employee, at: datetime) -> Pause | None:
     )
 
 
-def consent_overview(*, employee: Employee, at: datetime) -> ConsentOverview:
-    """Everything the employee's landing page shows, computed at ``at``."""
-    notice = current_notice(at=at)
-    region = region_standing(employee=employee, notice=notice, at=at)
-    states = {
-        (s.purpose_id, s.category_id): s
-        for s in ConsentState.objects.filter(employee=employee).select_related("notice")
-    }
-    reconsent = _reconsent_pairs(notice=notice, states=states) if notice else set()
+def portal_overview(*, employee: Employee, at: datetime) -> PortalOverview:
+    """Everything the employee's landing page shows, computed at ``at`` from ``consent_overview``."""
+    base = consent_overview(employee=employee, at=at)
+    standing = base.region
     codes = region_chain(country=employee.country, subdivision=employee.subdivision)
-    caps = region.rule.max_retention_days if region.rule else {}
-    biometric_release_missing = any(p.biometric_only and not p.met for p in region.preconditions)
-    purposes: list[PurposeView] = []
-    if notice is not None:
-        by_purpose: dict[str, list[ItemView]] = defaultdict(list)
-        for item in notice.items.select_related("category").order_by("purpose_id", "category_id"):
-            pair = (item.purpose_id, item.category_id)
-            state = states.get(pair)
-            by_purpose[item.purpose_id].append(
-                ItemView(
-                    purpose=item.purpose_id,
-                    category=item.category,
-                    description=item.description,
-                    state=_item_state(
-                        pair=pair,
-                        state=state,
-                        reconsent=reconsent,
-                        open_here=region.is_open,
-                        blocked=region.blocked_categories,
-                        at=at,
-                    ),
-                    since=state.since if state else None,
-                    retention=retention_for(codes=codes, purpose=item.purpose_id, category=item.category_id),
-                    retention_cap_days=caps.get(item.category_id),
-                    needs_biometric_release=biometric_release_missing and item.category.biometric,
-                )
+    in_force = rule_for_employee(employee=employee, at=at)
+    caps = in_force.max_retention_days if in_force else {}
+    preconditions = tuple(
+        PortalPrecondition(
+            type=p.type,
+            label=p.label,
+            met=p.met,
+            by_employee=p.type in ACKNOWLEDGEMENT_PRECONDITIONS,
+            biometric_only=p.type in BIOMETRIC_PRECONDITIONS,
+        )
+        for p in standing.preconditions
+    )
+    release_missing = any(p.biometric_only and not p.met for p in preconditions)
+    categories = {category.slug: category for category in DataCategory.objects.all()}
+    by_purpose: dict[str, list[ItemView]] = defaultdict(list)
+    for pair in base.items:
+        category = categories.get(pair.category)
+        if category is None:
+            continue
+        by_purpose[pair.purpose].append(
+            ItemView(
+                purpose=pair.purpose,
+                category=category,
+                description=pair.description or category.description,
+                state=pair.state,
+                since=pair.since,
+                retention=retention_for(codes=codes, purpose=pair.purpose, category=pair.category),
+                retention_cap_days=caps.get(pair.category),
+                needs_biometric_release=release_missing and category.biometric,
             )
-        for purpose in Purpose.objects.filter(slug__in=by_purpose).order_by("name"):
-            purposes.append(PurposeView(purpose=purpose, items=tuple(by_purpose[purpose.slug])))
-    acks = _acknowledgements(employee)
-    granted = [s for s in states.values() if s.state == ConsentEventKind.GRANTED]
-    all_items = [item for view in purposes for item in view.items]
-    return ConsentOverview(
+        )
+    purposes = tuple(
+        PurposeView(purpose=purpose, items=tuple(by_purpose[purpose.slug]))
+        for purpose in Purpose.objects.filter(slug__in=by_purpose).order_by("name")
+    )
+    return PortalOverview(
         employee=employee,
         at=at,
-        region=region,
-        notice=notice,
-        purposes=tuple(purposes),
-        acknowledged_at=acks.get(notice.pk) if notice else None,
+        region=PortalRegion(standing=standing, place=place_name(employee), preconditions=preconditions),
+        notice=base.notice,
+        purposes=purposes,
+        acknowledged=base.acknowledged,
         pause=active_pause(employee=employee, at=at),
         exclusions=_exclusion_groups(),
         prohibited=tuple(Purpose.objects.filter(prohibited=True).order_by("name")),
-        granted_count=len(granted),
-        reconsent=tuple(item for item in all_items if item.state == ItemState.RECONSENT_REQUIRED),
+        granted_count=ConsentState.objects.filter(employee=employee, state=ConsentEventKind.GRANTED).count(),
     )
 
 
@@ -362,7 +483,8 @@ def consent_history(*, employee: Employee) -> list[HistoryEntry]:
             title=f"{verbs[event.kind]}: {names.get(event.category_id, event.category_id)}",
             detail=f"For {purposes.get(event.purpose_id, event.purpose_id)}, under notice version "
             f"{event.notice.version}, via {event.get_channel_display().lower()}.",
-            receipt_id=event.receipt_id,
+            # Grants and withdrawals carry a signed receipt; an expiry is the system's, not a choice.
+            receipt_id=event.receipt_id if event.kind != ConsentEventKind.EXPIRED else "",
         )
         for event in ConsentEvent.objects.filter(employee=employee).select_related("notice")
     ]
@@ -387,11 +509,6 @@ def consent_history(*, employee: Employee) -> list[HistoryEntry]:
         if pause.resumed_at and pause.resumed_at < pause.ends_at:
             entries.append(HistoryEntry(at=pause.resumed_at, kind="resumed", title="You resumed capture", detail=""))
     return sorted(entries, key=lambda entry: entry.at, reverse=True)
-
-
-def event_for_receipt(*, employee: Employee, receipt_id: str) -> ConsentEvent | None:
-    """The employee's own consent event behind a receipt id; None for anyone else's."""
-    return ConsentEvent.objects.filter(employee=employee, receipt_id=receipt_id).select_related("notice").first()
 
 
 # Aggregates (Principle 4: groups of at least k people, never individuals) -------------

@@ -1,17 +1,26 @@
-"""Employee portal pages, plus the legal pages that read consent.
+"""Employee self-service under /api/v1/me/ (API.md, Employee self-service), and the portal pages.
 
-``consentry.urls`` mounts ``urlpatterns`` in the ``portal`` namespace and
-``legal_urlpatterns`` in the ``legal`` one: the opt-in rates read consent
-data, which the governance app may not import.
+``urlpatterns`` is the API. ``consentry.urls`` mounts ``portal_urlpatterns``
+in the ``portal`` namespace and ``legal_urlpatterns`` in the ``legal`` one:
+the opt-in rates read consent data, which the governance app may not import.
 """
 
 from __future__ import annotations
 
 from django.urls import path
 
-from consent import views
+from consent import api, views
 
 urlpatterns = [
+    path("me/consent", api.MeConsentView.as_view(), name="me-consent"),
+    path("me/consent/withdraw-all", api.MeWithdrawAllView.as_view(), name="me-consent-withdraw-all"),
+    path("me/acknowledgements", api.MeAcknowledgementView.as_view(), name="me-acknowledgements"),
+    path("me/pause", api.MePauseView.as_view(), name="me-pause"),
+    path("me/receipts/", api.MeReceiptListView.as_view(), name="me-receipts"),
+    path("me/receipts/<str:receipt_id>", api.MeReceiptDetailView.as_view(), name="me-receipt"),
+]
+
+portal_urlpatterns = [
     path("", views.home, name="home"),
     path("choices", views.save_choices, name="save"),
     path("withdraw-everything", views.withdraw_everything, name="withdraw_all"),
@@ -19,6 +28,7 @@ urlpatterns = [
     path("pause", views.pause, name="pause"),
     path("resume", views.resume, name="resume"),
     path("history/", views.history, name="history"),
+    path("receipts/<str:receipt_id>", views.receipt, name="receipt"),
 ]
 
 legal_urlpatterns = [

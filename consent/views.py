@@ -9,6 +9,7 @@ plain words.
 
 from __future__ import annotations
 
+import json
 from functools import wraps
 
 from django.conf import settings
@@ -16,7 +17,8 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.core.serializers.json import DjangoJSONEncoder
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -24,7 +26,8 @@ from django.views.decorators.http import require_GET, require_POST
 
 from audit.actors import Actor
 from consent.forms import AcknowledgeForm, ConsentChoicesForm, PauseForm
-from consent.selectors import consent_history, consent_overview, opt_in_rates
+from consent.selectors import consent_history, opt_in_rates, portal_overview, receipt_of
+from consent.serializers import ReceiptSerializer
 from consent.services import (
     Choice,
     consent_apply_choices,
@@ -65,7 +68,7 @@ def _back() -> HttpResponse:
 @require_GET
 @employee_page
 def home(request: HttpRequest, employee: Employee) -> HttpResponse:
-    overview = consent_overview(employee=employee, at=timezone.now())
+    overview = portal_overview(employee=employee, at=timezone.now())
     initial = {"notice_version": overview.notice.version if overview.notice else None}
     initial["grant"] = [item.key for item in overview.items if item.is_on]
     return render(
@@ -84,7 +87,7 @@ def home(request: HttpRequest, employee: Employee) -> HttpResponse:
 @employee_page
 def save_choices(request: HttpRequest, employee: Employee) -> HttpResponse:
     now = timezone.now()
-    overview = consent_overview(employee=employee, at=now)
+    overview = portal_overview(employee=employee, at=now)
     form = ConsentChoicesForm(request.POST, overview=overview)
     if not form.is_valid():
         problems = [f"{error}" for errors in form.errors.values() for error in errors]
@@ -141,7 +144,7 @@ def withdraw_everything(request: HttpRequest, employee: Employee) -> HttpRespons
 @employee_page
 def acknowledge(request: HttpRequest, employee: Employee) -> HttpResponse:
     form = AcknowledgeForm(request.POST)
-    overview = consent_overview(employee=employee, at=timezone.now())
+    overview = portal_overview(employee=employee, at=timezone.now())
     if not form.is_valid() or overview.notice is None:
         messages.error(request, "The acknowledgement was not recorded: reload the page and try again.")
         return _back()
@@ -192,6 +195,20 @@ def history(request: HttpRequest, employee: Employee) -> HttpResponse:
     paginator = Paginator(consent_history(employee=employee), settings.CONSENTRY_PAGE_SIZE)
     page = paginator.get_page(request.GET.get("page"))
     return render(request, "consent/history.html", {"section": "history", "employee": employee, "page": page})
+
+
+@require_GET
+@employee_page
+def receipt(request: HttpRequest, employee: Employee, receipt_id: str) -> HttpResponse:
+    """The signed receipt as a file: the same document as ``GET /api/v1/me/receipts/<id>``."""
+    found = receipt_of(employee=employee, receipt_id=receipt_id)
+    if found is None:
+        raise Http404("No such receipt.")
+    body = json.dumps(ReceiptSerializer(found).data, indent=2, ensure_ascii=False, cls=DjangoJSONEncoder)
+    response = HttpResponse(body + "\n", content_type="application/json; charset=utf-8")
+    # Receipt ids are ours (rcpt_ + URL-safe base64), so they are safe in the header as they are.
+    response["Content-Disposition"] = f'attachment; filename="consent-receipt-{found.pk}.json"'
+    return response
 
 
 # Legal console: aggregates (they read consent, so they live with it) -------------------

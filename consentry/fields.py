@@ -1,21 +1,19 @@
-"""Form fields every console shares."""
+"""Serializer fields shared by every API."""
 
 from __future__ import annotations
 
-from datetime import UTC
+from typing import Any
 
-from django import forms
-
-DATETIME_LOCAL_FORMAT = "%Y-%m-%dT%H:%M"
+from rest_framework import serializers
 
 
-class UTCDateTimeField(forms.DateTimeField):
-    """A ``datetime-local`` input read as UTC: the consoles state every time in UTC."""
+class StrictBooleanField(serializers.BooleanField):
+    """Only JSON true or false: an opt-in or a legal flag is never inferred from "yes", 1 or "on"."""
 
-    widget = forms.DateTimeInput(attrs={"type": "datetime-local"}, format=DATETIME_LOCAL_FORMAT)
+    default_error_messages = {"invalid": "Must be true or false."}
 
-    def to_python(self, value):
-        result = super().to_python(value)
-        if result is not None:
-            result = result.replace(tzinfo=UTC) if result.tzinfo is None else result.astimezone(UTC)
-        return result
+    def to_internal_value(self, data: Any) -> bool:
+        if isinstance(data, bool):
+            return data
+        self.fail("invalid")
+        raise AssertionError("unreachable")  # pragma: no cover - fail() raises

@@ -17,8 +17,10 @@ from people import views as people_views
 # The portal and the legal console span apps: a page lives with the data it
 # reads (opt-in rates with consent, the simulator and captured grants with
 # decisions), since the apps above may not import the ones below.
-portal_urlpatterns = consent_urls.urlpatterns + decisions_urls.portal_urlpatterns
-legal_urlpatterns = governance_urls.urlpatterns + consent_urls.legal_urlpatterns + decisions_urls.legal_urlpatterns
+portal_urlpatterns = consent_urls.portal_urlpatterns + decisions_urls.portal_urlpatterns
+legal_urlpatterns = (
+    governance_urls.legal_urlpatterns + consent_urls.legal_urlpatterns + decisions_urls.legal_urlpatterns
+)
 
 urlpatterns = [
     path("", home, name="home"),
@@ -41,4 +43,6 @@ urlpatterns = [
     # The split view serves its start-up script as a file: the CSP forbids inline scripts.
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),
     path("api/v1/", include("decisions.urls")),
+    path("api/v1/", include("governance.urls")),
+    path("api/v1/", include("consent.urls")),
 ]

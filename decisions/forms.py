@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django import forms
 
-from consentry.fields import UTCDateTimeField
+from consentry.form_fields import UTCDateTimeField
 from governance.models import DataCategory, Purpose, RegionKind
 
 

@@ -7,7 +7,6 @@ import os
 from pathlib import Path
 
 import pytest
-from django.test import Client
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -89,14 +88,6 @@ class Browser:
             for violation in result["violations"]
             if violation["impact"] in impacts
         ]
-
-
-def signed_in_cookie(user, live_server_url: str) -> list[dict]:
-    """A session cookie for ``user``, for tests that are not about signing in."""
-    client = Client()
-    client.force_login(user)
-    cookie = client.cookies["sessionid"]
-    return [{"name": "sessionid", "value": cookie.value, "url": live_server_url}]
 
 
 def describe(violations: list[dict]) -> str:

@@ -13,6 +13,7 @@ import os
 from collections.abc import Iterator
 
 import pytest
+from django.core.handlers.wsgi import WSGIHandler
 from django.core.management import call_command
 from django.test import override_settings
 from django_otp.plugins.otp_totp.models import TOTPDevice
@@ -51,18 +52,27 @@ def browser(django_db_setup, django_db_blocker) -> Iterator:
             os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _live_server_speaks_http():
-    """The live server is plain HTTP on localhost: no redirect to HTTPS.
+def _rebuild_handler(live_server) -> None:
+    """Give the running live server a fresh request handler, built from the settings now in force."""
+    live_server.thread.httpd.set_app(live_server.thread.static_handler(WSGIHandler()))
 
-    SecurityMiddleware reads SECURE_SSL_REDIRECT once, when the live server
-    builds its handler, so the override must be in place before the
-    session-scoped live server starts; the root conftest turns it off for
-    every test anyway. Cookies stay ``Secure``: browsers accept those on
+
+@pytest.fixture(scope="module")
+def http_live_server(live_server):
+    """pytest-django's live server, answering plain HTTP on localhost without redirecting to HTTPS.
+
+    SecurityMiddleware reads SECURE_SSL_REDIRECT once, when its handler is
+    built, and the session-wide live server may have been started earlier by
+    an API test (those send X-Forwarded-Proto instead; a browser cannot, as
+    CSRF then insists on an https origin). So for this module the handler is
+    rebuilt with the redirect off, and rebuilt again afterwards with the
+    production settings. Cookies stay ``Secure``: browsers accept those on
     http://localhost, so the production cookie settings are what is tested.
     """
     with override_settings(SECURE_SSL_REDIRECT=False):
-        yield
+        _rebuild_handler(live_server)
+        yield live_server
+    _rebuild_handler(live_server)
 
 
 @pytest.fixture
@@ -106,7 +116,7 @@ def people(policy):
 
 
 @pytest.fixture
-def open_browser(browser, live_server):
+def open_browser(browser, http_live_server):
     """``open_browser(username=None, mobile=False)`` → a Browser, signed in through the form when named."""
     contexts = []
 
@@ -114,7 +124,7 @@ def open_browser(browser, live_server):
         viewport = {"width": 390, "height": 844} if mobile else {"width": 1280, "height": 900}
         context = browser.new_context(viewport=viewport, accept_downloads=True)
         contexts.append(context)
-        tab = Browser(context.new_page(), live_server.url)
+        tab = Browser(context.new_page(), http_live_server.url)
         if username:
             tab.sign_in(username)
         return tab

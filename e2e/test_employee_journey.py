@@ -1,12 +1,15 @@
-"""An employee in New York reads the notice, acknowledges it, opts in, withdraws everything and pauses."""
+"""An employee in New York: acknowledge, opt in, see what was captured, withdraw, pause, keep a receipt."""
 
 from __future__ import annotations
+
+import json
 
 import pytest
 from django.utils import timezone
 
 from conftest import SYSTEM
 from consent.models import ConsentState, NoticeAcknowledgement, Pause
+from consentry.signing import verify_jws
 from decisions import engine
 from decisions.services import capture_decide
 from people.tokens import token_issue
@@ -14,7 +17,7 @@ from people.tokens import token_issue
 pytestmark = pytest.mark.slow
 
 
-def test_an_employee_grants_withdraws_everything_and_pauses(open_browser, people):
+def test_an_employee_grants_withdraws_everything_pauses_and_downloads_a_receipt(open_browser, people, tmp_path):
     nina = people["nina"]
     tab = open_browser("nina")
     page = tab.page
@@ -72,6 +75,18 @@ def test_an_employee_grants_withdraws_everything_and_pauses(open_browser, people
     assert {items[2], items[3]} == {"You withdrew: Keystrokes", "You withdrew: Mouse movement"}
     assert "You acknowledged the monitoring notice" in items
     tab.screenshot("portal-history")
+
+    # A receipt downloads as the signed document; its signature verifies with our public key.
+    with page.expect_download() as download_info:
+        page.get_by_role("link", name="Download signed receipt").first.click()
+    download = download_info.value
+    assert download.suggested_filename.startswith("consent-receipt-rcpt_")
+    saved = tmp_path / download.suggested_filename
+    download.save_as(saved)
+    document = json.loads(saved.read_text())
+    claims = verify_jws(document["jws"], options={"verify_aud": False, "verify_exp": False})
+    assert claims["consentReceiptID"] == document["id"]
+    assert document["kind"] == "withdrawn"
     assert tab.console_errors == []
 
 

@@ -12,7 +12,7 @@ from datetime import datetime
 from django import forms
 
 from consentry.errors import DomainError
-from consentry.fields import UTCDateTimeField
+from consentry.form_fields import UTCDateTimeField
 from governance.models import DataCategory, JurisdictionRule, PreconditionType, Region, RuleStatus
 from people.models import Employee
 

@@ -1,4 +1,9 @@
-"""Portal fixtures: the small policy plus what the notice page promises (exclusions, retention)."""
+"""Fixtures for consent tests.
+
+The self-service API tests use the same ten personas as the policy API's
+(``cast``); the portal tests use the small policy plus what the notice page
+promises (exclusions, retention).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ import pytest
 from conftest import SYSTEM, make_employee, make_user
 from governance import services as gov
 from governance.models import DataCategory, Purpose
+from governance.tests.conftest import cast  # noqa: F401 - re-exported fixture
 
 
 def add_portal_promises() -> None:

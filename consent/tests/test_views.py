@@ -388,3 +388,46 @@ def test_granted_states_are_marked_with_words_not_only_colour(client, portal_pol
     assert '<span class="badge badge-granted switch-state">On</span>' in html
     assert '<span class="badge badge-not_asked switch-state">Off (not asked yet)</span>' in html
     assert ConsentState.objects.get(employee=us_employee).state == ConsentEventKind.GRANTED
+
+
+# Receipts ------------------------------------------------------------------------------------
+
+
+def test_each_grant_and_withdrawal_in_the_history_links_its_signed_receipt(client, portal_policy, us_employee):
+    sign_in(client, us_employee.user)
+    client.post(reverse("portal:save"), {"notice_version": "1", "grant": ["ai_agent_training/keystrokes"]})
+    client.post(reverse("portal:withdraw_all"))
+    html = _texts(client.get(reverse("portal:history")))
+    for event in ConsentEvent.objects.filter(employee=us_employee):
+        assert reverse("portal:receipt", args=[event.receipt_id]) in html
+    assert html.count("Download signed receipt") == 2
+
+
+def test_a_downloaded_receipt_is_the_api_s_document_and_its_signature_verifies(client, portal_policy, us_employee):
+    import jwt
+
+    from consentry.signing import verify_jws
+
+    sign_in(client, us_employee.user)
+    client.post(reverse("portal:save"), {"notice_version": "1", "grant": ["ai_agent_training/screenshots"]})
+    event = ConsentEvent.objects.get(employee=us_employee)
+    response = client.get(reverse("portal:receipt", args=[event.receipt_id]))
+    assert response["Content-Type"] == "application/json; charset=utf-8"
+    assert response["Content-Disposition"] == f'attachment; filename="consent-receipt-{event.receipt_id}.json"'
+    document = response.json()
+    assert document == client.get(f"/api/v1/me/receipts/{event.receipt_id}").json()
+    claims = verify_jws(document["jws"], options={"verify_aud": False, "verify_exp": False})
+    assert claims["consentReceiptID"] == event.receipt_id
+    tampered = document["jws"][:-4] + ("AAAA" if not document["jws"].endswith("AAAA") else "BBBB")
+    with pytest.raises(jwt.InvalidTokenError):
+        verify_jws(tampered, options={"verify_aud": False, "verify_exp": False})
+
+
+def test_another_employee_s_receipt_is_not_found(client, portal_policy, us_employee, ny_employee):
+    _grant(ny_employee, portal_policy, "keystrokes")
+    theirs = ConsentEvent.objects.get(employee=ny_employee).receipt_id
+    sign_in(client, us_employee.user)
+    assert client.get(reverse("portal:receipt", args=[theirs])).status_code == 404
+    assert client.get(reverse("portal:receipt", args=["rcpt_does-not-exist"])).status_code == 404
+    client.logout()
+    assert client.get(reverse("portal:receipt", args=[theirs])).status_code == 302

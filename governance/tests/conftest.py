@@ -1,4 +1,7 @@
-"""Legal console personas: a US legal user, an EU legal user, and approvers."""
+"""Fixtures for governance tests: the API's ten personas (``cast``) and the legal console's.
+
+The console personas: a US legal user, an EU legal user, and approvers.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,12 @@ import pytest
 
 from conftest import make_user
 from consentry.tests.roles import make_approver, make_legal
+from governance.tests.personas import build_cast
+
+
+@pytest.fixture
+def cast(small_policy):
+    return build_cast(small_policy["regions"])
 
 
 @pytest.fixture
