@@ -115,8 +115,49 @@ def postgres_reachable(url: str) -> bool:
     return subprocess.run([str(PY), "-c", probe, dsn], capture_output=True).returncode == 0  # noqa: S603
 
 
+CHROMIUM = Path("/usr/bin/chromium")
+E2E = ROOT / "e2e"
+
+
+def ensure_chromium() -> None:
+    """Install Debian's chromium for the browser tests when it is missing and apt-get can.
+
+    The browser tests drive the distribution's browser (never a downloaded
+    one). Without root or apt-get this only says so: outside CI the browser
+    tests then skip with that reason; in CI (CI=true) they fail.
+    """
+    if CHROMIUM.exists():
+        return
+    apt = shutil.which("apt-get")
+    if apt is None:
+        say("no /usr/bin/chromium and no apt-get: browser tests will be skipped (or fail in CI)")
+        return
+    prefix = [] if os.geteuid() == 0 else ([sudo] if (sudo := shutil.which("sudo")) else None)
+    if prefix is None:
+        say("no /usr/bin/chromium and not root: install it with 'apt-get install chromium' for the browser tests")
+        return
+    say("installing chromium for the browser tests (apt-get)")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    run(*prefix, apt, "update", "-qq", env=env, check=False)
+    run(*prefix, apt, "install", "-y", "-qq", "--no-install-recommends", "chromium", env=env, check=False)
+
+
+def ensure_axe() -> None:
+    """Install axe-core (pinned in e2e/package-lock.json) for the accessibility checks."""
+    if (E2E / "node_modules" / "axe-core" / "axe.min.js").exists():
+        return
+    npm = shutil.which("npm")
+    if npm is None:
+        say("npm not found: accessibility checks will be skipped (or fail in CI)")
+        return
+    say("installing axe-core for the accessibility checks (npm ci)")
+    run(npm, "ci", "--prefix", E2E, "--no-audit", "--no-fund", check=False)
+
+
 def test(args: list[str]) -> None:
     ensure_venv("requirements-dev.txt")
+    ensure_chromium()
+    ensure_axe()
     say("ruff check")
     run(BIN / "ruff", "check", ".")
     say("ruff format --check")

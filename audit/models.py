@@ -45,6 +45,7 @@ class EventType(models.TextChoices):
     EXCLUSION_SAVED = "exclusion.saved", "Context exclusion saved"
     EXCLUSION_REMOVED = "exclusion.removed", "Context exclusion removed"
     POLICY_PACK_LOADED = "policy_pack.loaded", "Policy pack loaded"
+    POLICY_PACK_IMPORTED = "policy_pack.imported", "Policy pack imported in the legal console"
     # consent
     CONSENT_GRANTED = "consent.granted", "Consent granted"
     CONSENT_WITHDRAWN = "consent.withdrawn", "Consent withdrawn"

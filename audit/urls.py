@@ -1,14 +1,14 @@
-"""The audit API under /api/v1/audit/."""
+"""Audit URLs, one namespace ``audit``: the API under /api/v1/audit/ and the auditor console under /audit/."""
 
 from __future__ import annotations
 
-from django.urls import path
+from django.urls import include, path
 
-from audit import api
+from audit import api, views
 
 app_name = "audit"
 
-urlpatterns = [
+api_urlpatterns = [
     path("entries", api.EntryList.as_view(), name="entry-list"),
     path("entries/<int:seq>", api.EntryDetail.as_view(), name="entry-detail"),
     path("entries/<int:seq>/proof", api.EntryProof.as_view(), name="entry-proof"),
@@ -17,4 +17,15 @@ urlpatterns = [
     path("exports", api.ExportList.as_view(), name="export-list"),
     path("exports/<uuid:pk>", api.ExportDetail.as_view(), name="export-detail"),
     path("exports/<uuid:pk>/download", api.ExportDownload.as_view(), name="export-download"),
+]
+
+console_urlpatterns = [
+    path("", views.entries, name="entries"),
+    path("entries/<int:seq>/", views.entry_detail, name="entry"),
+]
+
+# Mounted once at the root: two includes sharing a namespace would hide each other's names.
+urlpatterns = [
+    path("api/v1/audit/", include(api_urlpatterns)),
+    path("audit/", include(console_urlpatterns)),
 ]

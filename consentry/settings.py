@@ -12,6 +12,8 @@ from pathlib import Path
 
 import dj_database_url
 from celery.schedules import crontab
+from csp.constants import NONE as CSP_NONE
+from csp.constants import SELF as CSP_SELF
 from django.core.exceptions import ImproperlyConfigured
 
 from consentry.env import env_bool, env_int, env_list, env_rate, env_str
@@ -51,6 +53,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "guardian",
     "axes",
     "django_otp",
@@ -76,6 +79,7 @@ MIDDLEWARE = [
     "people.second_factor.SecondFactorRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
     # Last, as django-axes asks: it answers locked-out sign-ins.
     "axes.middleware.AxesMiddleware",
 ]
@@ -94,6 +98,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "consentry.context_processors.navigation",
             ],
         },
     },
@@ -130,6 +135,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "/accounts/login/"
+# The start page sends each person on to the console their roles open.
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"
 GUARDIAN_RAISE_403 = True
@@ -142,6 +148,8 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = STATE_DIR / "static"
 STATIC_ROOT.mkdir(exist_ok=True)
+# Site-wide assets (layout CSS, small scripts); served locally, never from a CDN.
+STATICFILES_DIRS = [BASE_DIR / "consentry" / "static"]
 MEDIA_ROOT = Path(env_str("CONSENTRY_MEDIA_DIR", str(STATE_DIR / "media")))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
@@ -169,6 +177,10 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Consent and privacy governance for workplace activity data.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The API docs load Swagger UI from our own static files: the CSP allows no CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     # One name per choice set, whichever serializer uses it.
     "ENUM_NAME_OVERRIDES": {
         "RegionKindEnum": "governance.models.RegionKind",
@@ -305,6 +317,31 @@ SESSION_COOKIE_SECURE = not DEBUG
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_SECURE = not DEBUG
 X_FRAME_OPTIONS = "DENY"
+
+# Web portal: Content Security Policy (django-csp). Every script and style is a
+# file served from our own origin: no inline code, no CDN, no framing, forms
+# post only back to us. A single injected tag can then neither run nor leak.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [CSP_SELF],
+        "script-src": [CSP_SELF],
+        "style-src": [CSP_SELF],
+        "img-src": [CSP_SELF, "data:"],
+        "font-src": [CSP_SELF],
+        "connect-src": [CSP_SELF],
+        "object-src": [CSP_NONE],
+        "base-uri": [CSP_NONE],
+        "form-action": [CSP_SELF],
+        "frame-ancestors": [CSP_NONE],
+    },
+}
+# Browsers need not send more than the page itself to anybody.
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+# Sessions end with the browser and after a working day at most.
+SESSION_COOKIE_AGE = env_int("DJANGO_SESSION_COOKIE_AGE", 8 * 3600, minimum=300)
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+# Portal pages: how many audit entries and history events one page lists.
+CONSENTRY_PAGE_SIZE = env_int("CONSENTRY_PAGE_SIZE", 50, minimum=5)
 
 LOGGING = {
     "version": 1,

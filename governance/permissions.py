@@ -137,3 +137,47 @@ class PolicyPermission(BasePermission):
             return False
         verb = "view" if getattr(view, "approval", False) else _VERBS.get(request.method, "change")
         return request.user.has_perm(f"governance.{verb}_{view.model._meta.model_name}")
+
+
+# The legal console's questions, on the same scopes as the API ---------------------------
+
+
+def can_manage_region(user: AbstractBaseUser, region: Region) -> bool:
+    """Draft rules, record instruments and discard drafts for this region."""
+    return user.has_perm("governance.add_jurisdictionrule") and managed_regions(user).covers(region.code)
+
+
+def can_approve_region(user: AbstractBaseUser, region: Region) -> bool:
+    """Approve drafts of this region (the four-eyes check itself is the service's)."""
+    return user.has_perm("governance.change_jurisdictionrule") and approvable_regions(user).covers(region.code)
+
+
+def can_view_region(user: AbstractBaseUser, region: Region) -> bool:
+    """Open the region's rules, drafts and instruments: those who manage or approve it."""
+    return user.has_perm("governance.view_jurisdictionrule") and visible_regions(user).covers(region.code)
+
+
+def regions_managed(user: AbstractBaseUser) -> QuerySet[Region]:
+    if not user.has_perm("governance.add_jurisdictionrule"):
+        return Region.objects.none()
+    return managed_regions(user).filter(Region.objects.all(), field="code")
+
+
+def regions_viewable(user: AbstractBaseUser) -> QuerySet[Region]:
+    if not user.has_perm("governance.view_jurisdictionrule"):
+        return Region.objects.none()
+    return visible_regions(user).filter(Region.objects.all(), field="code")
+
+
+def can_load_packs(user: AbstractBaseUser) -> bool:
+    """Loading a pack approves its rules as a reviewed pack, in every region it names.
+
+    So only someone who may draft and approve in every region (the global
+    grants) may load one from the console; anyone in the console may check one.
+    """
+    return (
+        user.has_perm("governance.add_jurisdictionrule")
+        and user.has_perm("governance.change_jurisdictionrule")
+        and managed_regions(user).everything
+        and approvable_regions(user).everything
+    )

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import Q
+from django.db.models import Count, Min, Q
 
-from governance.models import ApprovalState, JurisdictionRule, LegalInstrument, Notice, Region
+from governance.models import ApprovalState, JurisdictionRule, LegalInstrument, Notice, Region, RetentionPolicy
 from people.models import Employee
 
 
@@ -52,3 +53,81 @@ def instruments_covering(*, employee: Employee, codes: list[str], at: datetime) 
         .filter(Q(site="") | Q(site=employee.site))
         .filter(Q(employee__isnull=True) | Q(employee=employee))
     )
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionLimits:
+    raw_days: int
+    withdrawal_days: int
+    termination_days: int
+
+
+def retention_for(*, codes: list[str], purpose: str, category: str) -> RetentionLimits | None:
+    """The strictest retention limits for a category here, for a purpose; None when none is set.
+
+    A policy applies when its region is empty or in ``codes`` and its purpose
+    is empty or ``purpose``. Each limit is the shortest among the applicable
+    policies (SPEC.md: the strictest applicable limit wins).
+    """
+    limits = (
+        RetentionPolicy.objects.filter(category=category)
+        .filter(Q(region__isnull=True) | Q(region__in=codes))
+        .filter(Q(purpose__isnull=True) | Q(purpose=purpose))
+        .aggregate(
+            raw=Min("raw_retention_days"),
+            withdrawal=Min("delete_on_withdrawal_days"),
+            termination=Min("delete_on_termination_days"),
+        )
+    )
+    if limits["raw"] is None:
+        return None
+    return RetentionLimits(
+        raw_days=limits["raw"], withdrawal_days=limits["withdrawal"], termination_days=limits["termination"]
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RegionRow:
+    """A region with the rule that decides for it now: its own, or one inherited up the chain."""
+
+    region: Region
+    own_rule: JurisdictionRule | None
+    rule: JurisdictionRule | None
+    drafts: int
+
+    @property
+    def status(self) -> str:
+        return self.rule.status if self.rule else "unknown"
+
+    @property
+    def inherited_from(self) -> str:
+        return self.rule.region_id if self.rule and self.own_rule is None else ""
+
+    @property
+    def country(self) -> str:
+        return self.region.code.split("-", 1)[0] if self.region.kind != "group" else ""
+
+
+def region_overview(*, at: datetime) -> list[RegionRow]:
+    """Every region with its rule in force at ``at``, walking subdivision → country → groups."""
+    regions = list(Region.objects.prefetch_related("groups").order_by("code"))
+    in_force = {rule.region_id: rule for rule in JurisdictionRule.objects.filter(rules_in_force(at=at))}
+    drafts = dict(
+        JurisdictionRule.objects.filter(state=ApprovalState.DRAFT)
+        .values("region")
+        .annotate(n=Count("pk"))
+        .values_list("region", "n")
+    )
+    groups_of = {region.code: sorted(g.code for g in region.groups.all()) for region in regions}
+    rows = []
+    for region in regions:
+        if region.kind == "group":
+            chain = [region.code]
+        else:
+            country = region.code.split("-", 1)[0]
+            chain = list(dict.fromkeys([region.code, country])) + groups_of.get(country, [])
+        rule = next((in_force[code] for code in chain if code in in_force), None)
+        rows.append(
+            RegionRow(region=region, own_rule=in_force.get(region.code), rule=rule, drafts=drafts.get(region.code, 0))
+        )
+    return rows

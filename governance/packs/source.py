@@ -166,7 +166,12 @@ def _syntax_error(exc: yaml.YAMLError) -> PackError:
 def parse_pack(content: bytes, *, filename: str) -> PackSource:
     """Parse pack bytes. Raises ``PackInvalid`` when the file is not YAML at all."""
     digest = hashlib.sha256(content).hexdigest()
-    loader = PackLoader(content)
+    try:
+        # The reader decodes the first bytes at once: bytes that are not UTF-8
+        # fail here, before composing starts.
+        loader = PackLoader(content)
+    except yaml.YAMLError as exc:
+        raise PackInvalid(filename=filename, errors=[_syntax_error(exc)]) from exc
     try:
         node = loader.get_single_node()
         if node is None:

@@ -1,0 +1,97 @@
+"""axe-core on every main page, as each kind of user sees it: no serious or critical violation."""
+
+from __future__ import annotations
+
+import pytest
+
+from e2e.browser import describe
+from governance.models import ApprovalState, JurisdictionRule
+
+pytestmark = pytest.mark.slow
+
+
+def _check(tab, pages: dict[str, str]) -> dict[str, list]:
+    found = {}
+    for name, path in pages.items():
+        response = tab.go(path)
+        assert response.status < 400 or name.endswith("denied"), (name, response.status)
+        tab.screenshot(name)
+        violations = tab.axe_violations()
+        if violations:
+            found[name] = violations
+    return found
+
+
+def test_the_sign_in_pages_are_accessible(open_browser, people):
+    tab = open_browser()
+    assert _check(tab, {"sign-in": "/accounts/login/"}) == {}
+    tab.page.get_by_label("Username").fill("lena")
+    tab.page.get_by_label("Password").fill("pw-lena")
+    tab.page.get_by_role("button", name="Sign in").click()
+    assert "/accounts/2fa/" in tab.page.url
+    tab.screenshot("sign-in-second-factor")
+    violations = tab.axe_violations()
+    assert violations == [], describe(violations)
+    assert tab.console_errors == []
+
+
+def test_the_employee_portal_is_accessible(open_browser, people):
+    tab = open_browser("nina")
+    found = _check(
+        tab,
+        {
+            "portal-home": "/portal/",
+            "portal-history-empty": "/portal/history/",
+            "portal-captured-empty": "/portal/captured/",
+        },
+    )
+    assert found == {}, describe(found)
+    assert tab.console_errors == []
+
+
+def test_the_legal_console_is_accessible(open_browser, people):
+    rule = JurisdictionRule.objects.filter(region="US", state=ApprovalState.APPROVED).first()
+    tab = open_browser("lena")
+    pages = {
+        "legal-regions-overview": "/legal/",
+        "legal-region-us": "/legal/regions/US/",
+        "legal-rule-form": "/legal/regions/US/draft",
+        "legal-rule": f"/legal/rules/{rule.pk}/",
+        "legal-instruments": "/legal/instruments/",
+        "legal-instrument-form": "/legal/instruments/new",
+        "legal-catalogue": "/legal/catalogue/",
+        "legal-notice": "/legal/catalogue/notices/1/",
+        "legal-opt-in-rates": "/legal/opt-in-rates/",
+        "legal-policy-packs": "/legal/packs/",
+        "legal-simulator-result": "/legal/simulate/?who=region&region=US-NY&purpose=ai_agent_training"
+        "&categories=keystrokes&categories=keystroke_timing",
+        "legal-page-denied": "/legal/regions/DE/",
+    }
+    found = _check(tab, pages)
+    assert found == {}, describe(found)
+    assert [error for error in tab.console_errors if "403" not in error] == []
+
+
+def test_forms_with_errors_stay_accessible(open_browser, people):
+    tab = open_browser("lena")
+    tab.go("/legal/regions/US/draft")
+    tab.page.get_by_label("Effective from (UTC)").fill("")
+    tab.page.get_by_role("button", name="Save draft").click()
+    assert tab.page.get_by_role("alert").is_visible()
+    tab.screenshot("legal-rule-form-errors")
+    violations = tab.axe_violations()
+    assert violations == [], describe(violations)
+
+
+def test_the_audit_console_is_accessible(open_browser, people):
+    tab = open_browser("aurelio")
+    found = _check(tab, {"audit-log": "/audit/", "audit-log-entry": "/audit/entries/1/"})
+    assert found == {}, describe(found)
+
+
+def test_the_check_itself_catches_an_unlabelled_field(open_browser, people):
+    """Guard against a silent checker: a page with a bare input must fail it."""
+    tab = open_browser()
+    tab.page.set_content('<html lang="en"><body><main><input type="text"></main></body></html>')
+    ids = {violation["id"] for violation in tab.axe_violations(impacts=("serious", "critical"))}
+    assert "label" in ids
