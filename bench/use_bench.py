@@ -232,8 +232,15 @@ def main() -> None:
     small = work / "records-tenth.ndjson"
     started = time.perf_counter()
     saved = work / "pipeline-token"
-    if args.reuse and data.exists() and saved.exists():
+    if args.reuse and data.exists():
         setup_django(fresh=False)
+        if not saved.exists():
+            from audit.actors import Actor
+            from people.tokens import token_issue
+
+            saved.write_text(
+                token_issue(kind="pipeline", name="bench", purposes=[PURPOSE], actor=Actor.system("bench"))[1]
+            )
         token = saved.read_text()
     else:
         token = prepare(args.employees, args.grants_per_employee, args.records, data)
