@@ -16,17 +16,21 @@ class EventType(models.TextChoices):
     EMPLOYEE_TRANSFERRED = "employee.transferred", "Employee work location changed"
     EMPLOYEE_STATUS_CHANGED = "employee.status_changed", "Employee status changed"
     EMPLOYEE_TERMINATED = "employee.terminated", "Employee terminated"
+    EMPLOYEE_DEPROVISIONED = "employee.deprovisioned", "Employee deleted by the HR system (kept, terminated)"
+    EMPLOYEES_IMPORTED = "employees.imported", "Employees imported from a CSV file"
     # governance
     REGION_SAVED = "region.saved", "Region saved"
     CATEGORY_SAVED = "category.saved", "Data category saved"
     PURPOSE_SAVED = "purpose.saved", "Purpose saved"
     NOTICE_DRAFTED = "notice.drafted", "Notice drafted"
     NOTICE_APPROVED = "notice.approved", "Notice approved and published"
+    NOTICE_DRAFT_UPDATED = "notice.draft_updated", "Notice draft changed"
     NOTICE_DRAFT_DISCARDED = "notice.draft_discarded", "Notice draft discarded"
     RULE_DRAFTED = "rule.drafted", "Jurisdiction rule drafted"
     RULE_APPROVED = "rule.approved", "Jurisdiction rule approved"
     RULE_SUPERSEDED = "rule.superseded", "Jurisdiction rule superseded"
     RULE_DRAFT_DISCARDED = "rule.draft_discarded", "Jurisdiction rule draft discarded"
+    RULE_DRAFT_UPDATED = "rule.draft_updated", "Jurisdiction rule draft changed"
     INSTRUMENT_SAVED = "instrument.saved", "Legal instrument saved"
     RETENTION_SAVED = "retention.saved", "Retention policy saved"
     EXCLUSION_SAVED = "exclusion.saved", "Context exclusion saved"
@@ -42,6 +46,9 @@ class EventType(models.TextChoices):
     # credentials
     TOKEN_ISSUED = "token.issued", "API token issued"
     TOKEN_REVOKED = "token.revoked", "API token revoked"
+    OTP_DEVICE_CONFIRMED = "otp.device_confirmed", "Two-factor authenticator enrolled"
+    OTP_DEVICE_REMOVED = "otp.device_removed", "Two-factor authenticator removed"
+
     # decisions
     GRANT_ISSUED = "grant.issued", "Capture grant issued"
     USE_BATCH_DECIDED = "use.batch_decided", "Use decision answered for a batch of records"

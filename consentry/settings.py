@@ -7,11 +7,13 @@ filesystem broker in ``CONSENTRY_STATE_DIR``, secrets generated there once.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
-from consentry.env import env_bool, env_int, env_list, env_str
+from consentry.env import env_bool, env_int, env_list, env_rate, env_str
 from consentry.localstate import ed25519_pem, random_key_b64, random_token, secret
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -49,7 +51,12 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "guardian",
+    "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "mozilla_django_oidc",
     # Domain apps, in layer order: each imports only from those above it.
+    "consentry",
     "audit",
     "people",
     "governance",
@@ -64,8 +71,12 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "people.second_factor.SecondFactorRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it answers locked-out sign-ins.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "consentry.urls"
@@ -105,7 +116,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTHENTICATION_BACKENDS = [
+    # First: refuses any sign-in while the username/address pair is locked out.
+    "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
+    "people.oidc.EmployeeOIDCBackend",
     "guardian.backends.ObjectPermissionBackend",
 ]
 AUTH_PASSWORD_VALIDATORS = [
@@ -114,7 +128,9 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-LOGIN_URL = "/admin/login/"
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/accounts/login/"
 GUARDIAN_RAISE_403 = True
 
 LANGUAGE_CODE = "en"
@@ -142,12 +158,27 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 100,
+    # Per person and per machine token; rates in CONSENTRY_RATE_LIMITS below.
+    "DEFAULT_THROTTLE_CLASSES": ["consentry.throttling.CallerRateThrottle"],
+    # The API speaks JSON only; so do its tests unless they say otherwise.
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Consentry API",
     "DESCRIPTION": "Consent and privacy governance for workplace activity data.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # One name per choice set, whichever serializer uses it.
+    "ENUM_NAME_OVERRIDES": {
+        "RegionKindEnum": "governance.models.RegionKind",
+        "ExclusionKindEnum": "governance.models.ExclusionKind",
+        "PreconditionTypeEnum": "governance.models.PreconditionType",
+        "RuleStatusEnum": "governance.models.RuleStatus",
+        "RegionStandingStatusEnum": "consent.serializers.REGION_STATUS_CHOICES",
+        "ConsentEventKindEnum": "consent.models.ConsentEventKind",
+        "ConsentItemStateEnum": "consent.selectors.PairState",
+        "ApprovalStateEnum": "governance.models.ApprovalState",
+    },
 }
 
 # Celery. The default broker is kombu's filesystem transport inside the state
@@ -187,13 +218,51 @@ CONSENTRY_K_ANONYMITY = env_int("CONSENTRY_K_ANONYMITY", 10, minimum=2)
 CONSENTRY_ISSUER = env_str("CONSENTRY_ISSUER", "consentry")
 CONSENTRY_CONTROLLER_NAME = env_str("CONSENTRY_CONTROLLER_NAME", "Example Corp")
 CONSENTRY_CONTROLLER_CONTACT = env_str("CONSENTRY_CONTROLLER_CONTACT", "privacy@example.com")
+# Postal address and phone of the controller, printed on consent receipts (Kantara v1.1).
+CONSENTRY_CONTROLLER_ADDRESS = env_str("CONSENTRY_CONTROLLER_ADDRESS", "")
+CONSENTRY_CONTROLLER_PHONE = env_str("CONSENTRY_CONTROLLER_PHONE", "")
+
+# HR provisioning (people/): CSV imports are validated whole before anything is
+# written, so the file is held in memory; this caps it.
+CONSENTRY_CSV_MAX_ROWS = env_int("CONSENTRY_CSV_MAX_ROWS", 20000, minimum=1)
+CONSENTRY_CSV_MAX_BYTES = env_int("CONSENTRY_CSV_MAX_BYTES", 10 * 1024 * 1024, minimum=1024)
+
+# Sign-in and login protection (people/; README "Configuration").
+# Lockout (django-axes): after this many failed sign-ins for one user name from
+# one address, further attempts are refused until the cool-off has passed.
+AXES_ENABLED = env_bool("CONSENTRY_LOGIN_LOCKOUT", True)
+AXES_FAILURE_LIMIT = env_int("CONSENTRY_LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("CONSENTRY_LOGIN_COOLOFF_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_IPWARE_PROXY_COUNT = env_int("CONSENTRY_PROXY_COUNT", 0, minimum=0)
+# TOTP second factor (django-otp), required for these roles on every session.
+CONSENTRY_SECOND_FACTOR_ROLES = env_list("CONSENTRY_SECOND_FACTOR_ROLES", ["legal", "approver", "auditor"])
+OTP_TOTP_ISSUER = env_str("CONSENTRY_TOTP_ISSUER", "Consentry")
+# OpenID Connect sign-in (mozilla-django-oidc). On when a client id and the
+# provider's endpoints are set; the local sign-in form stays available.
+OIDC_RP_CLIENT_ID = env_str("CONSENTRY_OIDC_CLIENT_ID")
+OIDC_RP_CLIENT_SECRET = env_str("CONSENTRY_OIDC_CLIENT_SECRET")
+OIDC_OP_AUTHORIZATION_ENDPOINT = env_str("CONSENTRY_OIDC_AUTHORIZATION_ENDPOINT")
+OIDC_OP_TOKEN_ENDPOINT = env_str("CONSENTRY_OIDC_TOKEN_ENDPOINT")
+OIDC_OP_USER_ENDPOINT = env_str("CONSENTRY_OIDC_USERINFO_ENDPOINT")
+OIDC_OP_JWKS_ENDPOINT = env_str("CONSENTRY_OIDC_JWKS_ENDPOINT")
+OIDC_RP_SIGN_ALGO = env_str("CONSENTRY_OIDC_SIGN_ALGO", "RS256")
+OIDC_RP_SCOPES = env_str("CONSENTRY_OIDC_SCOPES", "openid email profile")
+OIDC_USE_PKCE = True
+OIDC_TIMEOUT = env_int("CONSENTRY_OIDC_TIMEOUT_SECONDS", 10, minimum=1)
+CONSENTRY_OIDC_ENABLED = bool(OIDC_RP_CLIENT_ID and OIDC_OP_AUTHORIZATION_ENDPOINT and OIDC_OP_TOKEN_ENDPOINT)
+# Which ID-token/userinfo claim names the employee, and which employee field it matches.
+CONSENTRY_OIDC_EMPLOYEE_CLAIM = env_str("CONSENTRY_OIDC_EMPLOYEE_CLAIM", "email")
+CONSENTRY_OIDC_EMPLOYEE_FIELD = env_str("CONSENTRY_OIDC_EMPLOYEE_FIELD", "email")
+if CONSENTRY_OIDC_EMPLOYEE_FIELD not in ("email", "user_name", "hr_id"):
+    raise ImproperlyConfigured("CONSENTRY_OIDC_EMPLOYEE_FIELD must be email, user_name or hr_id.")
+LOGIN_REDIRECT_URL_FAILURE = "/accounts/login/?sso=failed"
 
 # Decisions (capture and use decision API).
 # How long a capture grant lives; the wire contract caps it at 15 minutes.
 CONSENTRY_GRANT_LIFETIME_SECONDS = env_int("CONSENTRY_GRANT_LIFETIME_SECONDS", 60, minimum=1, maximum=900)
-# Largest request body read into memory (JSON use batches of 10,000 records fit
-# easily); larger bodies get 413. Streaming NDJSON is read in blocks instead.
-DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DJANGO_DATA_UPLOAD_MAX_MEMORY_SIZE", 16 * 1024 * 1024, minimum=1024)
 
 # Security headers. Off only when DEBUG is on (local HTTP).
 SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", not DEBUG)
@@ -215,3 +284,39 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
 }
+
+# API protection: idempotency keys, rate limits, body size, cache.
+# Largest request body (bytes) any JSON endpoint reads; 413 beyond. Room for a
+# 10,000-record use-decision batch.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("CONSENTRY_MAX_BODY_BYTES", 16 * 1024 * 1024, minimum=1024)
+# Requests per caller (a person, or a machine token) and scope; "off" disables a
+# scope. Views choose a scope with throttle_scope: the decision endpoints use
+# "decisions", SCIM and CSV import "provisioning", everything else "api";
+# anonymous callers share "anon" per address.
+CONSENTRY_RATE_LIMITS = {
+    "api": env_rate("CONSENTRY_RATE_API", "600/minute"),
+    "decisions": env_rate("CONSENTRY_RATE_DECISIONS", "6000/minute"),
+    "anon": env_rate("CONSENTRY_RATE_ANON", "60/minute"),
+    # HR systems syncing thousands of people through SCIM or CSV.
+    "provisioning": env_rate("CONSENTRY_RATE_PROVISIONING", "3000/minute"),
+}
+REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = CONSENTRY_RATE_LIMITS
+# Rate-limit counters (and any other cache use). Local memory per process by
+# default; production sets a Redis URL so every process shares one count.
+CONSENTRY_CACHE_URL = env_str("CONSENTRY_CACHE_URL", "")
+if CONSENTRY_CACHE_URL:
+    if not CONSENTRY_CACHE_URL.startswith(("redis://", "rediss://", "unix://")):
+        raise ImproperlyConfigured("CONSENTRY_CACHE_URL must be a redis://, rediss:// or unix:// URL")
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": CONSENTRY_CACHE_URL,
+            # A cache that hangs must not hang the API: fail fast, then 503.
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "consentry"}}
+# Idempotency-Key records are kept at least this long (API.md promises 24 h).
+CONSENTRY_IDEMPOTENCY_TTL_HOURS = env_int("CONSENTRY_IDEMPOTENCY_TTL_HOURS", 48, minimum=24)
+CELERY_BEAT_SCHEDULE["consentry.idempotency_purge"] = {"task": "consentry.idempotency_purge", "schedule": 3600.0}

@@ -180,6 +180,8 @@ class CaptureDecisionView(APIView):
     """POST /api/v1/decisions/capture: may this device capture these categories now?"""
 
     permission_classes = [IsDeviceToken]
+    # Agents ask before every capture: their own, higher rate bucket.
+    throttle_scope = "decisions"
     parser_classes = [BoundedJSONParser]
 
     @extend_schema(
@@ -318,6 +320,7 @@ class UseDecisionView(APIView):
     """POST /api/v1/decisions/use: which of these records may be used for this purpose now?"""
 
     permission_classes = [IsPipelineToken]
+    throttle_scope = "decisions"
     parser_classes = [UseBatchJSONParser]
 
     def perform_content_negotiation(self, request: Request, force: bool = False):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.contrib.auth.models import AnonymousUser
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions, permissions
 from rest_framework.request import Request
 
@@ -73,3 +74,17 @@ class IsPersonAuthenticated(permissions.BasePermission):
         if token is not None and token.kind != TokenKind.USER:
             return False
         return bool(request.user and request.user.is_authenticated)
+
+
+class BearerTokenScheme(OpenApiAuthenticationExtension):
+    """Describes bearer tokens in the OpenAPI document (drf-spectacular)."""
+
+    target_class = BearerTokenAuthentication
+    name = "bearerToken"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "A device, pipeline, user or HR token (manage.py issue_token).",
+        }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.db.models.functions import Lower
 
 
 class EmployeeStatus(models.TextChoices):
@@ -16,6 +17,10 @@ class Employee(models.Model):
     """A person whose activity might be captured. Location comes from HR, never from IP."""
 
     hr_id = models.CharField("HR id", max_length=64, unique=True)
+    # The HR system's login name for the person (SCIM userName): unique without regard to case.
+    user_name = models.CharField(max_length=150, blank=True, default="")
+    # The provisioning client's own id for the record (SCIM externalId), case exact.
+    external_id = models.CharField(max_length=200, blank=True, default="")
     user = models.OneToOneField(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="employee"
     )
@@ -29,12 +34,25 @@ class Employee(models.Model):
     department = models.CharField(max_length=120, blank=True, default="")
     status = models.CharField(max_length=16, choices=EmployeeStatus.choices, default=EmployeeStatus.ACTIVE)
     terminated_at = models.DateTimeField(null=True, blank=True)
+    # Set when the HR system deleted the record (SCIM DELETE): the employee is
+    # terminated and no longer provisioned, but the record stays as evidence.
+    deprovisioned_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ("hr_id",)
         constraints = [
+            # SCIM userName is unique and case-insensitive (RFC 7643 §4.1.1); HR records
+            # imported without one are allowed to share the empty value.
+            models.UniqueConstraint(
+                Lower("user_name"), condition=~models.Q(user_name=""), name="employee_user_name_unique_ci"
+            ),
+            # Only a terminated employee can have been deprovisioned.
+            models.CheckConstraint(
+                condition=models.Q(deprovisioned_at__isnull=True) | models.Q(status=EmployeeStatus.TERMINATED),
+                name="employee_deprovisioned_is_terminated",
+            ),
             models.CheckConstraint(condition=models.Q(status__in=EmployeeStatus.values), name="employee_status_valid"),
             # A subdivision always belongs to the employee's country (US-NY under US).
             models.CheckConstraint(

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, fields
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.db import IntegrityError, transaction
+from django.db.models.functions import Lower
 from django.utils import timezone
 
 from audit.actors import Actor
@@ -15,7 +19,7 @@ from consentry.errors import Conflict, DomainError
 from people.iso3166 import location_errors
 from people.models import Employee, EmployeeStatus
 
-_DETAIL_FIELDS = ("display_name", "email", "entity", "site", "department")
+_DETAIL_FIELDS = ("display_name", "email", "entity", "site", "department", "user_name", "external_id")
 
 
 def _validate_location(country: str, subdivision: str) -> None:
@@ -35,6 +39,8 @@ def employee_provision(
     site: str = "",
     department: str = "",
     user: AbstractBaseUser | None = None,
+    user_name: str = "",
+    external_id: str = "",
     actor: Actor,
 ) -> Employee:
     """Create an employee record from HR data.
@@ -49,8 +55,11 @@ def employee_provision(
     with transaction.atomic():
         if Employee.objects.filter(hr_id=hr_id).exists():
             raise Conflict(f"An employee with HR id {hr_id!r} already exists.", code="employee_exists")
+        _check_user_name_free(user_name)
         employee = Employee.objects.create(
             hr_id=hr_id,
+            user_name=user_name,
+            external_id=external_id,
             display_name=display_name or hr_id,
             email=email,
             country=country,
@@ -82,6 +91,8 @@ def employee_update_details(*, employee: Employee, actor: Actor, **details: Any)
         changed = {name: value for name, value in details.items() if getattr(employee, name) != value}
         if not changed:
             return employee
+        if "user_name" in changed:
+            _check_user_name_free(changed["user_name"], exclude=employee)
         for name, value in changed.items():
             setattr(employee, name, value)
         employee.save(update_fields=[*changed, "updated_at"])
@@ -98,7 +109,14 @@ def employee_update_details(*, employee: Employee, actor: Actor, **details: Any)
 
 
 def employee_transfer(*, employee: Employee, country: str, subdivision: str = "", actor: Actor) -> Employee:
-    """Move an employee's work location; the next decision uses the new region."""
+    """Move an employee's work location; the next decision uses the new region.
+
+    Decisions read the live work location, so a move into a blocked or unknown
+    region denies from the next decision on. Telling devices that hold a grant
+    is the revocation feed's job: it publishes ``jurisdiction_blocked`` from the
+    ``employee.transferred`` entry written here (REVOCATION_FEED_SEAM). Until the
+    feed exists, grants already issued lapse within their lifetime (60 s by default).
+    """
     _validate_location(country, subdivision)
     with transaction.atomic():
         employee = Employee.objects.select_for_update().get(pk=employee.pk)
@@ -155,3 +173,196 @@ def employee_set_status(*, employee: Employee, status: str, actor: Actor) -> Emp
 
 def employee_terminate(*, employee: Employee, actor: Actor) -> Employee:
     return employee_set_status(employee=employee, status=EmployeeStatus.TERMINATED, actor=actor)
+
+
+def _check_user_name_free(user_name: str, *, exclude: Employee | None = None) -> None:
+    """userName is unique without regard to case (RFC 7643 §4.1.1); the database enforces it too."""
+    if not user_name:
+        return
+    taken = Employee.objects.annotate(lowered=Lower("user_name")).filter(lowered=user_name.lower())
+    if exclude is not None:
+        taken = taken.exclude(pk=exclude.pk)
+    if taken.exists():
+        raise Conflict(f"The user name {user_name!r} is already taken.", code="user_name_taken")
+
+
+@dataclass(frozen=True, slots=True)
+class HRRecord:
+    """One employee as the HR system of record states it (a SCIM User or a CSV row)."""
+
+    hr_id: str
+    country: str
+    subdivision: str = ""
+    user_name: str = ""
+    external_id: str = ""
+    display_name: str = ""
+    email: str = ""
+    entity: str = ""
+    site: str = ""
+    department: str = ""
+    status: str = EmployeeStatus.ACTIVE
+
+    def errors(self) -> dict[str, str]:
+        """Field errors found without touching the database (CSV validates every row first)."""
+        errors: dict[str, str] = {}
+        if not self.hr_id.strip():
+            errors["hr_id"] = "This field is required."
+        if self.status not in EmployeeStatus.values:
+            errors["status"] = f"{self.status!r} is not one of {', '.join(EmployeeStatus.values)}."
+        errors.update(location_errors(self.country, self.subdivision))
+        if self.email:
+            try:
+                validate_email(self.email)
+            except ValidationError:
+                errors["email"] = f"{self.email!r} is not an e-mail address."
+        for field in fields(self):
+            limit = Employee._meta.get_field(field.name).max_length
+            value = getattr(self, field.name)
+            if limit and len(value) > limit and field.name not in errors:
+                errors[field.name] = f"At most {limit} characters."
+        return errors
+
+
+def employee_apply_hr_record(*, hr_record: HRRecord, actor: Actor, employee: Employee | None = None) -> Employee:
+    """Create an employee from an HR record, or bring an existing one in line with it.
+
+    This is the one write path of SCIM and CSV provisioning. It goes through
+    the named services (provision, details, transfer, status), so each kind of
+    change keeps its own audit entry, all inside one transaction: a record that
+    fails half-way changes nothing. The HR id is the employee's identity and
+    never changes; termination stays final (a rehire is a new HR record).
+    """
+    errors = hr_record.errors()
+    if errors:
+        raise DomainError("The HR record is not valid.", code="invalid", errors=errors)
+    try:
+        with transaction.atomic():
+            if employee is None:
+                employee = employee_provision(
+                    hr_id=hr_record.hr_id,
+                    user_name=hr_record.user_name,
+                    external_id=hr_record.external_id,
+                    display_name=hr_record.display_name,
+                    email=hr_record.email,
+                    country=hr_record.country,
+                    subdivision=hr_record.subdivision,
+                    entity=hr_record.entity,
+                    site=hr_record.site,
+                    department=hr_record.department,
+                    actor=actor,
+                )
+            else:
+                if hr_record.hr_id != employee.hr_id:
+                    raise DomainError(
+                        "The HR id of an employee never changes.",
+                        code="immutable",
+                        errors={"hr_id": f"Stays {employee.hr_id!r}."},
+                    )
+                employee = employee_update_details(
+                    employee=employee,
+                    actor=actor,
+                    **{name: getattr(hr_record, name) for name in _DETAIL_FIELDS},
+                )
+                employee = employee_transfer(
+                    employee=employee, country=hr_record.country, subdivision=hr_record.subdivision, actor=actor
+                )
+            if hr_record.status != employee.status:
+                employee = employee_set_status(employee=employee, status=hr_record.status, actor=actor)
+    except IntegrityError as exc:
+        # A concurrent request took the same HR id or user name between our check and our write.
+        raise Conflict("Another record with the same HR id or user name was saved meanwhile.") from exc
+    return employee
+
+
+def employee_deprovision(*, employee: Employee, actor: Actor) -> Employee:
+    """The HR system deleted the person (SCIM DELETE): terminate them and stop provisioning the record.
+
+    Nothing is erased: consent history and audit entries about the person are
+    evidence, and data deletion follows the retention policy for terminated
+    employees. Idempotent for an already deprovisioned employee.
+    """
+    with transaction.atomic():
+        employee = employee_set_status(employee=employee, status=EmployeeStatus.TERMINATED, actor=actor)
+        employee = Employee.objects.select_for_update().get(pk=employee.pk)
+        if employee.deprovisioned_at is not None:
+            return employee
+        employee.deprovisioned_at = timezone.now()
+        employee.save(update_fields=["deprovisioned_at", "updated_at"])
+        record(
+            event_type=EventType.EMPLOYEE_DEPROVISIONED,
+            actor=actor,
+            subject=employee.hr_id,
+            object_type="employee",
+            object_id=employee.pk,
+            region=employee.region_code,
+            payload={"deprovisioned_at": employee.deprovisioned_at},
+        )
+    return employee
+
+
+@dataclass(frozen=True, slots=True)
+class ImportSummary:
+    created: int
+    updated: int
+    unchanged: int
+
+
+def employees_import(*, records: list[HRRecord], actor: Actor, source: str, digest: str) -> ImportSummary:
+    """Apply a validated HR export in one transaction: all rows or none.
+
+    Each employee change keeps its own audit entry (through
+    ``employee_apply_hr_record``); one more entry summarises the file (its
+    name and SHA-256) so an auditor can tie every change to the upload.
+    """
+    created = updated = unchanged = 0
+    with transaction.atomic():
+        existing = {
+            e.hr_id: e for e in Employee.objects.select_for_update().filter(hr_id__in=[r.hr_id for r in records])
+        }
+        for hr_record in records:
+            current = existing.get(hr_record.hr_id)
+            before = current.updated_at if current else None
+            employee = employee_apply_hr_record(hr_record=hr_record, employee=current, actor=actor)
+            if current is None:
+                created += 1
+            elif employee.updated_at != before:
+                updated += 1
+            else:
+                unchanged += 1
+        record(
+            event_type=EventType.EMPLOYEES_IMPORTED,
+            actor=actor,
+            object_type="employee_import",
+            object_id=digest[:16],
+            payload={
+                "source": source,
+                "sha256": digest,
+                "rows": len(records),
+                "created": created,
+                "updated": updated,
+                "unchanged": unchanged,
+            },
+        )
+    return ImportSummary(created=created, updated=updated, unchanged=unchanged)
+
+
+def employee_attach_user(*, employee: Employee, user: AbstractBaseUser, actor: Actor) -> Employee:
+    """Link the portal account a person signs in with to their employee record (first SSO sign-in)."""
+    with transaction.atomic():
+        employee = Employee.objects.select_for_update().get(pk=employee.pk)
+        if employee.user_id == user.pk:
+            return employee
+        if employee.user_id is not None:
+            raise Conflict("This employee already has a portal account.", code="user_attached")
+        employee.user = user
+        employee.save(update_fields=["user", "updated_at"])
+        record(
+            event_type=EventType.EMPLOYEE_UPDATED,
+            actor=actor,
+            subject=employee.hr_id,
+            object_type="employee",
+            object_id=employee.pk,
+            region=employee.region_code,
+            payload={"changed": {"user": user.get_username()}},
+        )
+    return employee
