@@ -26,7 +26,7 @@ import multiprocessing
 import threading
 import time
 
-from common import gunicorn, percentile, setup_django
+from common import children_of, cpu_seconds, gunicorn, percentile, setup_django
 
 EMPLOYEES = 200
 CAPTURE_BODY = json.dumps(
@@ -159,10 +159,20 @@ def load(port: int, path: str, tokens: list[str], *, clients: int, seconds: floa
 
 
 def show(name: str, result: dict) -> None:
+    cpu = f"   server CPU {result['cpu_ms']:.2f} ms/req" if "cpu_ms" in result else ""
     print(
         f"{name:<38} {result['rate']:8.0f} req/s   p50 {result['p50']:7.2f} ms   p99 {result['p99']:7.2f} ms"
-        f"   ({result['count']} requests, {result['errors']} errors)"
+        f"   ({result['count']} requests, {result['errors']} errors){cpu}"
     )
+
+
+def measured(server, *args, **kwargs) -> dict:
+    """``load`` plus the gunicorn workers' CPU time per request: independent of what else runs on the machine."""
+    workers = children_of(server.pid)
+    before = cpu_seconds(workers)
+    result = load(*args, **kwargs)
+    result["cpu_ms"] = (cpu_seconds(workers) - before) * 1000 / max(result["count"], 1)
+    return result
 
 
 def main() -> None:
@@ -172,16 +182,20 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
     tokens, blocked = prepare()
-    with gunicorn(workers=args.workers) as (port, _server):
+    with gunicorn(workers=args.workers) as (port, server):
         for token in tokens[:4]:
             request_once(port, "/api/v1/decisions/capture", token)
         request_once(port, "/bench/bare", None)
         print(f"gunicorn: {args.workers} sync workers; {args.clients} clients; {multiprocessing.cpu_count()} CPUs")
-        bare = load(port, "/bench/bare", [], clients=args.clients, seconds=args.seconds)
+        bare = measured(server, port, "/bench/bare", [], clients=args.clients, seconds=args.seconds)
         show("bare JSON view, saturated", bare)
-        capture = load(port, "/api/v1/decisions/capture", tokens, clients=args.clients, seconds=args.seconds)
+        capture = measured(
+            server, port, "/api/v1/decisions/capture", tokens, clients=args.clients, seconds=args.seconds
+        )
         show("capture decision, saturated", capture)
-        denied = load(port, "/api/v1/decisions/capture", blocked, clients=args.clients, seconds=args.seconds)
+        denied = measured(
+            server, port, "/api/v1/decisions/capture", blocked, clients=args.clients, seconds=args.seconds
+        )
         show("capture denied (no grant), saturated", denied)
         print(f"capture / bare throughput: {capture['rate'] / bare['rate']:.2f}x (target >= 0.5x)")
         half = load(

@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import islice
 from typing import Any, BinaryIO
 
 import orjson
@@ -28,9 +29,9 @@ MAX_LINE_BYTES = 64 * 1024
 READ_BLOCK_BYTES = 256 * 1024
 MAX_ID_LENGTH = 200
 MAX_FIELD_LENGTH = 64
-# Bounds of the per-request caches: about 20 MB of grants and 20 MB of
-# employees at most, whatever the length of the stream.
-GRANT_CACHE_LIMIT = 50_000
+# Bounds of the per-request caches (a cached grant takes about 400 bytes, an
+# employee about 1 KB): at most some 80 MB, whatever the length of the stream.
+GRANT_CACHE_LIMIT = 150_000
 EMPLOYEE_CACHE_LIMIT = 20_000
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 LATEST = datetime(2100, 1, 1, tzinfo=UTC)
@@ -158,6 +159,20 @@ def reason_json(reason: engine.Reason) -> dict[str, Any]:
     return body
 
 
+def _make_room(cache: dict[Any, Any], incoming: int, limit: int) -> bool:
+    """Drop the oldest entries (at least half the cache) if ``incoming`` more would pass ``limit``.
+
+    Whatever the chunk needs is loaded again after this, so dropping an entry
+    it uses is only a wasted read. Returns whether anything was dropped.
+    """
+    excess = len(cache) + incoming - limit
+    if excess <= 0:
+        return False
+    for key in list(islice(cache, max(excess, limit // 2))):
+        del cache[key]
+    return True
+
+
 class UseEvaluator:
     """Evaluates records for one purpose at one moment, and keeps the batch's counts and digest."""
 
@@ -185,17 +200,18 @@ class UseEvaluator:
         return {"allowed": self.allowed, "denied": self.denied, "by_reason": dict(sorted(self.by_reason.items()))}
 
     def _load(self, records: list[engine.UseRecord]) -> None:
+        """Load the grants and employees this chunk names and the caches lack."""
         needed = {record.grant_id for record in records}
+        if _make_room(self._grants, len(needed - self._grants.keys()), GRANT_CACHE_LIMIT):
+            self._grant_scopes.clear()
         missing = needed - self._grants.keys()
-        if len(self._grants) + len(missing) > GRANT_CACHE_LIMIT:
-            self._grants, self._grant_scopes, missing = {}, {}, needed
         if missing:
             found = grants_by_id(missing)
             self._grants.update((grant_id, found.get(grant_id)) for grant_id in missing)
         people = {grant.employee for grant_id in needed if (grant := self._grants[grant_id]) is not None}
+        if _make_room(self._employees, len(people - self._employees.keys()), EMPLOYEE_CACHE_LIMIT):
+            self._employee_scopes.clear()
         absent = people - self._employees.keys()
-        if len(self._employees) + len(absent) > EMPLOYEE_CACHE_LIMIT:
-            self._employees, self._employee_scopes, absent = {}, {}, people
         if absent:
             found_people = employees_for_use(hr_ids=absent, purpose=self.purpose)
             self._employees.update((hr_id, found_people.get(hr_id)) for hr_id in absent)
