@@ -47,6 +47,10 @@ class EventType(models.TextChoices):
     OTP_DEVICE_CONFIRMED = "otp.device_confirmed", "Two-factor authenticator enrolled"
     OTP_DEVICE_REMOVED = "otp.device_removed", "Two-factor authenticator removed"
 
+    # decisions
+    GRANT_ISSUED = "grant.issued", "Capture grant issued"
+    USE_BATCH_DECIDED = "use.batch_decided", "Use decision answered for a batch of records"
+
 
 class AuditEntry(models.Model):
     """One immutable ledger entry. Written only by ``audit.services.record``."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from rest_framework import exceptions
@@ -58,6 +58,9 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
         return problem(
             status_code=422, title="Invalid input", detail="; ".join(exc.messages), code="invalid", errors=errors
         )
+    if isinstance(exc, RequestDataTooBig):
+        # Django refuses bodies over DATA_UPLOAD_MAX_MEMORY_SIZE; without this it would answer 400 in HTML.
+        return problem(status_code=413, title="Payload too large", detail=str(exc), code="payload_too_large")
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):

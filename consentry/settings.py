@@ -241,6 +241,13 @@ if CONSENTRY_OIDC_EMPLOYEE_FIELD not in ("email", "user_name", "hr_id"):
     raise ImproperlyConfigured("CONSENTRY_OIDC_EMPLOYEE_FIELD must be email, user_name or hr_id.")
 LOGIN_REDIRECT_URL_FAILURE = "/accounts/login/?sso=failed"
 
+# Decisions (capture and use decision API).
+# How long a capture grant lives; the wire contract caps it at 15 minutes.
+CONSENTRY_GRANT_LIFETIME_SECONDS = env_int("CONSENTRY_GRANT_LIFETIME_SECONDS", 60, minimum=1, maximum=900)
+# Largest request body read into memory (JSON use batches of 10,000 records fit
+# easily); larger bodies get 413. Streaming NDJSON is read in blocks instead.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DJANGO_DATA_UPLOAD_MAX_MEMORY_SIZE", 16 * 1024 * 1024, minimum=1024)
+
 # Security headers. Off only when DEBUG is on (local HTTP).
 SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", not DEBUG)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

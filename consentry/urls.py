@@ -26,4 +26,5 @@ urlpatterns = [
     path("people/", include("people.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("api/v1/", include("decisions.urls")),
 ]

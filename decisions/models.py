@@ -1,1 +1,77 @@
-"""Decision-side models: tokens, grants, data keys (built with the decision API)."""
+"""What the decision API keeps: the grants it issued and counts of denied checks."""
+
+from __future__ import annotations
+
+from django.db import models
+
+from governance.models import Purpose
+from people.models import ApiToken, Employee
+
+
+class CaptureGrant(models.Model):
+    """The signed, short-lived answer to an allowed capture decision.
+
+    Records captured under a grant carry its id: that is their lineage, and
+    the use decision checks each record against the grant it names. The
+    subject pseudonym is stored so the use decision maps a record back to its
+    employee without reversing the keyed hash.
+    """
+
+    id = models.CharField(max_length=40, primary_key=True)
+    employee = models.ForeignKey(Employee, on_delete=models.PROTECT, related_name="capture_grants")
+    # The device token that asked; kept (nullable) so revoking a device can find its grants.
+    token = models.ForeignKey(ApiToken, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    device_id = models.CharField(max_length=120)
+    purpose = models.ForeignKey(Purpose, on_delete=models.PROTECT, related_name="+")
+    # DataCategory slugs the grant allows, sorted.
+    categories = models.JSONField(default=list)
+    # The employee's pseudonym for this purpose: what records carry instead of the HR id.
+    subject = models.CharField(max_length=64)
+    # Work location when the grant was issued: retention of the data follows it.
+    country = models.CharField(max_length=2)
+    subdivision = models.CharField(max_length=6, blank=True, default="")
+    policy_version = models.CharField(max_length=64)
+    consent_version = models.PositiveBigIntegerField()
+    issued_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ("-issued_at",)
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(expires_at__gt=models.F("issued_at")), name="grant_expires_after_issue"
+            ),
+        ]
+        indexes = [
+            # An employee's grants by time: revocation on withdrawal, "what was captured about me".
+            models.Index(fields=["employee", "issued_at"], name="grant_employee_issued"),
+            # Grants still live: what a revocation must reach.
+            models.Index(fields=["expires_at"], name="grant_expires"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.id} {self.purpose_id} {','.join(self.categories)}"
+
+
+class DecisionCounter(models.Model):
+    """How many capture checks were denied, per day, purpose and reason.
+
+    Denials are counted rather than logged one by one: an agent retrying every
+    minute would otherwise flood the ledger with entries that say nothing new.
+    """
+
+    day = models.DateField()
+    # A configured purpose slug, or "(unknown)": client input never becomes a row key.
+    purpose = models.CharField(max_length=64)
+    reason = models.CharField(max_length=64)
+    count = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        ordering = ("-day", "purpose", "reason")
+        constraints = [
+            # The upsert's conflict target: one counter per day × purpose × reason.
+            models.UniqueConstraint(fields=["day", "purpose", "reason"], name="decision_counter_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.purpose} {self.reason}: {self.count}"

@@ -1,0 +1,1 @@
+"""Benchmarks of the decision API (see docs/benchmarks.md); not part of the test suite."""

@@ -1,0 +1,190 @@
+"""The capture decision over HTTP under gunicorn, beside a bare Django JSON view on the same server.
+
+    python bench/capture_http_bench.py [--seconds 10] [--clients 8] [--workers 2]
+
+Sets up the default pack with 200 consented employees and their device
+tokens in a fresh PostgreSQL database (BENCH_DATABASE_URL), starts gunicorn
+on loopback, then for each endpoint:
+
+1. saturation: ``--clients`` concurrent closed-loop clients for ``--seconds``;
+2. half load: an open-loop schedule at half the saturated rate, latency
+   measured from each request's scheduled start (no coordinated omission).
+
+Every capture request is allowed, so each one signs a grant and writes its
+audit entry: the expensive path. Clients run in separate processes on the
+same machine as the server, so they share its cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import multiprocessing
+import threading
+import time
+
+from common import gunicorn, percentile, setup_django
+
+EMPLOYEES = 200
+CAPTURE_BODY = json.dumps(
+    {
+        "purpose": "ai_agent_training",
+        "categories": ["keystrokes", "mouse_movement", "screenshots"],
+        "context": {"app": "com.microsoft.VSCode", "domain": "github.com"},
+    }
+).encode()
+
+
+def prepare() -> list[str]:
+    setup_django()
+    from django.utils import timezone
+
+    from audit.actors import Actor
+    from consent.services import consent_grant
+    from governance.selectors import current_notice
+    from people.services import employee_provision
+    from people.tokens import token_issue
+
+    actor = Actor.system("bench")
+    notice = current_notice(at=timezone.now())
+    tokens = []
+    for index in range(EMPLOYEES):
+        employee = employee_provision(
+            hr_id=f"B{index:05d}", display_name=f"Bench {index}", country="US", subdivision="US-WA", actor=actor
+        )
+        consent_grant(
+            employee=employee,
+            notice=notice,
+            choices=[("ai_agent_training", c) for c in ("keystrokes", "mouse_movement", "screenshots")],
+            actor=actor,
+        )
+        _, raw = token_issue(kind="device", name=f"d{index}", employee=employee, device_id=f"d{index}", actor=actor)
+        tokens.append(raw)
+    return tokens
+
+
+def request_once(port: int, path: str, token: str | None) -> None:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    connection.request("POST", path, body=CAPTURE_BODY if token else b"{}", headers=headers)
+    response = connection.getresponse()
+    body = response.read()
+    connection.close()
+    if response.status != 200:
+        raise RuntimeError(f"{path}: {response.status} {body[:200]!r}")
+
+
+def _client_process(port, path, tokens, threads, deadline, interval, queue) -> None:
+    """Closed loop when ``interval`` is 0, else one request every ``interval`` seconds per thread."""
+    latencies: list[float] = []
+    errors = [0]
+    lock = threading.Lock()
+
+    def run(thread_index: int) -> None:
+        mine: list[float] = []
+        count = 0
+        start = time.monotonic()
+        while True:
+            scheduled = start + count * interval if interval else time.monotonic()
+            if scheduled >= deadline:
+                break
+            delay = scheduled - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            token = tokens[(thread_index * 7919 + count) % len(tokens)] if tokens else None
+            try:
+                request_once(port, path, token)
+            except Exception:  # noqa: BLE001 - counted and reported
+                with lock:
+                    errors[0] += 1
+            mine.append(time.monotonic() - scheduled)
+            count += 1
+        with lock:
+            latencies.extend(mine)
+
+    workers = [threading.Thread(target=run, args=(i,)) for i in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    queue.put((latencies, errors[0]))
+
+
+def load(port: int, path: str, tokens: list[str], *, clients: int, seconds: float, rate: float = 0.0) -> dict:
+    """Run ``clients`` clients (two processes) for ``seconds``; open loop at ``rate`` requests/s if given."""
+    processes = 2
+    per_process = max(1, clients // processes)
+    interval = (clients / rate) if rate else 0.0
+    deadline = time.monotonic() + seconds
+    queue: multiprocessing.Queue = multiprocessing.Queue()
+    children = [
+        multiprocessing.Process(
+            target=_client_process, args=(port, path, tokens[i::processes], per_process, deadline, interval, queue)
+        )
+        for i in range(processes)
+    ]
+    started = time.monotonic()
+    for child in children:
+        child.start()
+    latencies: list[float] = []
+    errors = 0
+    for _ in children:
+        got, failed = queue.get()
+        latencies.extend(got)
+        errors += failed
+    for child in children:
+        child.join()
+    elapsed = time.monotonic() - started
+    latencies.sort()
+    return {
+        "rate": len(latencies) / elapsed,
+        "p50": percentile(latencies, 0.5) * 1000,
+        "p99": percentile(latencies, 0.99) * 1000,
+        "errors": errors,
+        "count": len(latencies),
+    }
+
+
+def show(name: str, result: dict) -> None:
+    print(
+        f"{name:<38} {result['rate']:8.0f} req/s   p50 {result['p50']:7.2f} ms   p99 {result['p99']:7.2f} ms"
+        f"   ({result['count']} requests, {result['errors']} errors)"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    tokens = prepare()
+    with gunicorn(workers=args.workers) as (port, _server):
+        for token in tokens[:4]:
+            request_once(port, "/api/v1/decisions/capture", token)
+        request_once(port, "/bench/bare", None)
+        print(f"gunicorn: {args.workers} sync workers; {args.clients} clients; {multiprocessing.cpu_count()} CPUs")
+        bare = load(port, "/bench/bare", [], clients=args.clients, seconds=args.seconds)
+        show("bare JSON view, saturated", bare)
+        capture = load(port, "/api/v1/decisions/capture", tokens, clients=args.clients, seconds=args.seconds)
+        show("capture decision, saturated", capture)
+        print(f"capture / bare throughput: {capture['rate'] / bare['rate']:.2f}x (target >= 0.5x)")
+        half = load(
+            port,
+            "/api/v1/decisions/capture",
+            tokens,
+            clients=args.clients,
+            seconds=args.seconds,
+            rate=capture["rate"] / 2,
+        )
+        show("capture decision, half of saturation", half)
+        bare_half = load(port, "/bench/bare", [], clients=args.clients, seconds=args.seconds, rate=bare["rate"] / 2)
+        show("bare JSON view, half of saturation", bare_half)
+        print(f"capture p99 at half load: {half['p99']:.2f} ms (target <= 10 ms)")
+
+
+if __name__ == "__main__":
+    main()

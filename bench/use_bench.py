@@ -1,0 +1,256 @@
+"""The use decision for 1,000,000 records over 10,000 employees: in process and over HTTP NDJSON.
+
+    python bench/use_bench.py [--records 1000000] [--employees 10000] [--grants-per-employee 10]
+
+Builds, in a fresh PostgreSQL database (BENCH_DATABASE_URL): the default
+pack, the employees, their consent (a tenth have withdrawn one category),
+and their capture grants; rows are bulk-inserted (a benchmark fixture, not
+the product path). Writes the records as NDJSON to a file, in random order
+across employees, with a few unknown grant ids mixed in.
+
+In process: the file is streamed through the same code the endpoint runs
+(block reader → validation → chunked evaluation → result lines), beside a
+baseline that only parses each line and writes a constant result line.
+Over HTTP: the file is POSTed to gunicorn on loopback as NDJSON while the
+answer is read concurrently, once with a tenth of the records and once with
+all of them, so the server's peak memory can be compared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import random
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from common import ROOT, children_of, gunicorn, peak_rss_mb, rss_mb, setup_django
+
+PURPOSE = "ai_agent_training"
+CATEGORIES = ("keystrokes", "mouse_movement", "screenshots")
+
+
+def prepare(employees: int, grants_per_employee: int, records: int, path: Path) -> str:
+    """Fill the database and write the NDJSON file; returns a pipeline token."""
+    setup_django()
+    from audit.actors import Actor
+    from consent.models import ConsentEvent, ConsentState
+    from decisions.models import CaptureGrant
+    from decisions.pseudonyms import pseudonym
+    from governance.models import Notice
+    from people.models import Employee
+    from people.tokens import token_issue
+
+    rng = random.Random(7)
+    notice = Notice.objects.get(version=1)
+    now = datetime.now(UTC)
+    people = Employee.objects.bulk_create(
+        Employee(hr_id=f"U{i:06d}", display_name=f"U{i}", country="US", subdivision="US-WA") for i in range(employees)
+    )
+    events, version = [], {}
+    for person in people:
+        for category in CATEGORIES:
+            version[person.pk] = version.get(person.pk, 0) + 1
+            events.append(
+                ConsentEvent(
+                    employee=person,
+                    purpose_id=PURPOSE,
+                    category_id=category,
+                    kind="granted",
+                    notice=notice,
+                    channel="import",
+                    actor="bench",
+                    at=now - timedelta(days=20),
+                    expires_at=now + timedelta(days=300),
+                    version=version[person.pk],
+                    receipt_id=f"rcpt_{person.pk}_{category}",
+                )
+            )
+    events = ConsentEvent.objects.bulk_create(events, batch_size=5000)
+    states = []
+    for event in events:
+        withdrawn = event.employee.pk % 10 == 0 and event.category_id == "screenshots"
+        states.append(
+            ConsentState(
+                employee_id=event.employee_id,
+                purpose_id=PURPOSE,
+                category_id=event.category_id,
+                state="withdrawn" if withdrawn else "granted",
+                since=event.at,
+                notice=notice,
+                expires_at=None if withdrawn else event.expires_at,
+                last_event=event,
+                version=event.version,
+                withdrawn_at=now - timedelta(hours=1) if withdrawn else None,
+            )
+        )
+    ConsentState.objects.bulk_create(states, batch_size=5000)
+    grants = []
+    for person in people:
+        subject = pseudonym(purpose=PURPOSE, hr_id=person.hr_id)
+        for index in range(grants_per_employee):
+            issued = now - timedelta(days=10, minutes=index * 7)
+            grants.append(
+                CaptureGrant(
+                    id=f"g_{person.pk}_{index}",
+                    employee=person,
+                    device_id="laptop",
+                    purpose_id=PURPOSE,
+                    categories=list(CATEGORIES),
+                    subject=subject,
+                    country="US",
+                    subdivision="US-WA",
+                    policy_version="bench",
+                    consent_version=3,
+                    issued_at=issued,
+                    expires_at=issued + timedelta(seconds=60),
+                )
+            )
+    CaptureGrant.objects.bulk_create(grants, batch_size=5000)
+    with path.open("w") as handle:
+        for index in range(records):
+            grant = grants[rng.randrange(len(grants))]
+            captured = grant.issued_at + timedelta(seconds=rng.randrange(60))
+            handle.write(
+                json.dumps(
+                    {
+                        "id": f"r{index}",
+                        "subject": grant.subject,
+                        "category": rng.choice(CATEGORIES),
+                        "captured_at": captured.isoformat().replace("+00:00", "Z"),
+                        "grant_id": grant.id if index % 1000 else "g_unknown",
+                    }
+                )
+                + "\n"
+            )
+    _, raw = token_issue(kind="pipeline", name="bench", purposes=[PURPOSE], actor=Actor.system("bench"))
+    return raw
+
+
+def in_process(path: Path) -> dict:
+    from django.utils import timezone
+
+    from decisions.snapshot import current_policy
+    from decisions.usebatch import InvalidRecord, UseEvaluator, chunked, ndjson_lines, parse_line
+
+    evaluator = UseEvaluator(policy=current_policy(), purpose=PURPOSE, at=timezone.now())
+    out_bytes, samples = 0, []
+    start = time.perf_counter()
+    with path.open("rb") as handle:
+        lines = ndjson_lines(handle)
+        items = (line if type(line) is InvalidRecord else parse_line(line) for line in lines)
+        for number, chunk in enumerate(chunked(items)):
+            out_bytes += sum(len(line) for line in map(evaluator.result_line, evaluator.evaluate(chunk)))
+            if number % 50 == 0:
+                samples.append(rss_mb())
+    elapsed = time.perf_counter() - start
+    total = evaluator.allowed + evaluator.denied
+    return {
+        "records": total,
+        "seconds": elapsed,
+        "rate": total / elapsed,
+        "rss": samples,
+        "summary": evaluator.summary(),
+    }
+
+
+def baseline(path: Path) -> dict:
+    """Parse each line and write a constant result: the floor of any NDJSON service in Python."""
+    count, start = 0, time.perf_counter()
+    with path.open("rb") as handle:
+        for line in handle:
+            record = json.loads(line)
+            json.dumps({"id": record["id"], "allowed": True, "reasons": []})
+            count += 1
+    elapsed = time.perf_counter() - start
+    return {"records": count, "seconds": elapsed, "rate": count / elapsed}
+
+
+def over_http(port: int, token: str, path: Path) -> dict:
+    size = path.stat().st_size
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+    connection.putrequest("POST", f"/api/v1/decisions/use?purpose={PURPOSE}")
+    connection.putheader("Authorization", f"Bearer {token}")
+    connection.putheader("Content-Type", "application/x-ndjson")
+    connection.putheader("Content-Length", str(size))
+    start = time.perf_counter()
+    connection.endheaders()
+
+    def send() -> None:
+        # Results stream back while the body is still going out: read them concurrently.
+        with path.open("rb") as handle:
+            connection.sock.sendfile(handle)
+
+    sender = threading.Thread(target=send)
+    sender.start()
+    response = connection.getresponse()
+    assert response.status == 200, response.read()[:500]
+    lines, last = 0, b""
+    for line in response:
+        lines += 1
+        last = line
+    elapsed = time.perf_counter() - start
+    sender.join()
+    summary = json.loads(last)
+    records = lines - 1
+    return {"records": records, "seconds": elapsed, "rate": records / elapsed, "summary": summary.get("summary")}
+
+
+def head(source: Path, target: Path, lines: int) -> None:
+    with source.open("rb") as src, target.open("wb") as dst:
+        for _, line in zip(range(lines), src, strict=False):
+            dst.write(line)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--records", type=int, default=1_000_000)
+    parser.add_argument("--employees", type=int, default=10_000)
+    parser.add_argument("--grants-per-employee", type=int, default=10)
+    args = parser.parse_args()
+    work = ROOT / ".state" / "bench"
+    work.mkdir(parents=True, exist_ok=True)
+    data = work / "records.ndjson"
+    small = work / "records-tenth.ndjson"
+    started = time.perf_counter()
+    token = prepare(args.employees, args.grants_per_employee, args.records, data)
+    head(data, small, args.records // 10)
+    print(
+        f"setup: {args.employees:,} employees, {args.employees * args.grants_per_employee:,} grants, "
+        f"{args.records:,} records ({data.stat().st_size / 1e6:.0f} MB NDJSON) in {time.perf_counter() - started:.0f} s"
+    )
+
+    floor = baseline(data)
+    print(f"baseline (parse + constant line)   {floor['rate']:>10,.0f} records/s")
+    result = in_process(data)
+    rss = result["rss"]
+    print(
+        f"in process                         {result['rate']:>10,.0f} records/s   {result['records']:,} records in "
+        f"{result['seconds']:.1f} s   RSS {rss[0]:.0f} MB after the first chunk, {max(rss):.0f} MB peak, "
+        f"{rss[-1]:.0f} MB at the end   (target >= 100,000 records/s)"
+    )
+    print(f"  summary: {result['summary']}")
+
+    with gunicorn(workers=2, timeout=600) as (port, server):
+        small_run = over_http(port, token, small)
+        small_peak = max(peak_rss_mb(pid) for pid in children_of(server.pid))
+        full = over_http(port, token, data)
+        full_peak = max(peak_rss_mb(pid) for pid in children_of(server.pid))
+    print(
+        f"HTTP NDJSON, {small_run['records']:>9,} records  {small_run['rate']:>10,.0f} records/s   "
+        f"worker peak RSS {small_peak:.0f} MB"
+    )
+    print(
+        f"HTTP NDJSON, {full['records']:>9,} records  {full['rate']:>10,.0f} records/s   worker peak RSS "
+        f"{full_peak:.0f} MB   (target >= 50,000 records/s, flat memory)"
+    )
+    print(f"  summary: {full['summary']}")
+    os.remove(small)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,544 @@
+"""The decision API: capture decisions, use decisions, simulation, and token management (API.md)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from typing import Any
+
+from django.db import DatabaseError
+from django.http import StreamingHttpResponse
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
+from guardian.shortcuts import get_objects_for_user
+from rest_framework import exceptions, generics, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from audit.actors import Actor
+from consentry.errors import Forbidden, NotFound
+from decisions import engine
+from decisions.parsers import (
+    BoundedJSONParser,
+    PayloadTooLarge,
+    UseBatchJSONParser,
+    content_length,
+    ensure_body_within,
+)
+from decisions.serializers import (
+    CaptureDecisionSerializer,
+    CaptureRequestSerializer,
+    SimulateRequestSerializer,
+    SimulationSerializer,
+    TokenSerializer,
+    UseQuerySerializer,
+    UseRequestDocSerializer,
+    UseRequestSerializer,
+    UseResponseSerializer,
+)
+from decisions.services import (
+    SIMULATION_ASSUMPTIONS,
+    CaptureOutcome,
+    capture_decide,
+    capture_simulate,
+    use_batch_record,
+)
+from decisions.snapshot import current_policy
+from decisions.usebatch import (
+    MAX_JSON_RECORDS,
+    InvalidRecord,
+    UseEvaluator,
+    chunked,
+    ndjson_lines,
+    parse_line,
+    parse_record,
+)
+from governance.models import Region
+from people.authentication import IsDeviceToken, IsPipelineToken, token_of
+from people.models import ApiToken, Employee
+from people.tokens import token_revoke
+
+logger = logging.getLogger(__name__)
+
+NDJSON = "application/x-ndjson"
+PROBLEM = OpenApiResponse(OpenApiTypes.OBJECT, description="RFC 9457 problem details.")
+
+
+def problems(*codes: int) -> dict[tuple[int, str], OpenApiResponse]:
+    """Error responses, documented with their real media type."""
+    return {(code, "application/problem+json"): PROBLEM for code in codes}
+
+
+SIMULATE_PERMISSIONS = ("governance.manage_region_policy", "governance.approve_region_policy")
+
+
+class DecisionUnavailable(exceptions.APIException):
+    """A dependency failed: clients treat it as deny (fail closed)."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "Decisions are unavailable right now; treat this as a denial and retry later."
+    default_code = "unavailable"
+
+
+def _context(data: dict[str, Any] | None) -> engine.Context:
+    data = data or {}
+    flags = set(data.get("flags") or ())
+    if data.get("private_browsing"):
+        flags.add("private_browsing")
+    return engine.Context(app=data.get("app", ""), domain=data.get("domain", ""), flags=frozenset(flags))
+
+
+def _capture_request(data: dict[str, Any]) -> engine.CaptureRequest:
+    return engine.CaptureRequest(
+        purpose=data["purpose"], categories=tuple(data["categories"]), context=_context(data.get("context"))
+    )
+
+
+def _decision_body(outcome: CaptureOutcome) -> dict[str, Any]:
+    decision = outcome.decision
+    body: dict[str, Any] = {
+        "decision_id": outcome.decision_id,
+        "employee": outcome.employee,
+        "evaluated_at": decision.at,
+        "policy_version": decision.policy_version,
+        "consent_version": decision.consent_version,
+        "categories": {
+            result.category: {
+                "allowed": result.allowed,
+                "reasons": [
+                    {
+                        "code": reason.code,
+                        "detail": reason.detail,
+                        "missing_configuration": reason.missing_configuration,
+                        **({"preconditions": list(reason.preconditions)} if reason.preconditions else {}),
+                    }
+                    for reason in result.reasons
+                ],
+            }
+            for result in decision.categories
+        },
+        "grant": None,
+        # The revocation feed (its cursor) and data keys are served by their own components.
+        "revocation_cursor": None,
+    }
+    if outcome.grant is not None:
+        grant = outcome.grant.grant
+        body["grant"] = {
+            "id": grant.id,
+            "token": outcome.grant.jws,
+            "categories": grant.categories,
+            "purpose": grant.purpose_id,
+            "subject": grant.subject,
+            "issued_at": grant.issued_at,
+            "expires_at": grant.expires_at,
+            "data_keys": {},
+        }
+    return body
+
+
+CAPTURE_EXAMPLE = {
+    "purpose": "ai_agent_training",
+    "categories": ["keystrokes", "mouse_movement", "screenshots"],
+    "context": {"app": "com.microsoft.VSCode", "domain": "github.com"},
+}
+DECISION_EXAMPLE = {
+    "decision_id": "0b9e6c1d4f0a4e7e9d1c2b3a4f5e6d7c",
+    "employee": "E1001",
+    "evaluated_at": "2026-11-21T09:30:00Z",
+    "policy_version": "a3f1c2…",
+    "consent_version": 17,
+    "categories": {
+        "keystrokes": {"allowed": True, "reasons": []},
+        "mouse_movement": {"allowed": True, "reasons": []},
+        "screenshots": {
+            "allowed": False,
+            "reasons": [
+                {
+                    "code": "no_consent",
+                    "detail": "No consent for screenshots under ai_agent_training.",
+                    "missing_configuration": False,
+                }
+            ],
+        },
+    },
+    "grant": {
+        "id": "g_7QkX2c9vHq1LzP0aB3dE4w",
+        "token": "eyJhbGciOiJFZERTQSIs…",
+        "categories": ["keystrokes", "mouse_movement"],
+        "purpose": "ai_agent_training",
+        "subject": "p_4c1e…",
+        "issued_at": "2026-11-21T09:30:00Z",
+        "expires_at": "2026-11-21T09:31:00Z",
+        "data_keys": {},
+    },
+    "revocation_cursor": None,
+}
+
+
+class CaptureDecisionView(APIView):
+    """POST /api/v1/decisions/capture: may this device capture these categories now?"""
+
+    permission_classes = [IsDeviceToken]
+    parser_classes = [BoundedJSONParser]
+
+    @extend_schema(
+        operation_id="decisions_capture",
+        summary="Capture decision",
+        description=(
+            "Device token only; the employee is the token's employee. Answers 200 with a decision per category "
+            "even when everything is denied; `grant` is null when no category is allowed. Reasons are in SPEC.md "
+            "order. `data_keys` is empty and `revocation_cursor` null until data keys and the revocation feed exist. "
+            "Any 4xx or 5xx answer means: capture nothing."
+        ),
+        request=CaptureRequestSerializer,
+        responses={
+            (200, "application/json"): CaptureDecisionSerializer,
+            **problems(400, 401, 403, 413, 415, 422, 503),
+        },
+        examples=[
+            OpenApiExample("Request", value=CAPTURE_EXAMPLE, request_only=True),
+            OpenApiExample("Partly allowed", value=DECISION_EXAMPLE, response_only=True),
+        ],
+        tags=["decisions"],
+    )
+    def post(self, request: Request) -> Response:
+        ensure_body_within(request, BoundedJSONParser.max_bytes)
+        token = token_of(request)
+        at = timezone.now()
+        try:
+            policy = current_policy()
+            serializer = CaptureRequestSerializer(
+                data=request.data, context={"known_categories": set(policy.categories)}
+            )
+            serializer.is_valid(raise_exception=True)
+            outcome = capture_decide(
+                token=token, request=_capture_request(serializer.validated_data), at=at, policy=policy
+            )
+        except DatabaseError as exc:
+            logger.exception("capture decision failed")
+            raise DecisionUnavailable() from exc
+        return Response(CaptureDecisionSerializer(_decision_body(outcome)).data)
+
+
+class SimulateView(APIView):
+    """POST /api/v1/simulate: what the policy decides for an employee, without a grant."""
+
+    parser_classes = [BoundedJSONParser]
+
+    @extend_schema(
+        operation_id="simulate",
+        summary="Simulate a capture decision",
+        description=(
+            "For legal and approvers: a capture decision request plus an employee HR id and an optional time. "
+            "Allowed with manage or approve permission on a region of the employee's region chain (or globally). "
+            "The employee's own consent choices and pauses are private, so the simulation assumes consent under "
+            "the notice in force and no pause (listed in `assumptions`); everything else (status, location, rule "
+            "in force at `at`, preconditions, acknowledgements, purposes, exclusions) is evaluated for real."
+        ),
+        request=SimulateRequestSerializer,
+        responses={(200, "application/json"): SimulationSerializer, **problems(401, 403, 404, 422, 503)},
+        examples=[
+            OpenApiExample(
+                "Request",
+                value={**CAPTURE_EXAMPLE, "employee": "E1001", "at": "2026-11-21T09:30:00Z"},
+                request_only=True,
+            )
+        ],
+        tags=["decisions"],
+    )
+    def post(self, request: Request) -> Response:
+        ensure_body_within(request, BoundedJSONParser.max_bytes)
+        user = request.user
+        # Refuse people with no policy role before revealing whether an employee exists.
+        if not get_objects_for_user(user, SIMULATE_PERMISSIONS, klass=Region, any_perm=True).exists():
+            raise Forbidden("Simulation is for legal and approvers.", code="not_legal")
+        try:
+            policy = current_policy()
+            serializer = SimulateRequestSerializer(
+                data=request.data, context={"known_categories": set(policy.categories)}
+            )
+            serializer.is_valid(raise_exception=True)
+            data = serializer.validated_data
+            employee = Employee.objects.filter(hr_id=data["employee"]).first()
+            if employee is None:
+                raise NotFound(f"No employee with HR id {data['employee']!r}.", code="unknown_employee")
+            chain = policy.chain(employee.country, employee.subdivision)
+            in_scope = get_objects_for_user(
+                user, SIMULATE_PERMISSIONS, klass=Region.objects.filter(code__in=chain), any_perm=True
+            )
+            if not in_scope.exists():
+                raise Forbidden("The employee works outside the regions you cover.", code="out_of_scope")
+            at = data.get("at") or timezone.now()
+            outcome = capture_simulate(employee=employee, request=_capture_request(data), at=at)
+        except DatabaseError as exc:
+            logger.exception("simulation failed")
+            raise DecisionUnavailable() from exc
+        body = _decision_body(outcome)
+        body.pop("consent_version")
+        body.pop("revocation_cursor")
+        body.update(simulated=True, assumptions=list(SIMULATION_ASSUMPTIONS))
+        return Response(SimulationSerializer(body).data)
+
+
+USE_EXAMPLE = {
+    "purpose": "ai_agent_training",
+    "records": [
+        {
+            "id": "r1",
+            "subject": "p_4c1e…",
+            "category": "keystrokes",
+            "captured_at": "2026-11-20T14:02:11Z",
+            "grant_id": "g_7Qk…",
+        }
+    ],
+}
+USE_RESPONSE_EXAMPLE = {
+    "evaluated_at": "2026-11-21T09:30:00Z",
+    "policy_version": "a3f1c2…",
+    "batch_id": "5d0c…",
+    "results": [
+        {
+            "id": "r1",
+            "allowed": False,
+            "reasons": [
+                {
+                    "code": "consent_withdrawn",
+                    "detail": "Consent for keystrokes under ai_agent_training was withdrawn.",
+                    "missing_configuration": False,
+                }
+            ],
+        }
+    ],
+    "summary": {"allowed": 0, "denied": 1, "by_reason": {"consent_withdrawn": 1}},
+}
+
+
+class UseDecisionView(APIView):
+    """POST /api/v1/decisions/use: which of these records may be used for this purpose now?"""
+
+    permission_classes = [IsPipelineToken]
+    parser_classes = [UseBatchJSONParser]
+
+    def perform_content_negotiation(self, request: Request, force: bool = False):
+        # NDJSON clients may send Accept: application/x-ndjson; answers that are
+        # not the stream (errors, JSON batches) are JSON whatever they accept.
+        return super().perform_content_negotiation(request, force=True)
+
+    @extend_schema(
+        operation_id="decisions_use",
+        summary="Use decision",
+        description=(
+            "Pipeline token only, for a purpose within the token's purposes (403 otherwise).\n\n"
+            f"`application/json`: 1 to {MAX_JSON_RECORDS} records (413 beyond, 422 when empty).\n\n"
+            "`application/x-ndjson`: one record per line, `purpose` and `release_keys` in the query string; "
+            'the answer streams back one result per line in input order, then `{"summary": …}`. A line that is '
+            "not a valid record gets `invalid_record`. Send the body while reading the answer: results start "
+            "before the upload ends. A stream that ends without its summary line (the last line is then "
+            '`{"error": …}` or nothing) must be treated as denying every record.\n\n'
+            "`keys` is empty until data keys exist."
+        ),
+        parameters=[
+            OpenApiParameter("purpose", str, description="NDJSON only: the purpose of the use."),
+            OpenApiParameter("release_keys", bool, description="NDJSON only: return data keys in the summary line."),
+        ],
+        request={"application/json": UseRequestDocSerializer, NDJSON: OpenApiTypes.STR},
+        responses={
+            (200, "application/json"): OpenApiResponse(UseResponseSerializer, description="The JSON batch answer."),
+            (200, NDJSON): OpenApiResponse(
+                OpenApiTypes.STR, description='One UseResult per line, then {"summary": UseSummary, …}.'
+            ),
+            **problems(400, 401, 403, 413, 415, 422, 503),
+        },
+        examples=[
+            OpenApiExample("Request", value=USE_EXAMPLE, request_only=True, media_type="application/json"),
+            OpenApiExample("Answer", value=USE_RESPONSE_EXAMPLE, response_only=True),
+        ],
+        tags=["decisions"],
+    )
+    def post(self, request: Request):
+        token = token_of(request)
+        if request.content_type.split(";")[0].strip().lower() == NDJSON:
+            return self._stream(request, token)
+        ensure_body_within(request, UseBatchJSONParser().limit())
+        data = request.data
+        if isinstance(data, dict) and isinstance(data.get("records"), list) and len(data["records"]) > MAX_JSON_RECORDS:
+            raise PayloadTooLarge(f"At most {MAX_JSON_RECORDS} records per JSON batch; stream larger sets as NDJSON.")
+        serializer = UseRequestSerializer(data=data)
+        serializer.is_valid(raise_exception=True)
+        purpose = serializer.validated_data["purpose"]
+        self._check_scope(token, purpose)
+        at = timezone.now()
+        try:
+            policy = current_policy()
+            evaluator = UseEvaluator(policy=policy, purpose=purpose, at=at)
+            results = []
+            for chunk in chunked(map(parse_record, serializer.validated_data["records"])):
+                results.extend(map(evaluator.result_json, evaluator.evaluate(chunk)))
+            batch_id = uuid.uuid4().hex
+            self._audit(token, evaluator, batch_id=batch_id, media_type="application/json", complete=True)
+        except DatabaseError as exc:
+            logger.exception("use decision failed")
+            raise DecisionUnavailable() from exc
+        body: dict[str, Any] = {
+            "evaluated_at": at,
+            "policy_version": policy.version,
+            "batch_id": batch_id,
+            "results": results,
+            "summary": evaluator.summary(),
+        }
+        if serializer.validated_data["release_keys"]:
+            body["keys"] = {}
+        # Built by hand, not through UseResponseSerializer: 10,000 results through
+        # serializer fields would cost more than deciding them.
+        return Response(body)
+
+    @staticmethod
+    def _check_scope(token: ApiToken, purpose: str) -> None:
+        if purpose not in token.purposes:
+            raise Forbidden(f"This pipeline token may not ask about {purpose!r}.", code="purpose_out_of_scope")
+
+    @staticmethod
+    def _audit(token: ApiToken, evaluator: UseEvaluator, *, batch_id: str, media_type: str, complete: bool) -> None:
+        use_batch_record(
+            token=token,
+            batch_id=batch_id,
+            purpose=evaluator.purpose,
+            media_type=media_type,
+            evaluated_at=evaluator.at,
+            policy_version=evaluator.policy.version,
+            allowed=evaluator.allowed,
+            denied=evaluator.denied,
+            by_reason=evaluator.by_reason,
+            records_digest=evaluator.records_digest,
+            complete=complete,
+        )
+
+    def _stream(self, request: Request, token: ApiToken) -> StreamingHttpResponse:
+        query = UseQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        purpose = query.validated_data["purpose"]
+        self._check_scope(token, purpose)
+        if content_length(request) == 0:
+            raise exceptions.ValidationError({"body": "The NDJSON body holds no records."})
+        at = timezone.now()
+        try:
+            policy = current_policy()
+        except DatabaseError as exc:
+            logger.exception("use decision failed")
+            raise DecisionUnavailable() from exc
+        evaluator = UseEvaluator(policy=policy, purpose=purpose, at=at)
+        batch_id = uuid.uuid4().hex
+        release_keys = query.validated_data["release_keys"]
+        # The unread Django request: read block by block, never as a whole body.
+        raw = request._request
+
+        def lines():
+            audited = False
+            try:
+                items = (line if type(line) is InvalidRecord else parse_line(line) for line in ndjson_lines(raw))
+                for chunk in chunked(items):
+                    yield b"".join(map(evaluator.result_line, evaluator.evaluate(chunk)))
+                # No summary without its audit entry: a client that sees the summary knows it is on record.
+                self._audit(token, evaluator, batch_id=batch_id, media_type=NDJSON, complete=True)
+                audited = True
+                summary: dict[str, Any] = {
+                    "summary": evaluator.summary(),
+                    "evaluated_at": at.isoformat().replace("+00:00", "Z"),
+                    "policy_version": policy.version,
+                    "batch_id": batch_id,
+                }
+                if release_keys:
+                    summary["keys"] = {}
+                yield json.dumps(summary) + "\n"
+            except Exception:
+                logger.exception("use decision stream failed")
+                yield (
+                    json.dumps({"error": {"code": "unavailable", "detail": DecisionUnavailable.default_detail}}) + "\n"
+                )
+            finally:
+                if not audited:
+                    # The client went away or the stream failed: record what was answered.
+                    try:
+                        self._audit(token, evaluator, batch_id=batch_id, media_type=NDJSON, complete=False)
+                    except Exception:
+                        logger.exception("could not audit an incomplete use stream")
+
+        response = StreamingHttpResponse(lines(), content_type=NDJSON)
+        # Proxies must pass results on as they come, not collect the whole answer.
+        response["X-Accel-Buffering"] = "no"
+        response["Cache-Control"] = "no-store"
+        return response
+
+
+class TokenViewMixin:
+    serializer_class = TokenSerializer
+
+    def get_queryset(self):
+        tokens = ApiToken.objects.select_related("employee", "user").order_by("-created_at", "-pk")
+        user = self.request.user
+        if user.has_perm("people.view_apitoken"):
+            return tokens
+        # Everyone else sees only the user tokens that act as them.
+        return tokens.filter(user=user)
+
+    def get_serializer_context(self) -> dict[str, Any]:
+        return {**super().get_serializer_context(), "now": timezone.now()}
+
+
+@extend_schema(tags=["tokens"])
+class TokenListView(TokenViewMixin, generics.ListAPIView):
+    """GET /api/v1/tokens/: staff with view permission see every token; others their own user tokens."""
+
+    @extend_schema(
+        operation_id="tokens_list",
+        parameters=[
+            OpenApiParameter("kind", str, enum=["device", "pipeline", "user", "hr"]),
+            OpenApiParameter("state", str, enum=["active", "expired", "revoked"]),
+        ],
+        responses={(200, "application/json"): TokenSerializer(many=True), **problems(401, 403)},
+    )
+    def get(self, request: Request, *args, **kwargs) -> Response:
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self):
+        tokens = super().get_queryset()
+        params = self.request.query_params
+        if params.get("kind"):
+            tokens = tokens.filter(kind=params["kind"])
+        now = timezone.now()
+        state = params.get("state")
+        if state == "revoked":
+            tokens = tokens.filter(revoked_at__isnull=False)
+        elif state == "expired":
+            tokens = tokens.filter(revoked_at__isnull=True, expires_at__lte=now)
+        elif state == "active":
+            tokens = tokens.filter(revoked_at__isnull=True, expires_at__gt=now)
+        return tokens
+
+
+@extend_schema(tags=["tokens"])
+class TokenDetailView(TokenViewMixin, generics.RetrieveDestroyAPIView):
+    """GET /api/v1/tokens/<id>; DELETE revokes it (the row stays, as evidence)."""
+
+    @extend_schema(
+        operation_id="tokens_retrieve", responses={(200, "application/json"): TokenSerializer, **problems(401, 404)}
+    )
+    def get(self, request: Request, *args, **kwargs) -> Response:
+        return super().get(request, *args, **kwargs)
+
+    @extend_schema(
+        operation_id="tokens_revoke",
+        description="Revoke the token at once: its next request gets 401. Idempotent.",
+        responses={(204, "application/json"): None, **problems(401, 403, 404)},
+    )
+    def delete(self, request: Request, *args, **kwargs) -> Response:
+        return super().delete(request, *args, **kwargs)
+
+    def perform_destroy(self, instance: ApiToken) -> None:
+        user = self.request.user
+        if instance.user_id != user.pk and not user.has_perm("people.change_apitoken"):
+            raise Forbidden("You may revoke only your own tokens.", code="not_your_token")
+        token_revoke(token=instance, actor=Actor.for_user(user))

@@ -1,0 +1,235 @@
+"""Request and response shapes of the decision, simulation and token APIs (API.md)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from decisions.usebatch import MAX_FIELD_LENGTH, MAX_ID_LENGTH, MAX_JSON_RECORDS, parse_time
+from people.models import ApiToken
+
+MAX_CATEGORIES = 32
+
+
+class StrictCharField(serializers.CharField):
+    """A string and only a string: DRF's CharField would turn 5 or 1.5 into text."""
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictBooleanField(serializers.BooleanField):
+    """JSON true or false; not "yes", 1 or "on"."""
+
+    def to_internal_value(self, data: Any) -> bool:
+        if not isinstance(data, bool):
+            self.fail("invalid", input=data)
+        return data
+
+
+@extend_schema_field(OpenApiTypes.DATETIME)
+class AwareDateTimeField(serializers.Field):
+    """RFC 3339 with a time zone, between 2000 and 2100: naive or absurd times are refused."""
+
+    def to_internal_value(self, data: Any):
+        parsed = parse_time(data)
+        if isinstance(parsed, str):
+            raise serializers.ValidationError(parsed)
+        return parsed
+
+    def to_representation(self, value):
+        return serializers.DateTimeField().to_representation(value)
+
+
+class ContextSerializer(serializers.Serializer):
+    app = StrictCharField(
+        max_length=255, required=False, allow_blank=True, help_text="Application id, e.g. com.microsoft.VSCode."
+    )
+    domain = StrictCharField(
+        max_length=253, required=False, allow_blank=True, help_text="Web domain in the foreground."
+    )
+    private_browsing = StrictBooleanField(required=False, help_text="True in a private or incognito window.")
+    flags = serializers.ListField(
+        child=StrictCharField(max_length=64),
+        required=False,
+        max_length=16,
+        help_text="Other context flags that exclusions of kind 'flag' match.",
+    )
+
+
+class CaptureRequestSerializer(serializers.Serializer):
+    purpose = StrictCharField(max_length=MAX_FIELD_LENGTH)
+    categories = serializers.ListField(
+        child=StrictCharField(max_length=MAX_FIELD_LENGTH), min_length=1, max_length=MAX_CATEGORIES
+    )
+    context = ContextSerializer(required=False)
+
+    def validate_categories(self, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise serializers.ValidationError("Each category may appear once.")
+        known = self.context.get("known_categories")
+        unknown = sorted(set(value) - known) if known is not None else []
+        if unknown:
+            raise serializers.ValidationError(f"Unknown categories: {', '.join(unknown)}.")
+        return value
+
+
+class SimulateRequestSerializer(CaptureRequestSerializer):
+    employee = StrictCharField(max_length=64, help_text="HR id of the employee.")
+    at = AwareDateTimeField(required=False, help_text="When to evaluate; now if absent.")
+
+
+class ReasonSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    detail = serializers.CharField()
+    missing_configuration = serializers.BooleanField(
+        help_text="True when the reason is missing configuration (no rule, purpose, notice or retention "
+        "policy) rather than a violation."
+    )
+    preconditions = serializers.ListField(
+        child=serializers.CharField(), required=False, help_text="For precondition_missing: the unmet preconditions."
+    )
+
+
+class CategoryResultSerializer(serializers.Serializer):
+    allowed = serializers.BooleanField()
+    reasons = ReasonSerializer(many=True)
+
+
+class DataKeySerializer(serializers.Serializer):
+    key_id = serializers.CharField()
+    key = serializers.CharField(help_text="Base64 AES-256 key.")
+
+
+class GrantSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    token = serializers.CharField(help_text="Compact JWS (EdDSA), verifiable with /.well-known/jwks.json.")
+    categories = serializers.ListField(child=serializers.CharField())
+    purpose = serializers.CharField()
+    subject = serializers.CharField(help_text="The employee's pseudonym for this purpose.")
+    issued_at = serializers.DateTimeField()
+    expires_at = serializers.DateTimeField()
+    data_keys = serializers.DictField(child=DataKeySerializer(), help_text="Per category; empty until data keys exist.")
+
+
+class CaptureDecisionSerializer(serializers.Serializer):
+    decision_id = serializers.CharField()
+    employee = serializers.CharField()
+    evaluated_at = serializers.DateTimeField()
+    policy_version = serializers.CharField()
+    consent_version = serializers.IntegerField()
+    categories = serializers.DictField(child=CategoryResultSerializer())
+    grant = GrantSerializer(allow_null=True)
+    revocation_cursor = serializers.CharField(allow_null=True, help_text="Null until the revocation feed exists.")
+
+
+class SimulationSerializer(serializers.Serializer):
+    decision_id = serializers.CharField()
+    employee = serializers.CharField()
+    evaluated_at = serializers.DateTimeField()
+    policy_version = serializers.CharField()
+    categories = serializers.DictField(child=CategoryResultSerializer())
+    grant = serializers.JSONField(allow_null=True, help_text="Always null: a simulation issues no grant.")
+    simulated = serializers.BooleanField()
+    assumptions = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="What the simulation assumes instead of reading the employee's own choices.",
+    )
+
+
+class UseRecordSerializer(serializers.Serializer):
+    id = serializers.CharField(max_length=MAX_ID_LENGTH)
+    subject = serializers.CharField(max_length=MAX_FIELD_LENGTH, help_text="The pseudonym the grant names.")
+    category = serializers.CharField(max_length=MAX_FIELD_LENGTH)
+    captured_at = serializers.DateTimeField()
+    grant_id = serializers.CharField(max_length=MAX_FIELD_LENGTH)
+
+
+class UseRequestSerializer(serializers.Serializer):
+    """The JSON use batch. Records are validated one by one: a bad one gets invalid_record."""
+
+    purpose = StrictCharField(max_length=MAX_FIELD_LENGTH)
+    records = serializers.ListField(
+        child=serializers.JSONField(allow_null=True),
+        allow_empty=False,
+        help_text=f"1 to {MAX_JSON_RECORDS} records (413 beyond).",
+    )
+    release_keys = StrictBooleanField(required=False, default=False)
+
+
+@extend_schema_field(UseRecordSerializer(many=True))
+class _DocumentedRecords(serializers.ListField):
+    pass
+
+
+class UseRequestDocSerializer(UseRequestSerializer):
+    records = _DocumentedRecords(child=serializers.JSONField(allow_null=True))
+
+    class Meta:
+        ref_name = "UseRequest"
+
+
+class UseQuerySerializer(serializers.Serializer):
+    purpose = StrictCharField(max_length=MAX_FIELD_LENGTH)
+    release_keys = serializers.BooleanField(required=False, default=False)
+
+
+class UseResultSerializer(serializers.Serializer):
+    id = serializers.CharField(allow_null=True, help_text="Null when the record had no valid id.")
+    allowed = serializers.BooleanField()
+    reasons = ReasonSerializer(many=True)
+
+
+class UseSummarySerializer(serializers.Serializer):
+    allowed = serializers.IntegerField()
+    denied = serializers.IntegerField()
+    by_reason = serializers.DictField(child=serializers.IntegerField())
+
+
+class UseResponseSerializer(serializers.Serializer):
+    evaluated_at = serializers.DateTimeField()
+    policy_version = serializers.CharField()
+    batch_id = serializers.CharField(help_text="Names the batch's audit entry.")
+    results = UseResultSerializer(many=True)
+    summary = UseSummarySerializer()
+    keys = serializers.DictField(
+        child=serializers.CharField(), required=False, help_text="With release_keys: empty until data keys exist."
+    )
+
+
+class TokenSerializer(serializers.ModelSerializer):
+    employee = serializers.SlugRelatedField(slug_field="hr_id", read_only=True, allow_null=True)
+    user = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+    state = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ApiToken
+        fields = (
+            "id",
+            "kind",
+            "name",
+            "prefix",
+            "employee",
+            "device_id",
+            "user",
+            "purposes",
+            "created_at",
+            "created_by",
+            "expires_at",
+            "revoked_at",
+            "last_used_at",
+            "state",
+        )
+        read_only_fields = fields
+
+    def get_state(self, token: ApiToken) -> str:
+        if token.revoked_at is not None:
+            return "revoked"
+        if token.expires_at <= self.context["now"]:
+            return "expired"
+        return "active"

@@ -1,0 +1,244 @@
+"""Decisions as actions: capture decisions that issue grants, simulations, counters, use-batch audit.
+
+The engine decides; these functions gather its inputs, keep the evidence and
+issue what an allow promises. Every grant is one audit entry written in the
+same transaction as the grant row; denied capture checks only bump a counter.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import DatabaseError, connection, transaction
+
+from audit.actors import Actor
+from audit.models import EventType
+from audit.services import record
+from consentry.signing import sign_jws
+from decisions import engine
+from decisions.models import CaptureGrant, DecisionCounter
+from decisions.pseudonyms import pseudonym
+from decisions.selectors import employee_facts
+from decisions.snapshot import current_policy
+from people.models import ApiToken, Employee
+
+logger = logging.getLogger(__name__)
+
+# API.md: a grant lives 60 s by default, configurable, never above 15 minutes.
+MAX_GRANT_LIFETIME = timedelta(minutes=15)
+UNKNOWN_PURPOSE = "(unknown)"
+
+
+def token_actor(token: ApiToken) -> Actor:
+    """How the ledger names a machine client: its token kind and id (never the secret)."""
+    return Actor(kind="token", ref=f"{token.kind}:{token.pk}")
+
+
+def grant_lifetime() -> timedelta:
+    return min(timedelta(seconds=settings.CONSENTRY_GRANT_LIFETIME_SECONDS), MAX_GRANT_LIFETIME)
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedGrant:
+    grant: CaptureGrant
+    jws: str
+
+
+@dataclass(frozen=True, slots=True)
+class CaptureOutcome:
+    decision_id: str
+    employee: str
+    decision: engine.CaptureDecision
+    grant: IssuedGrant | None
+
+
+def grant_issue(*, token: ApiToken, employee: Employee, purpose: str, decision: engine.CaptureDecision) -> IssuedGrant:
+    """Issue the signed grant an allowed capture decision promises, and audit it.
+
+    The token is signed before anything is written, so a grant row always has
+    a token that was handed out; the grant row and its audit entry commit
+    together or not at all. Call it holding the employee's row lock (as
+    ``capture_decide`` does): the grant's foreign-key check runs at commit,
+    after the ledger's lock, and must not be the first to touch that row.
+    """
+    categories = sorted(decision.allowed_categories)
+    if not categories:
+        raise ValueError("a grant needs at least one allowed category")
+    # Full precision: a withdrawal in the same second must still order before or after it.
+    issued_at = decision.at.astimezone(UTC)
+    expires_at = issued_at + grant_lifetime()
+    grant_id = "g_" + secrets.token_urlsafe(16)
+    subject = pseudonym(purpose=purpose, hr_id=employee.hr_id)
+    jws = sign_jws(
+        {
+            "iss": settings.CONSENTRY_ISSUER,
+            "sub": subject,
+            "aud": token.device_id,
+            "jti": grant_id,
+            "iat": int(issued_at.timestamp()),
+            "exp": int(expires_at.timestamp()),
+            "purpose": purpose,
+            "categories": categories,
+            "policy_version": decision.policy_version,
+        }
+    )
+    with transaction.atomic(savepoint=False):
+        grant = CaptureGrant.objects.create(
+            id=grant_id,
+            employee=employee,
+            token=token,
+            device_id=token.device_id,
+            purpose_id=purpose,
+            categories=categories,
+            subject=subject,
+            country=employee.country,
+            subdivision=employee.subdivision,
+            policy_version=decision.policy_version,
+            consent_version=decision.consent_version,
+            issued_at=issued_at,
+            expires_at=expires_at,
+        )
+        record(
+            event_type=EventType.GRANT_ISSUED,
+            actor=token_actor(token),
+            subject=employee.hr_id,
+            object_type="capture_grant",
+            object_id=grant_id,
+            region=employee.region_code,
+            payload={
+                "purpose": purpose,
+                "categories": categories,
+                "denied": {
+                    result.category: [reason.code for reason in result.reasons]
+                    for result in decision.categories
+                    if result.reasons
+                },
+                "device_id": token.device_id,
+                "subject": subject,
+                "policy_version": decision.policy_version,
+                "consent_version": decision.consent_version,
+                "issued_at": issued_at,
+                "expires_at": expires_at,
+            },
+        )
+    return IssuedGrant(grant=grant, jws=jws)
+
+
+def decision_counters_add(*, day: date, purpose: str, reasons: Iterable[str]) -> None:
+    """Count one denied check per reason code for the day and purpose (an atomic upsert)."""
+    rows = [(day, purpose, reason) for reason in sorted(set(reasons))]
+    if not rows:
+        return
+    table = connection.ops.quote_name(DecisionCounter._meta.db_table)
+    # Sorted rows take their locks in one order: concurrent upserts cannot deadlock.
+    sql = (
+        f"INSERT INTO {table} (day, purpose, reason, count) VALUES (%s, %s, %s, 1) "  # noqa: S608 - table name from model meta
+        f"ON CONFLICT (day, purpose, reason) DO UPDATE SET count = {table}.count + 1"
+    )
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.executemany(sql, rows)
+
+
+def capture_decide(
+    *, token: ApiToken, request: engine.CaptureRequest, at: datetime, policy: engine.Policy | None = None
+) -> CaptureOutcome:
+    """Decide a device's capture request for its own employee; issue a grant if anything is allowed.
+
+    The decision is taken under the employee's row lock, the lock every
+    consent change, pause, transfer and termination takes first: a change
+    that commits while this request runs is either seen here or ordered after
+    the grant. Taking it before the ledger's lock keeps one lock order
+    everywhere (employee, then audit head), so the two cannot deadlock.
+    """
+    policy = policy or current_policy()
+    with transaction.atomic():
+        employee = Employee.objects.select_for_update().get(pk=token.employee_id)
+        facts = employee_facts(employee=employee, at=at)
+        decision = engine.decide_capture(policy, facts, request, at=at)
+        grant = None
+        if decision.allowed_categories:
+            grant = grant_issue(token=token, employee=employee, purpose=request.purpose, decision=decision)
+    codes = decision.reason_codes
+    if codes:
+        counted_purpose = request.purpose if request.purpose in policy.purposes else UNKNOWN_PURPOSE
+        try:
+            decision_counters_add(day=at.astimezone(UTC).date(), purpose=counted_purpose, reasons=codes)
+        except DatabaseError:
+            # The answer is a denial either way; a lost count must not turn it into an error.
+            logger.exception("could not count denied capture checks")
+    return CaptureOutcome(decision_id=uuid.uuid4().hex, employee=employee.hr_id, decision=decision, grant=grant)
+
+
+SIMULATION_ASSUMPTIONS = ("consent_granted_under_current_notice", "not_paused")
+
+
+def capture_simulate(*, employee: Employee, request: engine.CaptureRequest, at: datetime) -> CaptureOutcome:
+    """What the policy would answer for this employee at ``at``, without issuing a grant.
+
+    An individual's consent choices and pauses are theirs alone (SPEC.md,
+    "Freely given"), so the simulation assumes every requested pair is
+    consented under the notice in force and nothing is paused: it shows what
+    the policy (region, preconditions, purposes, exclusions) decides.
+    """
+    policy = current_policy()
+    facts = employee_facts(employee=employee, at=at)
+    notice = policy.notice_at(at)
+    assumed = {
+        (request.purpose, category): engine.ConsentFacts(
+            state=engine.GRANTED, notice_version=notice.version if notice else 0, since=at
+        )
+        for category in request.categories
+    }
+    facts = replace(facts, consents=assumed, consent_version=0, pauses=())
+    decision = engine.decide_capture(policy, facts, request, at=at)
+    return CaptureOutcome(decision_id=uuid.uuid4().hex, employee=employee.hr_id, decision=decision, grant=None)
+
+
+def use_batch_record(
+    *,
+    token: ApiToken,
+    batch_id: str,
+    purpose: str,
+    media_type: str,
+    evaluated_at: datetime,
+    policy_version: str,
+    allowed: int,
+    denied: int,
+    by_reason: Mapping[str, int],
+    records_digest: str,
+    complete: bool,
+) -> None:
+    """One audit entry per use batch: counts by reason and a digest of the record ids.
+
+    The digest (SHA-256 over each record id and a newline, in input order)
+    lets an auditor check a pipeline's own log of the batch against the
+    ledger without the ledger holding millions of ids.
+    """
+    payload: dict[str, Any] = {
+        "purpose": purpose,
+        "media_type": media_type,
+        "evaluated_at": evaluated_at,
+        "policy_version": policy_version,
+        "records": allowed + denied,
+        "allowed": allowed,
+        "denied": denied,
+        "by_reason": dict(sorted(by_reason.items())),
+        "records_sha256": records_digest,
+        "complete": complete,
+        "pipeline": token.name,
+    }
+    with transaction.atomic():
+        record(
+            event_type=EventType.USE_BATCH_DECIDED,
+            actor=token_actor(token),
+            object_type="use_batch",
+            object_id=batch_id,
+            payload=payload,
+        )

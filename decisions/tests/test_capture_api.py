@@ -1,0 +1,198 @@
+from __future__ import annotations
+
+from datetime import timedelta
+
+import jwt
+import pytest
+from django.utils import timezone
+
+from audit.models import AuditEntry, EventType
+from conftest import SYSTEM, make_employee
+from consent.services import consent_withdraw, pause_end, pause_start
+from consentry.signing import verify_jws
+from decisions.models import CaptureGrant, DecisionCounter
+from decisions.pseudonyms import pseudonym
+from decisions.tests.conftest import (
+    PURPOSE,
+    acknowledge,
+    capture,
+    codes,
+    device_client,
+    grant_consent,
+)
+from people.services import employee_set_status, employee_transfer
+
+pytestmark = pytest.mark.django_db
+
+
+def test_an_employee_with_consent_is_allowed_and_gets_a_signed_grant(us_employee):
+    grant_consent(us_employee, "keystrokes", "mouse_movement")
+    client = device_client(us_employee)
+
+    decision = capture(client, "keystrokes", "mouse_movement", "screenshots")
+
+    assert decision["employee"] == us_employee.hr_id
+    assert decision["categories"]["keystrokes"] == {"allowed": True, "reasons": []}
+    assert codes(decision, "screenshots") == ["no_consent"]
+    grant = decision["grant"]
+    assert grant["categories"] == ["keystrokes", "mouse_movement"]
+    assert grant["subject"] == pseudonym(purpose=PURPOSE, hr_id=us_employee.hr_id)
+    assert grant["data_keys"] == {} and decision["revocation_cursor"] is None
+    claims = verify_jws(grant["token"], audience="laptop-7")
+    assert claims["jti"] == grant["id"] and claims["sub"] == grant["subject"]
+    assert claims["purpose"] == PURPOSE and claims["categories"] == ["keystrokes", "mouse_movement"]
+    assert claims["policy_version"] == decision["policy_version"]
+    assert claims["exp"] - claims["iat"] == 60
+    assert decision["consent_version"] == 2
+
+
+def test_a_grant_is_stored_and_audited_in_one_entry(us_employee):
+    grant_consent(us_employee, "keystrokes")
+    decision = capture(device_client(us_employee), "keystrokes", "screenshots")
+
+    stored = CaptureGrant.objects.get(pk=decision["grant"]["id"])
+    assert stored.employee == us_employee and stored.subject == decision["grant"]["subject"]
+    entry = AuditEntry.objects.get(event_type=EventType.GRANT_ISSUED)
+    assert entry.object_id == stored.pk and entry.subject == us_employee.hr_id
+    assert entry.payload["categories"] == ["keystrokes"]
+    assert entry.payload["denied"] == {"screenshots": ["no_consent"]}
+
+
+def test_a_grant_token_is_refused_for_another_device(us_employee):
+    grant_consent(us_employee, "keystrokes")
+    token = capture(device_client(us_employee), "keystrokes")["grant"]["token"]
+    with pytest.raises(jwt.InvalidAudienceError):
+        verify_jws(token, audience="someone-elses-laptop")
+
+
+def test_a_denied_decision_has_no_grant_and_is_counted_not_audited(us_employee):
+    client = device_client(us_employee)
+    before = AuditEntry.objects.count()
+
+    decision = capture(client, "keystrokes")
+    capture(client, "keystrokes")
+
+    assert decision["grant"] is None and codes(decision, "keystrokes") == ["no_consent"]
+    assert AuditEntry.objects.count() == before
+    counter = DecisionCounter.objects.get(purpose=PURPOSE, reason="no_consent")
+    assert counter.count == 2 and counter.day == timezone.now().date()
+
+
+def test_a_new_york_employee_needs_the_notice_acknowledged(policy, ny_employee):
+    grant_consent(ny_employee, "keystrokes")
+    client = device_client(ny_employee)
+
+    denied = capture(client, "keystrokes")
+    acknowledge(ny_employee)
+    allowed = capture(client, "keystrokes")
+
+    [reason] = denied["categories"]["keystrokes"]["reasons"]
+    assert reason["code"] == "precondition_missing"
+    assert reason["preconditions"] == ["notice_acknowledgement"] and "notice_acknowledgement" in reason["detail"]
+    assert allowed["categories"]["keystrokes"]["allowed"]
+
+
+def test_a_german_employee_is_blocked_even_with_no_consent_possible(policy, de_employee):
+    decision = capture(device_client(de_employee), "keystrokes")
+    assert codes(decision, "keystrokes")[0] == "jurisdiction_blocked"
+    assert decision["grant"] is None
+
+
+def test_an_employee_where_no_rule_exists_is_denied_as_unknown_jurisdiction(policy):
+    employee = make_employee(country="BR", subdivision="BR-SP")
+    decision = capture(device_client(employee), "keystrokes")
+    [reason, *_] = decision["categories"]["keystrokes"]["reasons"]
+    assert reason["code"] == "jurisdiction_unknown" and reason["missing_configuration"] is True
+
+
+def test_withdrawal_denies_the_next_capture(us_employee):
+    grant_consent(us_employee, "keystrokes")
+    client = device_client(us_employee)
+    assert capture(client, "keystrokes")["grant"] is not None
+
+    consent_withdraw(employee=us_employee, purpose=PURPOSE, categories=["keystrokes"], actor=SYSTEM)
+
+    decision = capture(client, "keystrokes")
+    assert codes(decision, "keystrokes") == ["consent_withdrawn"] and decision["grant"] is None
+    assert decision["consent_version"] == 2
+
+
+def test_a_transfer_to_a_blocked_country_denies_the_next_capture(us_employee):
+    grant_consent(us_employee, "keystrokes")
+    client = device_client(us_employee)
+    assert capture(client, "keystrokes")["grant"] is not None
+
+    employee_transfer(employee=us_employee, country="FR", actor=SYSTEM)
+
+    assert "jurisdiction_blocked" in codes(capture(client, "keystrokes"), "keystrokes")
+
+
+def test_an_employee_on_leave_or_terminated_is_denied(us_employee):
+    grant_consent(us_employee, "keystrokes")
+    client = device_client(us_employee)
+    employee_set_status(employee=us_employee, status="on_leave", actor=SYSTEM)
+    assert codes(capture(client, "keystrokes"), "keystrokes") == ["employee_inactive"]
+    employee_set_status(employee=us_employee, status="terminated", actor=SYSTEM)
+    assert codes(capture(client, "keystrokes"), "keystrokes") == ["employee_inactive"]
+
+
+def test_a_paused_employee_is_denied_until_the_pause_ends(us_employee):
+    grant_consent(us_employee, "keystrokes")
+    client = device_client(us_employee)
+    pause_start(employee=us_employee, until=timezone.now() + timedelta(minutes=30), actor=SYSTEM)
+
+    assert codes(capture(client, "keystrokes"), "keystrokes") == ["paused_by_employee"]
+    pause_end(employee=us_employee, actor=SYSTEM)
+    assert capture(client, "keystrokes")["categories"]["keystrokes"]["allowed"]
+
+
+def test_performance_evaluation_is_always_prohibited(us_employee):
+    grant_consent(us_employee, "keystrokes")
+    decision = capture(device_client(us_employee), "keystrokes", purpose="performance_evaluation")
+    assert "purpose_prohibited" in codes(decision, "keystrokes") and decision["grant"] is None
+    assert DecisionCounter.objects.filter(purpose="performance_evaluation", reason="purpose_prohibited").exists()
+
+
+def test_an_unknown_purpose_is_missing_configuration_and_counted_without_its_name(us_employee):
+    decision = capture(device_client(us_employee), "keystrokes", purpose="mind_reading")
+    [reason] = decision["categories"]["keystrokes"]["reasons"]
+    assert reason["code"] == "purpose_unknown" and reason["missing_configuration"]
+    assert DecisionCounter.objects.get(reason="purpose_unknown").purpose == "(unknown)"
+
+
+@pytest.mark.parametrize(
+    "context",
+    [
+        {"app": "com.1password.1password"},
+        {"domain": "secure.chase.com"},
+        {"domain": "chase.com"},
+        {"domain": "github.com", "private_browsing": True},
+        {"flags": ["private_browsing"]},
+    ],
+)
+def test_an_excluded_app_domain_or_context_is_never_captured(us_employee, context):
+    grant_consent(us_employee, "keystrokes")
+    decision = capture(device_client(us_employee), "keystrokes", context=context)
+    assert codes(decision, "keystrokes") == ["excluded_context"] and decision["grant"] is None
+
+
+def test_an_ordinary_context_is_captured(us_employee):
+    grant_consent(us_employee, "keystrokes")
+    context = {"app": "com.microsoft.VSCode", "domain": "github.com", "private_browsing": False}
+    assert capture(device_client(us_employee), "keystrokes", context=context)["grant"] is not None
+
+
+def test_the_grant_lifetime_follows_the_setting(us_employee, settings):
+    settings.CONSENTRY_GRANT_LIFETIME_SECONDS = 300
+    grant_consent(us_employee, "keystrokes")
+    grant = capture(device_client(us_employee), "keystrokes")["grant"]
+    stored = CaptureGrant.objects.get(pk=grant["id"])
+    assert stored.expires_at - stored.issued_at == timedelta(seconds=300)
+
+
+def test_the_grant_lifetime_never_exceeds_fifteen_minutes(us_employee, settings):
+    settings.CONSENTRY_GRANT_LIFETIME_SECONDS = 86400
+    grant_consent(us_employee, "keystrokes")
+    grant = capture(device_client(us_employee), "keystrokes")["grant"]
+    stored = CaptureGrant.objects.get(pk=grant["id"])
+    assert stored.expires_at - stored.issued_at == timedelta(minutes=15)

@@ -1,0 +1,100 @@
+"""Decisions against real concurrent connections on PostgreSQL (a live server answering in its own threads)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+from django.db import close_old_connections
+
+from conftest import SYSTEM, make_employee
+from consent.services import consent_withdraw
+from decisions.tests.conftest import PURPOSE, build_decision_policy, grant_consent
+from people.services import employee_transfer
+from people.tokens import token_issue
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+CLIENTS = 4
+
+
+def _post(url: str, raw: str, body: dict) -> dict:
+    request = urllib.request.Request(  # noqa: S310 - the test's own live server
+        url,
+        data=json.dumps(body).encode(),
+        # The live server runs production middleware: say the proxy terminated TLS.
+        headers={"Authorization": f"Bearer {raw}", "Content-Type": "application/json", "X-Forwarded-Proto": "https"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+        return json.loads(response.read())
+
+
+def _hammer(url: str, raw: str, change) -> list[tuple[float, float, bool]]:
+    """Capture decisions from several clients while ``change`` commits; (start, end, allowed) of each."""
+    seen: list[tuple[float, float, bool]] = []
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def client() -> None:
+        try:
+            while not stop.is_set():
+                start = time.monotonic()
+                decision = _post(url, raw, {"purpose": PURPOSE, "categories": ["keystrokes"]})
+                end = time.monotonic()
+                with lock:
+                    seen.append((start, end, decision["categories"]["keystrokes"]["allowed"]))
+        except BaseException as exc:  # noqa: BLE001 - collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=client) for _ in range(CLIENTS)]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.5)
+    change()
+    committed = time.monotonic()
+    time.sleep(0.5)
+    stop.set()
+    for thread in threads:
+        thread.join()
+    close_old_connections()
+    assert not errors, errors
+    return [(start - committed, end - committed, allowed) for start, end, allowed in seen]
+
+
+def test_after_a_withdrawal_commits_every_later_capture_decision_denies(live_server):
+    build_decision_policy()
+    employee = make_employee(country="US", subdivision="US-WA")
+    grant_consent(employee, "keystrokes")
+    _, raw = token_issue(kind="device", name="laptop", employee=employee, device_id="laptop-7", actor=SYSTEM)
+
+    seen = _hammer(
+        f"{live_server.url}/api/v1/decisions/capture",
+        raw,
+        lambda: consent_withdraw(employee=employee, purpose=PURPOSE, categories=["keystrokes"], actor=SYSTEM),
+    )
+
+    before = [allowed for start, end, allowed in seen if end < 0]
+    after = [allowed for start, end, allowed in seen if start > 0]
+    assert before and all(before), "decisions finished before the withdrawal were allowed"
+    assert after and not any(after), "no decision that started after the commit was allowed"
+
+
+def test_after_a_transfer_commits_every_later_capture_decision_denies(live_server):
+    build_decision_policy()
+    employee = make_employee(country="US", subdivision="US-CA")
+    grant_consent(employee, "keystrokes")
+    _, raw = token_issue(kind="device", name="laptop", employee=employee, device_id="laptop-7", actor=SYSTEM)
+
+    seen = _hammer(
+        f"{live_server.url}/api/v1/decisions/capture",
+        raw,
+        lambda: employee_transfer(employee=employee, country="FR", actor=SYSTEM),
+    )
+
+    after = [allowed for start, _end, allowed in seen if start > 0]
+    assert after and not any(after)

@@ -1,0 +1,110 @@
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from conftest import CATEGORIES, POLICY_START, SYSTEM
+from decisions import snapshot
+from decisions.snapshot import build_policy, current_policy
+from governance import services as gov
+
+pytestmark = pytest.mark.django_db
+P = "ai_agent_training"
+
+
+def test_the_policy_version_is_a_hash_of_content_and_stable_across_builds(policy):
+    _, first = build_policy()
+    _, second = build_policy()
+    assert first.version == second.version and len(first.version) == 64
+
+
+def test_an_unchanged_policy_costs_one_query_per_request(policy, django_assert_num_queries):
+    first = current_policy()
+    with django_assert_num_queries(1):
+        assert current_policy() is first
+
+
+def test_any_governance_change_is_noticed_and_changes_the_version(policy):
+    before = current_policy()
+    gov.exclusion_save(kind="domain", pattern="*.example.org", label="Example", actor=SYSTEM)
+    after = current_policy()
+    assert after is not before and after.version != before.version
+    assert {exclusion.label for exclusion in after.exclusions} >= {"Example"}
+
+
+def test_a_process_with_a_stale_cache_rebuilds_on_the_next_request(policy):
+    current_policy()
+    # Another process bumped the revision: this one's cache is simply stale.
+    gov.policy_changed()
+    stale = snapshot._cached
+    assert current_policy() is not stale.policy
+
+
+def test_drafts_do_not_count_and_approved_rules_do(policy):
+    region = policy["regions"]["US-CA"]
+    draft = gov.rule_draft(region=region, status="block", effective_from=POLICY_START, actor=SYSTEM)
+    assert "US-CA" not in current_policy().rules
+    gov.rule_approve(rule=draft, actor=SYSTEM, via="tests")
+    assert current_policy().rules["US-CA"][0].status == "block"
+
+
+def test_a_rule_that_starts_later_takes_effect_by_time_without_a_rebuild(policy):
+    start = timezone.now() + timedelta(days=3)
+    gov.rule_approve(
+        rule=gov.rule_draft(region=policy["regions"]["US-CA"], status="block", effective_from=start, actor=SYSTEM),
+        actor=SYSTEM,
+        via="tests",
+    )
+    compiled = current_policy()
+    chain = compiled.chain("US", "US-CA")
+    assert compiled.rule_at(chain, timezone.now()).region == "US"
+    assert compiled.rule_at(chain, start).region == "US-CA"
+
+
+def test_region_groups_and_purposes_are_compiled(policy):
+    compiled = current_policy()
+    assert compiled.chain("DE", "DE-BE") == ("DE-BE", "DE", "EU")
+    assert compiled.purposes[P].categories == frozenset(CATEGORIES)
+    assert compiled.purposes["performance_evaluation"].prohibited
+
+
+def test_a_material_notice_marks_changed_pairs_for_re_consent_and_a_new_wording(policy):
+    items = [(P, slug, f"We capture your {slug}.") for slug in CATEGORIES]
+    items[0] = (P, "keystrokes", "We now also capture what you type in chat.")
+    gov.notice_approve(
+        notice=gov.notice_draft(
+            title="v2",
+            summary="Changed.",
+            body="Text.",
+            retention_statement="90 days.",
+            access_statement="Pipelines.",
+            no_evaluation_statement="Never used to evaluate you.",
+            items=items,
+            material=True,
+            actor=SYSTEM,
+        ),
+        actor=SYSTEM,
+        via="tests",
+    )
+    v1, v2 = current_policy().notices
+    assert (v1.version, v2.version) == (1, 2)
+    assert v2.reconsent_from[(P, "keystrokes")] == 2 and v2.reconsent_from[(P, "screenshots")] == 1
+    assert v2.declared_since[(P, "keystrokes")] == 2 and v2.declared_since[(P, "screenshots")] == 1
+    assert current_policy().notice_at(timezone.now()) is v2
+
+
+def test_a_per_employee_instrument_is_indexed_by_its_employee(policy, us_employee):
+    gov.instrument_save(
+        kind="biometric_release",
+        title="Release",
+        region=policy["regions"]["US"],
+        valid_from=POLICY_START.date(),
+        document_ref="hr/releases/1.pdf",
+        employee=us_employee,
+        actor=SYSTEM,
+    )
+    compiled = current_policy()
+    assert [i.employee for i in compiled.instruments[("biometric_release", us_employee.hr_id)]] == [us_employee.hr_id]
+    assert ("biometric_release", "") not in compiled.instruments

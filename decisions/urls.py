@@ -1,0 +1,15 @@
+"""Routes of the decision API, mounted under /api/v1/."""
+
+from __future__ import annotations
+
+from django.urls import path
+
+from decisions import api
+
+urlpatterns = [
+    path("decisions/capture", api.CaptureDecisionView.as_view(), name="decisions-capture"),
+    path("decisions/use", api.UseDecisionView.as_view(), name="decisions-use"),
+    path("simulate", api.SimulateView.as_view(), name="simulate"),
+    path("tokens/", api.TokenListView.as_view(), name="tokens"),
+    path("tokens/<int:pk>", api.TokenDetailView.as_view(), name="token-detail"),
+]
