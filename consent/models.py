@@ -139,3 +139,44 @@ class Pause(models.Model):
 
     def __str__(self) -> str:
         return f"{self.employee_id} paused until {self.ends_at:%Y-%m-%d %H:%M}"
+
+
+class Receipt(models.Model):
+    """A signed consent receipt for one grant or withdrawal, the employee's own evidence.
+
+    The JWS is made once, in the transaction that records the event, and never
+    changes: the employee may have downloaded it, so what we serve must stay
+    byte-identical (a trigger refuses updates and deletes on PostgreSQL).
+    Evidence added later, such as the ledger's inclusion proof, is looked up
+    through ``audit_seq`` rather than written into this row.
+    """
+
+    # The event's receipt_id: the id printed on the receipt (Kantara consentReceiptID).
+    id = models.CharField(max_length=64, primary_key=True)
+    event = models.OneToOneField(ConsentEvent, on_delete=models.PROTECT, related_name="receipt")
+    employee = models.ForeignKey(Employee, on_delete=models.PROTECT, related_name="receipts")
+    kind = models.CharField(max_length=16, choices=ConsentEventKind.choices)
+    issued_at = models.DateTimeField()
+    jws = models.TextField()
+    # The signed claims, decoded, so the API and admin need not parse the JWS.
+    claims = models.JSONField()
+    # Sequence number of the audit entry recording the event: the leaf an
+    # inclusion proof against a ledger checkpoint starts from.
+    audit_seq = models.BigIntegerField()
+
+    class Meta:
+        ordering = ("employee", "-issued_at", "-id")
+        constraints = [
+            # Receipts exist for grants and withdrawals only (SPEC: consent receipts).
+            models.CheckConstraint(
+                condition=models.Q(kind__in=[ConsentEventKind.GRANTED, ConsentEventKind.WITHDRAWN]),
+                name="receipt_kind_grant_or_withdrawal",
+            ),
+        ]
+        indexes = [
+            # GET /me/receipts/: one employee's receipts, newest first.
+            models.Index(fields=["employee", "-issued_at"], name="receipt_employee_issued"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.id} ({self.kind})"

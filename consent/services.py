@@ -21,6 +21,7 @@ from audit.actors import Actor
 from audit.models import EventType
 from audit.services import record
 from consent.models import Channel, ConsentEvent, ConsentEventKind, ConsentState, NoticeAcknowledgement, Pause
+from consent.receipts import RECEIPTED_KINDS, receipt_issue
 from consentry.errors import Conflict, DomainError
 from governance.models import DataCategory, Notice, Purpose, RuleStatus
 from governance.selectors import current_notice, rule_for_employee
@@ -103,7 +104,7 @@ def _append(
     expires_at: datetime | None,
     state: ConsentState | None,
 ) -> ConsentEvent:
-    """Append one event, move the projection, and audit it: the caller holds the lock."""
+    """Append one event, move the projection, audit it and sign its receipt: the caller holds the lock."""
     event = ConsentEvent.objects.create(
         employee=employee,
         purpose_id=purpose_id,
@@ -133,7 +134,7 @@ def _append(
         for key, value in fields.items():
             setattr(state, key, value)
         state.save()
-    record(
+    entry = record(
         event_type={
             ConsentEventKind.GRANTED: EventType.CONSENT_GRANTED,
             ConsentEventKind.WITHDRAWN: EventType.CONSENT_WITHDRAWN,
@@ -154,6 +155,9 @@ def _append(
             "expires_at": expires_at,
         },
     )
+    if kind in RECEIPTED_KINDS:
+        # Same transaction: an event never exists without its signed receipt.
+        receipt_issue(event=event, employee=employee, ledger_entry=entry)
     return event
 
 

@@ -68,3 +68,17 @@ def env_list(name: str, default: list[str] | None = None) -> list[str]:
     if value is None:
         return list(default or [])
     return [item.strip() for item in value.split(",") if item.strip()]
+
+
+_RATE_PERIODS = ("s", "sec", "second", "m", "min", "minute", "h", "hour", "d", "day")
+
+
+def env_rate(name: str, default: str) -> str | None:
+    """A rate limit such as ``600/minute`` (DRF's format), or None for ``off``."""
+    value = (env_raw(name) or default).strip().lower()
+    if value == "off":
+        return None
+    count, slash, period = value.partition("/")
+    if not slash or not count.isdigit() or int(count) < 1 or period not in _RATE_PERIODS:
+        raise ImproperlyConfigured(f"{name}={value!r} is not a rate like 600/minute (or off)")
+    return value

@@ -7,8 +7,10 @@ layer turns it, and every DRF and Django error, into
 
 from __future__ import annotations
 
+from http import HTTPStatus
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
@@ -48,6 +50,14 @@ def _flatten(detail: Any) -> Any:
     return str(detail)
 
 
+def _title(exc: Exception, status_code: int) -> str:
+    title = str(getattr(exc, "default_detail", "") or "")
+    # Some DRF defaults are templates ("Unsupported media type \"{media_type}\"…"): use the status phrase.
+    if not title or "{" in title:
+        return HTTPStatus(status_code).phrase
+    return title
+
+
 def exception_handler(exc: Exception, context: dict) -> Response | None:
     if isinstance(exc, DomainError):
         return problem(
@@ -59,8 +69,13 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
             status_code=422, title="Invalid input", detail="; ".join(exc.messages), code="invalid", errors=errors
         )
     if isinstance(exc, RequestDataTooBig):
-        # Django refuses bodies over DATA_UPLOAD_MAX_MEMORY_SIZE; without this it would answer 400 in HTML.
-        return problem(status_code=413, title="Payload too large", detail=str(exc), code="payload_too_large")
+        # Django refuses bodies over DATA_UPLOAD_MAX_MEMORY_SIZE when DRF reads them.
+        return problem(
+            status_code=413,
+            title="Request body too large",
+            detail=f"The body exceeds {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes.",
+            code="payload_too_large",
+        )
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):
@@ -84,7 +99,7 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
     headers = {k: v for k, v in response.headers.items() if k in ("Retry-After", "WWW-Authenticate")}
     return problem(
         status_code=response.status_code,
-        title=str(getattr(exc, "default_detail", "Error")),
+        title=_title(exc, response.status_code),
         detail=str(detail),
         code=code if isinstance(code, str) else "error",
         headers=headers,

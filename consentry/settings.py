@@ -13,7 +13,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from consentry.env import env_bool, env_int, env_list, env_str
+from consentry.env import env_bool, env_int, env_list, env_rate, env_str
 from consentry.localstate import ed25519_pem, random_key_b64, random_token, secret
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -56,6 +56,7 @@ INSTALLED_APPS = [
     "django_otp.plugins.otp_totp",
     "mozilla_django_oidc",
     # Domain apps, in layer order: each imports only from those above it.
+    "consentry",
     "audit",
     "people",
     "governance",
@@ -157,12 +158,27 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 100,
+    # Per person and per machine token; rates in CONSENTRY_RATE_LIMITS below.
+    "DEFAULT_THROTTLE_CLASSES": ["consentry.throttling.CallerRateThrottle"],
+    # The API speaks JSON only; so do its tests unless they say otherwise.
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Consentry API",
     "DESCRIPTION": "Consent and privacy governance for workplace activity data.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # One name per choice set, whichever serializer uses it.
+    "ENUM_NAME_OVERRIDES": {
+        "RegionKindEnum": "governance.models.RegionKind",
+        "ExclusionKindEnum": "governance.models.ExclusionKind",
+        "PreconditionTypeEnum": "governance.models.PreconditionType",
+        "RuleStatusEnum": "governance.models.RuleStatus",
+        "RegionStandingStatusEnum": "consent.serializers.REGION_STATUS_CHOICES",
+        "ConsentEventKindEnum": "consent.models.ConsentEventKind",
+        "ConsentItemStateEnum": "consent.selectors.PairState.ALL",
+        "ApprovalStateEnum": "governance.models.ApprovalState",
+    },
 }
 
 # Celery. The default broker is kombu's filesystem transport inside the state
@@ -202,6 +218,9 @@ CONSENTRY_K_ANONYMITY = env_int("CONSENTRY_K_ANONYMITY", 10, minimum=2)
 CONSENTRY_ISSUER = env_str("CONSENTRY_ISSUER", "consentry")
 CONSENTRY_CONTROLLER_NAME = env_str("CONSENTRY_CONTROLLER_NAME", "Example Corp")
 CONSENTRY_CONTROLLER_CONTACT = env_str("CONSENTRY_CONTROLLER_CONTACT", "privacy@example.com")
+# Postal address and phone of the controller, printed on consent receipts (Kantara v1.1).
+CONSENTRY_CONTROLLER_ADDRESS = env_str("CONSENTRY_CONTROLLER_ADDRESS", "")
+CONSENTRY_CONTROLLER_PHONE = env_str("CONSENTRY_CONTROLLER_PHONE", "")
 
 # HR provisioning (people/): CSV imports are validated whole before anything is
 # written, so the file is held in memory; this caps it.
@@ -244,9 +263,6 @@ LOGIN_REDIRECT_URL_FAILURE = "/accounts/login/?sso=failed"
 # Decisions (capture and use decision API).
 # How long a capture grant lives; the wire contract caps it at 15 minutes.
 CONSENTRY_GRANT_LIFETIME_SECONDS = env_int("CONSENTRY_GRANT_LIFETIME_SECONDS", 60, minimum=1, maximum=900)
-# Largest request body read into memory (JSON use batches of 10,000 records fit
-# easily); larger bodies get 413. Streaming NDJSON is read in blocks instead.
-DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DJANGO_DATA_UPLOAD_MAX_MEMORY_SIZE", 16 * 1024 * 1024, minimum=1024)
 
 # Security headers. Off only when DEBUG is on (local HTTP).
 SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", not DEBUG)
@@ -268,3 +284,37 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
 }
+
+# API protection: idempotency keys, rate limits, body size, cache.
+# Largest request body (bytes) any JSON endpoint reads; 413 beyond. Room for a
+# 10,000-record use-decision batch with long ids; streaming NDJSON is read in
+# blocks and is not bound by it.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("CONSENTRY_MAX_BODY_BYTES", 16 * 1024 * 1024, minimum=1024)
+# Requests per caller (a person, or a machine token) and scope; "off" disables a
+# scope. Views choose a scope with throttle_scope: the decision endpoints use
+# "decisions", everything else "api"; anonymous callers share "anon" per address.
+CONSENTRY_RATE_LIMITS = {
+    "api": env_rate("CONSENTRY_RATE_API", "600/minute"),
+    "decisions": env_rate("CONSENTRY_RATE_DECISIONS", "6000/minute"),
+    "anon": env_rate("CONSENTRY_RATE_ANON", "60/minute"),
+}
+REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = CONSENTRY_RATE_LIMITS
+# Rate-limit counters (and any other cache use). Local memory per process by
+# default; production sets a Redis URL so every process shares one count.
+CONSENTRY_CACHE_URL = env_str("CONSENTRY_CACHE_URL", "")
+if CONSENTRY_CACHE_URL:
+    if not CONSENTRY_CACHE_URL.startswith(("redis://", "rediss://", "unix://")):
+        raise ImproperlyConfigured("CONSENTRY_CACHE_URL must be a redis://, rediss:// or unix:// URL")
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": CONSENTRY_CACHE_URL,
+            # A cache that hangs must not hang the API: fail fast, then 503.
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "consentry"}}
+# Idempotency-Key records are kept at least this long (API.md promises 24 h).
+CONSENTRY_IDEMPOTENCY_TTL_HOURS = env_int("CONSENTRY_IDEMPOTENCY_TTL_HOURS", 48, minimum=24)
+CELERY_BEAT_SCHEDULE["consentry.idempotency_purge"] = {"task": "consentry.idempotency_purge", "schedule": 3600.0}

@@ -358,22 +358,71 @@ def rule_discard_draft(*, rule: JurisdictionRule, actor: Actor) -> None:
         rule.delete()
 
 
+def _check_draft_author(obj: JurisdictionRule | Notice, actor: Actor, noun: str) -> None:
+    """Only a draft's author changes it, so the person who approves it shaped none of it."""
+    if obj.created_by_id is not None and actor.user_id != obj.created_by_id:
+        raise Forbidden(
+            f"Only the author of this {noun} draft may change it; draft your own instead.", code="not_the_author"
+        )
+
+
+def rule_draft_update(
+    *,
+    rule: JurisdictionRule,
+    status: str,
+    effective_from: datetime,
+    effective_to: datetime | None = None,
+    preconditions: Iterable[str] = (),
+    blocked_categories: Iterable[str] = (),
+    max_retention_days: Mapping[str, int] | None = None,
+    notes: str = "",
+    actor: Actor,
+) -> JurisdictionRule:
+    """Change a draft rule before anyone approves it; approved rules never change.
+
+    The region and the rule it supersedes stay as drafted. Only the author may
+    edit (a draft without one, e.g. from a policy pack, becomes the editor's),
+    which keeps four eyes meaningful: the approver changed none of it.
+    """
+    preconditions = sorted(set(preconditions))
+    blocked = sorted(set(blocked_categories))
+    caps = dict(sorted((max_retention_days or {}).items()))
+    _validate_rule_fields(
+        status=status,
+        preconditions=preconditions,
+        blocked_categories=blocked,
+        max_retention_days=caps,
+        effective_from=effective_from,
+        effective_to=effective_to,
+    )
+    with transaction.atomic():
+        rule = JurisdictionRule.objects.select_for_update().get(pk=rule.pk)
+        if rule.state != ApprovalState.DRAFT:
+            raise Conflict("An approved rule is immutable; draft a successor that supersedes it.", code="immutable")
+        _check_draft_author(rule, actor, "rule")
+        rule.status, rule.preconditions, rule.blocked_categories = status, preconditions, blocked
+        rule.max_retention_days, rule.notes = caps, notes
+        rule.effective_from, rule.effective_to = effective_from, effective_to
+        if rule.created_by_id is None:
+            rule.created_by_id = actor.user_id
+        rule.save()
+        record(
+            event_type=EventType.RULE_DRAFT_UPDATED,
+            actor=actor,
+            object_type="jurisdiction_rule",
+            object_id=rule.pk,
+            region=rule.region_id,
+            payload=_rule_payload(rule),
+        )
+    return rule
+
+
 # Notices ---------------------------------------------------------------------------
 
 
-def notice_draft(
-    *,
-    title: str,
-    summary: str,
-    body: str,
-    retention_statement: str,
-    access_statement: str,
-    no_evaluation_statement: str,
-    items: Iterable[tuple[str, str, str]],
-    material: bool,
-    actor: Actor,
-) -> Notice:
-    """Draft the next notice version. ``items`` are (purpose, category, plain description)."""
+def _validate_notice(
+    *, title: str, summary: str, no_evaluation_statement: str, items: Iterable[tuple[str, str, str]]
+) -> list[tuple[str, str, str]]:
     pairs = list(items)
     errors: dict[str, str] = {}
     for field, value in (("title", title), ("summary", summary), ("no_evaluation_statement", no_evaluation_statement)):
@@ -393,6 +442,23 @@ def notice_draft(
         errors.setdefault("items", "Each purpose × category pair may appear once.")
     if errors:
         raise DomainError("The notice is not valid.", code="invalid", errors=errors)
+    return pairs
+
+
+def notice_draft(
+    *,
+    title: str,
+    summary: str,
+    body: str,
+    retention_statement: str,
+    access_statement: str,
+    no_evaluation_statement: str,
+    items: Iterable[tuple[str, str, str]],
+    material: bool,
+    actor: Actor,
+) -> Notice:
+    """Draft the next notice version. ``items`` are (purpose, category, plain description)."""
+    pairs = _validate_notice(title=title, summary=summary, no_evaluation_statement=no_evaluation_statement, items=items)
     with transaction.atomic():
         _lock_policy()  # serialises version numbering: aggregates cannot be locked
         version = (Notice.objects.aggregate(top=Max("version"))["top"] or 0) + 1
@@ -462,6 +528,46 @@ def notice_approve(*, notice: Notice, actor: Actor, published_at: datetime | Non
             payload={"material": notice.material, "reconsent_pairs": changed, "published_at": notice.published_at},
         )
         policy_changed()
+    return notice
+
+
+def notice_draft_update(
+    *,
+    notice: Notice,
+    title: str,
+    summary: str,
+    body: str,
+    retention_statement: str,
+    access_statement: str,
+    no_evaluation_statement: str,
+    items: Iterable[tuple[str, str, str]],
+    material: bool,
+    actor: Actor,
+) -> Notice:
+    """Rewrite a draft notice before approval; the version number stays. Only its author may."""
+    pairs = _validate_notice(title=title, summary=summary, no_evaluation_statement=no_evaluation_statement, items=items)
+    with transaction.atomic():
+        notice = Notice.objects.select_for_update().get(pk=notice.pk)
+        if notice.state != ApprovalState.DRAFT:
+            raise Conflict("A published notice is immutable; draft the next version instead.", code="immutable")
+        _check_draft_author(notice, actor, "notice")
+        notice.title, notice.summary, notice.body = title, summary, body
+        notice.retention_statement, notice.access_statement = retention_statement, access_statement
+        notice.no_evaluation_statement, notice.material = no_evaluation_statement, material
+        if notice.created_by_id is None:
+            notice.created_by_id = actor.user_id
+        notice.save()
+        notice.items.all().delete()
+        NoticeItem.objects.bulk_create(
+            NoticeItem(notice=notice, purpose_id=p, category_id=c, description=text) for p, c, text in pairs
+        )
+        record(
+            event_type=EventType.NOTICE_DRAFT_UPDATED,
+            actor=actor,
+            object_type="notice",
+            object_id=notice.version,
+            payload={"title": title, "material": material, "pairs": sorted(f"{p}/{c}" for p, c, _ in pairs)},
+        )
     return notice
 
 

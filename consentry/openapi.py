@@ -1,0 +1,122 @@
+"""Shared OpenAPI pieces: the problem+json error shape and its documented responses.
+
+Every view documents its errors with ``problem_responses(...)`` so clients see
+one error format (RFC 9457, ``consentry.problems``) with the stable codes they
+can branch on.
+"""
+
+from __future__ import annotations
+
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse
+from rest_framework import serializers
+
+from consentry.problems import PROBLEM_CONTENT_TYPE
+
+
+class ProblemSerializer(serializers.Serializer):
+    """RFC 9457 problem details, as every error is answered."""
+
+    type = serializers.CharField(help_text="URI naming the kind of problem.")
+    title = serializers.CharField()
+    status = serializers.IntegerField()
+    detail = serializers.CharField(help_text="For humans; do not parse.")
+    code = serializers.CharField(help_text="Stable machine-readable code.")
+    errors = serializers.DictField(required=False, help_text="Per-field messages for invalid input.")
+
+
+def _example(status: int, code: str, title: str, detail: str, errors: dict | None = None) -> OpenApiExample:
+    value = {
+        "type": f"https://consentry.dev/problems/{code}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "code": code,
+    }
+    if errors:
+        value["errors"] = errors
+    return OpenApiExample(code, value=value, response_only=True, status_codes=[str(status)])
+
+
+_STANDARD = {
+    400: ("Malformed request", _example(400, "parse_error", "Malformed request.", "JSON parse error.")),
+    401: (
+        "Not signed in, or the token is unknown, expired or revoked",
+        _example(401, "not_authenticated", "Authentication credentials were not provided.", "Sign in."),
+    ),
+    403: (
+        "Signed in, but not allowed (wrong role, token kind or region scope)",
+        _example(403, "permission_denied", "You do not have permission to perform this action.", "Not allowed."),
+    ),
+    404: ("Unknown, or outside what the caller may see", _example(404, "not_found", "Not found", "Not found.")),
+    409: (
+        "Conflicts with the current state",
+        _example(409, "conflict", "Conflict with the current state", "Only a draft can be approved."),
+    ),
+    413: (
+        "Request body too large",
+        _example(413, "payload_too_large", "Request body too large.", "The body exceeds 2621440 bytes."),
+    ),
+    422: (
+        "Invalid input, or an Idempotency-Key reused with another body",
+        _example(
+            422,
+            "invalid",
+            "Invalid input",
+            "The request has invalid fields; see errors.",
+            {"notice_version": ["A valid integer is required."]},
+        ),
+    ),
+    429: (
+        "Rate limited; retry after the Retry-After header's seconds",
+        _example(429, "throttled", "Request was throttled.", "Request was throttled. Expected available in 7 seconds."),
+    ),
+}
+
+
+def problem_responses(*statuses: int, examples: dict[int, list[OpenApiExample]] | None = None) -> dict:
+    """OpenAPI responses for the given error statuses, as problem+json, with examples."""
+    extra = examples or {}
+    responses = {}
+    for status in statuses:
+        description, standard = _STANDARD[status]
+        responses[(status, PROBLEM_CONTENT_TYPE)] = OpenApiResponse(
+            ProblemSerializer, description=description, examples=extra.get(status) or [standard]
+        )
+    return responses
+
+
+def problem_example(status: int, code: str, detail: str, errors: dict | None = None) -> OpenApiExample:
+    """An example problem for one specific code, e.g. ``stale_notice``."""
+    return _example(status, code, code.replace("_", " ").capitalize(), detail, errors)
+
+
+# Statuses every authenticated write can answer, whatever it does.
+WRITE_ERRORS = (400, 401, 403, 413, 422, 429)
+READ_ERRORS = (401, 403, 429)
+
+IDEMPOTENCY_KEY = OpenApiParameter(
+    "Idempotency-Key",
+    str,
+    location=OpenApiParameter.HEADER,
+    required=False,
+    description=(
+        "Makes the write safe to retry: a retry with the same key and body returns the first response "
+        "(with Idempotent-Replayed: true); the same key with another body is a 422. Keys are kept at least "
+        "24 hours, per caller. 1 to 255 printable ASCII characters."
+    ),
+)
+
+
+class BearerTokenScheme(OpenApiAuthenticationExtension):
+    """Documents ``people.authentication.BearerTokenAuthentication`` (named by path: consentry imports no app)."""
+
+    target_class = "people.authentication.BearerTokenAuthentication"
+    name = "bearerToken"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "Device, pipeline, user or HR token (API.md, Conventions); each kind has its own endpoints.",
+        }

@@ -1,0 +1,102 @@
+"""The OpenAPI schema documents the self-service and policy APIs completely and without warnings."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import include, path
+from drf_spectacular.drainage import GENERATOR_STATS
+from drf_spectacular.generators import SchemaGenerator
+from drf_spectacular.validation import validate_schema
+
+PATTERNS = [path("api/v1/", include("governance.urls")), path("api/v1/", include("consent.urls"))]
+WRITES = ("post", "put", "patch", "delete")
+
+
+@pytest.fixture(scope="module")
+def schema():
+    GENERATOR_STATS.reset()
+    with GENERATOR_STATS.silence():
+        generated = SchemaGenerator(patterns=PATTERNS).get_schema(request=None, public=True)
+    problems = dict(GENERATOR_STATS._warn_cache) | dict(GENERATOR_STATS._error_cache)
+    GENERATOR_STATS.reset()
+    return generated, problems
+
+
+def operations(schema):
+    for route, item in schema["paths"].items():
+        for method, operation in item.items():
+            yield route, method, operation
+
+
+def test_the_schema_generates_without_warnings_or_errors(schema):
+    generated, problems = schema
+    assert problems == {}
+    validate_schema(generated)
+
+
+def test_every_endpoint_is_in_the_schema(schema):
+    routes = set(schema[0]["paths"])
+    assert {
+        "/api/v1/me/consent",
+        "/api/v1/me/consent/withdraw-all",
+        "/api/v1/me/acknowledgements",
+        "/api/v1/me/pause",
+        "/api/v1/me/receipts/",
+        "/api/v1/me/receipts/{receipt_id}",
+        "/api/v1/notices/{version}/approve",
+        "/api/v1/jurisdiction-rules/{id}/approve",
+    } <= routes
+    for resource in (
+        "regions",
+        "jurisdiction-rules",
+        "legal-instruments",
+        "purposes",
+        "data-categories",
+        "notices",
+        "retention-policies",
+        "exclusions",
+    ):
+        assert f"/api/v1/{resource}/" in routes
+
+
+def test_every_operation_documents_success_and_problem_responses(schema):
+    for route, method, operation in operations(schema[0]):
+        codes = set(operation["responses"])
+        assert any(code.startswith("2") for code in codes), (route, method)
+        errors = [code for code in codes if code[0] in "45"]
+        assert {"401", "403", "429"} <= set(errors), (route, method, codes)
+        for code in errors:
+            content = operation["responses"][code]["content"]
+            assert list(content) == ["application/problem+json"], (route, method, code)
+            assert content["application/problem+json"]["schema"] == {"$ref": "#/components/schemas/Problem"}
+            assert content["application/problem+json"].get("examples"), (route, method, code)
+
+
+def test_every_write_documents_its_body_the_idempotency_key_and_an_example(schema):
+    for route, method, operation in operations(schema[0]):
+        if method not in WRITES:
+            continue
+        assert "Idempotency-Key" in {p["name"] for p in operation.get("parameters", [])}, (route, method)
+        assert "422" in operation["responses"], (route, method)
+        body = operation.get("requestBody")
+        if body is None:
+            continue  # no body expected (withdraw-all, resume, delete)
+        media = body["content"]["application/json"]
+        assert media["schema"], (route, method)
+        assert media.get("examples"), (route, method)
+
+
+def test_successful_answers_carry_examples_where_the_shape_is_the_contract(schema):
+    paths = schema[0]["paths"]
+    for route, method in (
+        ("/api/v1/me/consent", "get"),
+        ("/api/v1/me/consent", "put"),
+        ("/api/v1/me/receipts/{receipt_id}", "get"),
+    ):
+        assert paths[route][method]["responses"]["200"]["content"]["application/json"]["examples"], (route, method)
+
+
+def test_the_served_schema_is_public_and_includes_the_self_service_api(client):
+    response = client.get("/api/schema/", HTTP_ACCEPT="application/json")
+    assert response.status_code == 200
+    assert "/api/v1/me/consent" in response.json()["paths"]
