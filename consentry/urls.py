@@ -27,7 +27,6 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/v1/", include("decisions.urls")),
-
     path("api/v1/", include("governance.urls")),
     path("api/v1/", include("consent.urls")),
 ]
