@@ -28,6 +28,7 @@ from decisions.parsers import (
     content_length,
     ensure_body_within,
 )
+from decisions.revocations import feed_head, format_cursor
 from decisions.serializers import (
     CaptureDecisionSerializer,
     CaptureRequestSerializer,
@@ -97,7 +98,7 @@ def _capture_request(data: dict[str, Any]) -> engine.CaptureRequest:
     )
 
 
-def _decision_body(outcome: CaptureOutcome) -> dict[str, Any]:
+def _decision_body(outcome: CaptureOutcome, *, revocation_cursor: str | None = None) -> dict[str, Any]:
     decision = outcome.decision
     body: dict[str, Any] = {
         "decision_id": outcome.decision_id,
@@ -121,8 +122,8 @@ def _decision_body(outcome: CaptureOutcome) -> dict[str, Any]:
             for result in decision.categories
         },
         "grant": None,
-        # The revocation feed (its cursor) and data keys are served by their own components.
-        "revocation_cursor": None,
+        # Where this device starts following the revocation feed (data keys come from their own component).
+        "revocation_cursor": revocation_cursor,
     }
     if outcome.grant is not None:
         grant = outcome.grant.grant
@@ -174,7 +175,7 @@ DECISION_EXAMPLE = {
         "expires_at": "2026-11-21T09:31:00Z",
         "data_keys": {},
     },
-    "revocation_cursor": None,
+    "revocation_cursor": "c_29",
 }
 
 
@@ -190,7 +191,8 @@ class CaptureDecisionView(APIView):
         description=(
             "Device token only; the employee is the token's employee. Answers 200 with a decision per category "
             "even when everything is denied; `grant` is null when no category is allowed. Reasons are in SPEC.md "
-            "order. `data_keys` is empty and `revocation_cursor` null until data keys and the revocation feed exist. "
+            "order. `data_keys` is empty until data keys exist. Follow `GET /api/v1/revocations?after=` "
+            "from `revocation_cursor`: every change after this decision that takes a category away appears there. "
             "Any 4xx or 5xx answer means: capture nothing."
         ),
         request=CaptureRequestSerializer,
@@ -214,13 +216,16 @@ class CaptureDecisionView(APIView):
                 data=request.data, context={"known_categories": set(policy.categories)}
             )
             serializer.is_valid(raise_exception=True)
+            # Read before the decision: a change the decision does not see commits
+            # later, so its feed event lands after this cursor.
+            cursor = format_cursor(feed_head())
             outcome = capture_decide(
                 token=token, request=_capture_request(serializer.validated_data), at=at, policy=policy
             )
         except DatabaseError as exc:
             logger.exception("capture decision failed")
             raise DecisionUnavailable() from exc
-        return Response(CaptureDecisionSerializer(_decision_body(outcome)).data)
+        return Response(CaptureDecisionSerializer(_decision_body(outcome, revocation_cursor=cursor)).data)
 
 
 class SimulateView(APIView):

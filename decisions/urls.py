@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from django.urls import path
 
-from decisions import api
+from decisions import api, feed_api
 
 urlpatterns = [
     path("decisions/capture", api.CaptureDecisionView.as_view(), name="decisions-capture"),
     path("decisions/use", api.UseDecisionView.as_view(), name="decisions-use"),
+    path("revocations", feed_api.RevocationFeedView.as_view(), name="revocations"),
+    path("revocations/stream", feed_api.RevocationStreamView.as_view(), name="revocations-stream"),
     path("simulate", api.SimulateView.as_view(), name="simulate"),
     path("tokens/", api.TokenListView.as_view(), name="tokens"),
     path("tokens/<int:pk>", api.TokenDetailView.as_view(), name="token-detail"),
