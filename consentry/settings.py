@@ -7,6 +7,7 @@ filesystem broker in ``CONSENTRY_STATE_DIR``, secrets generated there once.
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -115,7 +116,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Tests against a live server need a file: an in-memory test database is
     # one connection shared by every server thread, so a long poll and a
     # decision answered at once would share one transaction.
-    DATABASES["default"]["TEST"] = {"NAME": str(STATE_DIR / "test-db.sqlite3")}
+    # Per process, so two test runs never share (or delete) one file.
+    DATABASES["default"]["TEST"] = {"NAME": str(STATE_DIR / f"test-db-{os.getpid()}.sqlite3")}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

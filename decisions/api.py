@@ -348,6 +348,16 @@ class UseDecisionView(APIView):
         parameters=[
             OpenApiParameter("purpose", str, description="NDJSON only: the purpose of the use."),
             OpenApiParameter("release_keys", bool, description="NDJSON only: return data keys in the summary line."),
+            OpenApiParameter(
+                "Idempotency-Key",
+                str,
+                location=OpenApiParameter.HEADER,
+                required=False,
+                description=(
+                    "Send the same key when retrying a batch: the retry is decided afresh (a withdrawal in between "
+                    "counts) and the audit entry of each attempt names the key."
+                ),
+            ),
         ],
         request={"application/json": UseRequestDocSerializer, NDJSON: OpenApiTypes.STR},
         responses={
@@ -365,6 +375,7 @@ class UseDecisionView(APIView):
     )
     def post(self, request: Request):
         token = token_of(request)
+        self._retry_key(request)
         if request.content_type.split(";")[0].strip().lower() == NDJSON:
             return self._stream(request, token)
         ensure_body_within(request, UseBatchJSONParser().limit())
@@ -406,7 +417,16 @@ class UseDecisionView(APIView):
             raise Forbidden(f"This pipeline token may not ask about {purpose!r}.", code="purpose_out_of_scope")
 
     @staticmethod
-    def _audit(token: ApiToken, evaluator: UseEvaluator, *, batch_id: str, media_type: str, complete: bool) -> None:
+    def _retry_key(request: Request) -> str:
+        """The client's Idempotency-Key, kept with the batch's audit entry (a retry is decided afresh)."""
+        key = request.headers.get("Idempotency-Key", "")
+        if key and not (len(key) <= 255 and all(32 < ord(ch) < 127 for ch in key)):
+            raise exceptions.ValidationError({"Idempotency-Key": "1 to 255 printable ASCII characters."})
+        return key
+
+    def _audit(
+        self, token: ApiToken, evaluator: UseEvaluator, *, batch_id: str, media_type: str, complete: bool
+    ) -> None:
         use_batch_record(
             token=token,
             batch_id=batch_id,
@@ -419,6 +439,7 @@ class UseDecisionView(APIView):
             by_reason=evaluator.by_reason,
             records_digest=evaluator.records_digest,
             complete=complete,
+            idempotency_key=self._retry_key(self.request),
         )
 
     def _stream(self, request: Request, token: ApiToken) -> StreamingHttpResponse:
