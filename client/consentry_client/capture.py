@@ -34,7 +34,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 from consentry_client.jws import InvalidToken, KeySet
-from consentry_client.transport import ApiError, ConsentryError, Transport, TransportError
+from consentry_client.transport import ApiError, ConsentryError, Transport, TransportError, abort
 
 logger = logging.getLogger(__name__)
 
@@ -165,6 +165,7 @@ class CaptureGate:
         self._snapshot = _EMPTY
         self._feed_deadline = 0.0
         self._feed_connected = False
+        self._feed_conn = None
         self._cursor: str | None = None
         self._cursor_ready = threading.Event()
         self._wanted = NO_CONTEXT
@@ -219,6 +220,8 @@ class CaptureGate:
         self._stopped.set()
         self._wake.set()
         self._cursor_ready.set()
+        # Cut the waiting long poll short rather than leave it for the server to time out.
+        abort(self._feed_conn)
         with self._lock:
             self._snapshot = _Snapshot(self._snapshot.context, frozenset(), 0.0, None, {}, "stopped")
         self._notify()
@@ -410,7 +413,11 @@ class CaptureGate:
             started = time.monotonic()
             try:
                 response = self._transport.request(
-                    "GET", FEED_PATH, params={"after": cursor, "wait": wait}, timeout=wait + 10
+                    "GET",
+                    FEED_PATH,
+                    params={"after": cursor, "wait": wait},
+                    timeout=wait + 10,
+                    opened=self._remember_feed_connection,
                 )
             except ApiError as exc:
                 self._feed_connected = False
@@ -447,6 +454,11 @@ class CaptureGate:
             retry_after = response.headers.get("retry-after")
             if retry_after:
                 self._stopped.wait(float(retry_after))
+
+    def _remember_feed_connection(self, conn) -> None:
+        self._feed_conn = conn
+        if self._stopped.is_set():
+            abort(conn)
 
     def _lifetime(self) -> float:
         grant = self._snapshot.grant

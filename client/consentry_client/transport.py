@@ -8,10 +8,12 @@ connection per call keeps every thread independent. Errors come back as
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
+import socket
 import ssl
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -116,13 +118,20 @@ class Transport:
         headers: Mapping[str, str] | None = None,
         timeout: float | None = None,
         authenticated: bool = True,
+        opened: Callable[[http.client.HTTPConnection], None] | None = None,
     ) -> Response:
-        """Send one request and read the whole answer; ``ApiError`` for any status but 2xx."""
+        """Send one request and read the whole answer; ``ApiError`` for any status but 2xx.
+
+        ``opened`` receives the connection before the request goes out, so
+        another thread can cut a long poll short (``abort``).
+        """
         body = None if json_body is None else json.dumps(json_body, separators=(",", ":")).encode()
         sent = self.headers(headers) if authenticated else {"User-Agent": USER_AGENT, **self._extra, **(headers or {})}
         if body is not None:
             sent["Content-Type"] = "application/json"
         conn = self.connection(timeout)
+        if opened is not None:
+            opened(conn)
         try:
             conn.request(method, self.url(path, params), body=body, headers=sent)
             raw = conn.getresponse()
@@ -159,3 +168,11 @@ def iter_lines(raw: http.client.HTTPResponse) -> Iterator[bytes]:
         if not line:
             return
         yield line
+
+
+def abort(conn: http.client.HTTPConnection | None) -> None:
+    """Break a connection another thread is blocked on (closing alone would not wake it)."""
+    sock = getattr(conn, "sock", None)
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
