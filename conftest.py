@@ -44,6 +44,17 @@ def _test_settings(settings):
     settings.SECURE_SSL_REDIRECT = False
 
 
+@pytest.fixture(autouse=True)
+def _fresh_rate_limits():
+    """Rate-limit counters live in the cache, keyed by user and token ids, which
+    repeat from test to test on SQLite: start every test with none."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
 def make_user(username: str | None = None, **extra):
     username = username or f"user{next(_serial)}"
     return get_user_model().objects.create_user(username=username, password="pw-" + username, **extra)

@@ -123,11 +123,11 @@ def main() -> None:
     args = parser.parse_args()
 
     employee, token, actor = prepare()
+    from consentry_client import CaptureGate, Context
     from django.db import transaction
     from django.utils import timezone
 
     from consent.services import consent_grant, consent_withdraw
-    from consentry_client import CaptureGate, Context
     from decisions.revocations import feed_head, format_cursor
     from governance.selectors import current_notice
 
@@ -161,7 +161,7 @@ def main() -> None:
             committed: list[float] = []
             with transaction.atomic():
                 # Runs first after commit, before the outbox kick: the moment the withdrawal is durable.
-                transaction.on_commit(lambda: committed.append(time.monotonic()))
+                transaction.on_commit(lambda done=committed: done.append(time.monotonic()))
                 consent_withdraw(employee=employee, purpose=PURPOSE, categories=[CATEGORY], actor=actor)
             relay_ms.append((time.monotonic() - committed[0]) * 1000)
             while gate.may_capture(CATEGORY, editor):

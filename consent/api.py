@@ -339,6 +339,8 @@ class MePauseView(_MeView):
 class MeReceiptListView(ListAPIView):
     parser_classes = [JSONParser]
     serializer_class = ReceiptSummarySerializer
+    # API.md: "a list". One employee's receipts stay few (a grant or withdrawal each).
+    pagination_class = None
 
     def get_queryset(self):
         return receipts_of(employee=_employee(self.request))

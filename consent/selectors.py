@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.db import models
 from django.db.models import Max, QuerySet
 
 from consent.models import ConsentEventKind, ConsentState, NoticeAcknowledgement, Pause, Receipt
@@ -31,17 +32,15 @@ from people.models import Employee
 Pair = tuple[str, str]
 
 
-class PairState:
-    """The states API.md names for one purpose × category pair."""
+class PairState(models.TextChoices):
+    """The states API.md names for one purpose × category pair (computed, never stored)."""
 
-    GRANTED = "granted"
-    WITHDRAWN = "withdrawn"
-    EXPIRED = "expired"
-    NOT_ASKED = "not_asked"
-    RECONSENT_REQUIRED = "reconsent_required"
-    UNAVAILABLE_IN_REGION = "unavailable_in_region"
-
-    ALL = (GRANTED, WITHDRAWN, EXPIRED, NOT_ASKED, RECONSENT_REQUIRED, UNAVAILABLE_IN_REGION)
+    GRANTED = "granted", "Granted"
+    WITHDRAWN = "withdrawn", "Withdrawn"
+    EXPIRED = "expired", "Expired"
+    NOT_ASKED = "not_asked", "Not asked yet"
+    RECONSENT_REQUIRED = "reconsent_required", "Asked again after a material notice change"
+    UNAVAILABLE_IN_REGION = "unavailable_in_region", "Not available where the employee works"
 
 
 # Region status when no approved rule covers the work location (fail closed).

@@ -52,7 +52,7 @@ class CurrentNoticeSerializer(serializers.Serializer):
 class ConsentItemSerializer(serializers.Serializer):
     purpose = serializers.CharField()
     category = serializers.CharField()
-    state = serializers.ChoiceField(choices=PairState.ALL)
+    state = serializers.ChoiceField(choices=PairState.choices)
     since = serializers.DateTimeField(allow_null=True)
     expires_at = serializers.DateTimeField(allow_null=True)
     notice_version = serializers.IntegerField(allow_null=True, help_text="Notice version of the current choice.")

@@ -182,7 +182,7 @@ SPECTACULAR_SETTINGS = {
         "RuleStatusEnum": "governance.models.RuleStatus",
         "RegionStandingStatusEnum": "consent.serializers.REGION_STATUS_CHOICES",
         "ConsentEventKindEnum": "consent.models.ConsentEventKind",
-        "ConsentItemStateEnum": "consent.selectors.PairState.ALL",
+        "ConsentItemStateEnum": "consent.selectors.PairState",
         "ApprovalStateEnum": "governance.models.ApprovalState",
     },
 }
@@ -312,16 +312,18 @@ LOGGING = {
 
 # API protection: idempotency keys, rate limits, body size, cache.
 # Largest request body (bytes) any JSON endpoint reads; 413 beyond. Room for a
-# 10,000-record use-decision batch with long ids; streaming NDJSON is read in
-# blocks and is not bound by it.
+# 10,000-record use-decision batch.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("CONSENTRY_MAX_BODY_BYTES", 16 * 1024 * 1024, minimum=1024)
 # Requests per caller (a person, or a machine token) and scope; "off" disables a
 # scope. Views choose a scope with throttle_scope: the decision endpoints use
-# "decisions", everything else "api"; anonymous callers share "anon" per address.
+# "decisions", SCIM and CSV import "provisioning", everything else "api";
+# anonymous callers share "anon" per address.
 CONSENTRY_RATE_LIMITS = {
     "api": env_rate("CONSENTRY_RATE_API", "600/minute"),
     "decisions": env_rate("CONSENTRY_RATE_DECISIONS", "6000/minute"),
     "anon": env_rate("CONSENTRY_RATE_ANON", "60/minute"),
+    # HR systems syncing thousands of people through SCIM or CSV.
+    "provisioning": env_rate("CONSENTRY_RATE_PROVISIONING", "3000/minute"),
 }
 REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = CONSENTRY_RATE_LIMITS
 # Rate-limit counters (and any other cache use). Local memory per process by

@@ -56,6 +56,7 @@ from decisions.usebatch import (
     ndjson_lines,
     parse_line,
     parse_record,
+    reason_json,
 )
 from governance.models import Region
 from people.authentication import IsDeviceToken, IsPipelineToken, token_of
@@ -109,15 +110,7 @@ def _decision_body(outcome: CaptureOutcome, *, revocation_cursor: str | None = N
         "categories": {
             result.category: {
                 "allowed": result.allowed,
-                "reasons": [
-                    {
-                        "code": reason.code,
-                        "detail": reason.detail,
-                        "missing_configuration": reason.missing_configuration,
-                        **({"preconditions": list(reason.preconditions)} if reason.preconditions else {}),
-                    }
-                    for reason in result.reasons
-                ],
+                "reasons": [reason_json(reason) for reason in result.reasons],
             }
             for result in decision.categories
         },
@@ -183,6 +176,8 @@ class CaptureDecisionView(APIView):
     """POST /api/v1/decisions/capture: may this device capture these categories now?"""
 
     permission_classes = [IsDeviceToken]
+    # Agents ask before every capture: their own, higher rate bucket.
+    throttle_scope = "decisions"
     parser_classes = [BoundedJSONParser]
 
     @extend_schema(
@@ -325,6 +320,7 @@ class UseDecisionView(APIView):
     """POST /api/v1/decisions/use: which of these records may be used for this purpose now?"""
 
     permission_classes = [IsPipelineToken]
+    throttle_scope = "decisions"
     parser_classes = [UseBatchJSONParser]
 
     def perform_content_negotiation(self, request: Request, force: bool = False):

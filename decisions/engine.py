@@ -468,17 +468,35 @@ def _excluded_by(policy: Policy, kind: str, category: str, values: tuple[str, ..
     return None
 
 
-def _exclusion_reason(policy: Policy, context: Context, category: str) -> Reason | None:
-    domain = context.domain.lower().rstrip(".")
+def _host(domain: str) -> str:
+    """The host name an agent meant, however it wrote it: no scheme, path, port or final dot.
+
+    Normalising only ever widens what exclusions match, so a sloppy agent is
+    excluded more, never less.
+    """
+    host = domain.strip().lower()
+    if "://" in host:
+        host = host.split("://", 1)[1]
+    host = host.split("/", 1)[0].split("?", 1)[0].rsplit("@", 1)[-1]
+    if host.count(":") == 1:
+        host = host.split(":", 1)[0]
+    return host.rstrip(".")
+
+
+def _context_checks(context: Context) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """The normalised values each kind of exclusion is matched against (empty kinds left out)."""
+    host = _host(context.domain)
     checks = (
-        ("app", (context.app.lower(),)),
+        ("app", (context.app.lower(),) if context.app else ()),
         # "*.bank.com" also covers the bare "bank.com".
-        ("domain", (domain, "." + domain) if domain else ()),
+        ("domain", (host, "." + host) if host else ()),
         ("flag", tuple(flag.lower() for flag in context.flags)),
     )
+    return tuple(check for check in checks if check[1])
+
+
+def _exclusion_reason(policy: Policy, checks: tuple[tuple[str, tuple[str, ...]], ...], category: str) -> Reason | None:
     for kind, values in checks:
-        if not values:
-            continue
         exclusion = _excluded_by(policy, kind, category, values)
         if exclusion is not None:
             return Reason(Code.EXCLUDED_CONTEXT, f"Never captured: {exclusion.label} ({exclusion.reason}).")
@@ -507,6 +525,7 @@ def decide_capture(
     notice = policy.notice_at(at)
     purpose = policy.purposes.get(request.purpose)
     paused = any(start <= at < until for start, until in employee.pauses)
+    checks = _context_checks(request.context)
 
     def met(kind: str, category: str) -> bool:
         return _precondition_met(
@@ -564,7 +583,7 @@ def decide_capture(
                 reasons.append(consent)
         if paused:
             reasons.append(Reason(Code.PAUSED, "The employee paused capture."))
-        excluded = _exclusion_reason(policy, request.context, category)
+        excluded = _exclusion_reason(policy, checks, category) if checks else None
         if excluded is not None:
             reasons.append(excluded)
         results.append(CategoryDecision(category, tuple(reasons)))
@@ -581,9 +600,11 @@ _CATEGORY_PRECONDITIONS = frozenset({NOTICE_AT_COLLECTION, BIOMETRIC_RELEASE})
 # Use ------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class GrantFacts:
-    """A capture grant as issued: what records captured under it may claim."""
+class GrantFacts(NamedTuple):
+    """A capture grant as issued: what records captured under it may claim.
+
+    A named tuple for the same reason as ``UseRecord``: a stream loads grants by
+    the hundred thousand."""
 
     id: str
     employee: str
@@ -611,23 +632,41 @@ class UseRecord(NamedTuple):
 _NO_GRANT = (Reason(Code.NO_CAPTURE_GRANT, "No capture grant with this id was ever issued."),)
 
 
+Scope = tuple[tuple[str, ...], Rule | None]
+
+
+def capture_scope(policy: Policy, grant: GrantFacts, employee: EmployeeFacts) -> Scope:
+    """Where the data was captured: the grant's region chain and the rule in force when it was issued."""
+    chain = policy.chain(grant.country or employee.country, grant.subdivision if grant.country else "")
+    return chain, policy.rule_at(chain, grant.issued_at)
+
+
+def current_scope(policy: Policy, employee: EmployeeFacts, at: datetime) -> Scope:
+    """Where the employee works now: their region chain and the rule in force at ``at``."""
+    chain = policy.chain(employee.country, employee.subdivision)
+    return chain, policy.rule_at(chain, at)
+
+
 def use_limits(
     policy: Policy, *, grant: GrantFacts, employee: EmployeeFacts, purpose: str, category: str, at: datetime
 ) -> tuple[int | None, int]:
     """(raw retention days or None, termination deletion window days) for a record under ``grant``.
 
-    The strictest of what applies where the data was captured (the grant's
-    location and the rule in force when it was issued) and where the employee
-    works now. The same for every record of one grant and category, so a batch
-    may compute it once and pass it to ``decide_use``.
+    The strictest of what applies where the data was captured and where the
+    employee works now. It depends only on the two scopes, the purpose and
+    the category, so a batch may compute it once per combination and pass it
+    to ``decide_use``.
     """
-    capture_chain = policy.chain(grant.country or employee.country, grant.subdivision if grant.country else "")
-    current_chain = policy.chain(employee.country, employee.subdivision)
+    return scoped_limits(
+        policy, capture_scope(policy, grant, employee), current_scope(policy, employee, at), purpose, category
+    )
+
+
+def scoped_limits(
+    policy: Policy, captured: Scope, current: Scope, purpose: str, category: str
+) -> tuple[int | None, int]:
     return policy.retention_limits(
-        chains=(capture_chain, current_chain),
-        rules=(policy.rule_at(capture_chain, grant.issued_at), policy.rule_at(current_chain, at)),
-        purpose=purpose,
-        category=category,
+        chains=(captured[0], current[0]), rules=(captured[1], current[1]), purpose=purpose, category=category
     )
 
 

@@ -56,7 +56,11 @@ def revision_marker() -> Marker:
     The time is part of the marker so a database restored to an older
     revision number (or a test rolled back) is never mistaken for the same policy.
     """
-    row = PolicyRevision.objects.filter(pk=1).values_list("revision", "changed_at").first()
+    # Plain SQL: this runs on every decision, and a queryset's compilation costs more than the read.
+    table = connection.ops.quote_name(PolicyRevision._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT revision, changed_at FROM {table} WHERE id = 1")  # noqa: S608 - table from model meta
+        row = cursor.fetchone()
     return (row[0], row[1]) if row else (0, None)
 
 

@@ -59,8 +59,7 @@ def token_issue(
         token = ApiToken.objects.create(
             kind=kind,
             name=name or f"{kind} token",
-            # The model keeps 16 characters: "cst_pipeline_" leaves three of the random part.
-            prefix=raw[:16],
+            prefix=raw[: len(f"cst_{kind}_") + 6],
             token_hash=hash_token(raw),
             employee=employee if kind == TokenKind.DEVICE else None,
             device_id=device_id if kind == TokenKind.DEVICE else "",

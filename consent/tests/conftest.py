@@ -1,21 +1,5 @@
-"""Fixtures for the self-service API tests."""
+"""Fixtures for the self-service API tests: the same ten personas as the policy API's."""
 
 from __future__ import annotations
 
-import pytest
-from django.core.cache import cache
-
-from governance.tests.personas import build_cast
-
-
-@pytest.fixture(autouse=True)
-def _fresh_rate_limits():
-    # Throttle counters live in the cache; ids repeat between tests on SQLite.
-    cache.clear()
-    yield
-    cache.clear()
-
-
-@pytest.fixture
-def cast(small_policy):
-    return build_cast(small_policy["regions"])
+from governance.tests.conftest import cast  # noqa: F401 - re-exported fixture

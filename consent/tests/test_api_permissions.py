@@ -63,8 +63,8 @@ def test_each_employee_sees_only_their_own_record_and_receipts(cast, receipt):
     mine = cast.client("employee").get("/api/v1/me/consent").json()
     theirs = cast.client("other_employee").get("/api/v1/me/consent").json()
     assert mine["employee"] == cast.employee.hr_id and theirs["employee"] == cast.other_employee.hr_id
-    assert [r["id"] for r in cast.client("employee").get("/api/v1/me/receipts/").json()["results"]] == [receipt]
-    assert cast.client("other_employee").get("/api/v1/me/receipts/").json()["results"] == []
+    assert [r["id"] for r in cast.client("employee").get("/api/v1/me/receipts/").json()] == [receipt]
+    assert cast.client("other_employee").get("/api/v1/me/receipts/").json() == []
 
 
 def test_the_matrix_covers_every_self_service_endpoint_and_method():

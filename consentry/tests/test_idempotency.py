@@ -6,7 +6,6 @@ import threading
 from datetime import timedelta
 
 import pytest
-from django.core.cache import cache
 from django.db import close_old_connections, connection
 from django.utils import timezone
 from rest_framework.test import APIClient
@@ -21,13 +20,6 @@ from consentry.tasks import purge_idempotency_keys
 
 PURPOSE = "ai_agent_training"
 GRANT = {"notice_version": 1, "choices": [{"purpose": PURPOSE, "category": "keystrokes", "granted": True}]}
-
-
-@pytest.fixture(autouse=True)
-def _fresh_rate_limits():
-    cache.clear()
-    yield
-    cache.clear()
 
 
 def client_for(user) -> APIClient:

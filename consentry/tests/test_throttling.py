@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from django.core.cache import cache
 from django.core.exceptions import ImproperlyConfigured
 from rest_framework.response import Response
 from rest_framework.test import APIClient, APIRequestFactory
@@ -14,13 +13,6 @@ from people.authentication import IsDeviceToken
 
 pytestmark = pytest.mark.django_db
 CONSENT = "/api/v1/me/consent"
-
-
-@pytest.fixture(autouse=True)
-def _fresh_rate_limits():
-    cache.clear()
-    yield
-    cache.clear()
 
 
 @pytest.fixture
@@ -143,3 +135,19 @@ def test_rates_parse_from_the_environment(monkeypatch):
     assert env_rate("CONSENTRY_RATE_API", "600/minute") == "120/minute"
     monkeypatch.setenv("CONSENTRY_RATE_API", "off")
     assert env_rate("CONSENTRY_RATE_API", "600/minute") is None
+
+
+def test_scim_provisioning_has_its_own_rate(settings, small_policy):
+    from conftest import SYSTEM
+    from people.tokens import token_issue
+
+    settings.CONSENTRY_RATE_LIMITS = {
+        "api": "1/minute",
+        "decisions": "1/minute",
+        "anon": "1/minute",
+        "provisioning": "3/minute",
+    }
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token_issue(kind='hr', name='workday', actor=SYSTEM)[1]}")
+    statuses = [client.get("/scim/v2/ServiceProviderConfig").status_code for _ in range(4)]
+    assert statuses == [200, 200, 200, 429]

@@ -196,3 +196,45 @@ def test_the_grant_lifetime_never_exceeds_fifteen_minutes(us_employee, settings)
     grant = capture(device_client(us_employee), "keystrokes")["grant"]
     stored = CaptureGrant.objects.get(pk=grant["id"])
     assert stored.expires_at - stored.issued_at == timedelta(minutes=15)
+
+
+@pytest.fixture
+def fresh_keys(settings, tmp_path):
+    from consentry import signing
+
+    settings.STATE_DIR = tmp_path
+    (tmp_path / "secrets").mkdir()
+    settings.CONSENTRY_SIGNING_KEY = signing.ed25519_pem()
+    (tmp_path / "secrets" / "consentry_signing_key").write_text(settings.CONSENTRY_SIGNING_KEY)
+    signing.keyring.cache_clear()
+    yield signing
+    signing.keyring.cache_clear()
+
+
+def test_a_grant_signed_before_a_key_rotation_still_verifies_with_the_published_keys(us_employee, fresh_keys, client):
+    grant_consent(us_employee, "keystrokes")
+    device = device_client(us_employee)
+    before = capture(device, "keystrokes")["grant"]["token"]
+
+    fresh_keys.rotate_local_key("signing")
+    after = capture(device, "keystrokes")["grant"]["token"]
+
+    published = {key["kid"]: key for key in client.get("/.well-known/jwks.json").json()["keys"]}
+    for token in (before, after):
+        jwk = published[jwt.get_unverified_header(token)["kid"]]
+        claims = jwt.decode(token, jwt.PyJWK(jwk).key, algorithms=["EdDSA"], audience="laptop-7")
+        assert claims["purpose"] == PURPOSE
+    assert jwt.get_unverified_header(before)["kid"] != jwt.get_unverified_header(after)["kid"]
+
+
+def test_staff_revoke_tokens_from_the_admin(us_employee, admin_client):
+    device = device_client(us_employee)
+    response = admin_client.post(
+        "/admin/people/apitoken/", {"action": "revoke", "_selected_action": [device.token.pk]}, follow=True
+    )
+    assert response.status_code == 200
+    device.token.refresh_from_db()
+    assert device.token.revoked_at is not None
+    assert (
+        device.post("/api/v1/decisions/capture", {"purpose": PURPOSE, "categories": ["keystrokes"]}).status_code == 401
+    )

@@ -311,6 +311,8 @@ def test_exclusions_match_globs_case_insensitively_and_only_their_categories():
         Context(flags=frozenset({"private_browsing"})),
     ):
         assert codes(decide(pol, employee(), context=context)) == ["excluded_context"], context
+    for written in ("https://secure.chase.com/login?x=1", "secure.chase.com:443", "user@www.chase.com"):
+        assert codes(decide(pol, employee(), context=Context(domain=written))) == ["excluded_context"], written
     assert decide(pol, employee(), context=Context(domain="notchase.com")).allowed_categories
     slack = Context(app="com.slack.desktop")
     assert decide(pol, employee(), "keystrokes", context=slack).allowed_categories == ("keystrokes",)
@@ -406,7 +408,7 @@ def test_erasure_and_destroyed_keys_deny_use():
 
 
 def test_a_prohibited_or_unknown_purpose_is_never_usable():
-    grant = replace(GRANT, purpose="performance_evaluation")
+    grant = GRANT._replace(purpose="performance_evaluation")
     emp = replace(
         employee(),
         consents=MappingProxyType({("performance_evaluation", "keystrokes"): ConsentFacts("granted", 1, START)}),

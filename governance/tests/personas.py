@@ -3,14 +3,18 @@
 Legal users are scoped the way the demo and real deployments do it: the US
 team holds ``manage_region_policy`` on US (covering its states), the EU team
 on the EU group (covering its members). The approver holds the approve
-permission globally. Machine tokens are real bearer tokens.
+permission globally. Staff sessions carry a verified TOTP second factor, as
+they must; machine tokens are real bearer tokens.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.db import transaction
+from django_otp import DEVICE_ID_SESSION_KEY
+from django_otp.plugins.otp_totp.models import TOTPDevice
 from guardian.shortcuts import assign_perm
 from rest_framework.test import APIClient
 
@@ -47,7 +51,15 @@ class Cast:
         if persona in self.tokens:
             client.credentials(HTTP_AUTHORIZATION=f"Bearer {self.tokens[persona]}")
         elif persona != "anonymous":
-            client.force_login(self.users[persona])
+            user = self.users[persona]
+            client.force_login(user)
+            device = TOTPDevice.objects.filter(user=user, confirmed=True).first()
+            if device is not None:
+                # What django_otp.login does once the person typed a valid code: staff
+                # sessions must carry a verified second factor (people.second_factor).
+                session = client.session
+                session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+                session.save()
         return client
 
 
@@ -60,6 +72,8 @@ def build_cast(regions: dict) -> Cast:
         user = make_user(persona)
         if role:
             user.groups.add(groups[role])
+        if role in settings.CONSENTRY_SECOND_FACTOR_ROLES:
+            TOTPDevice.objects.create(user=user, name="phone", confirmed=True)
         users[persona] = user
         return user
 

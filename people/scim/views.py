@@ -76,6 +76,8 @@ class ScimView(APIView):
 
     authentication_classes = [BearerTokenAuthentication]
     permission_classes = [IsHRToken]
+    # HR syncs come in bursts of thousands: their own, higher rate (CONSENTRY_RATE_PROVISIONING).
+    throttle_scope = "provisioning"
     renderer_classes = RENDERERS
     parser_classes = PARSERS
 
