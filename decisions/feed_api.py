@@ -170,6 +170,9 @@ class RevocationFeedView(APIView):
             events, position = wait_for_events(
                 scope=scope_for(token), after=after, limit=query.validated_data["limit"], wait=wait if waiting else 0
             )
+        except BadCursor as exc:
+            # The feed shrank under the cursor (a restored database): start again from a decision.
+            raise exceptions.ValidationError({"after": str(exc)}) from exc
         except DatabaseError as exc:
             raise DecisionUnavailable() from exc
         finally:
@@ -203,6 +206,9 @@ def _stream(token: ApiToken, scope: Scope, after: int, duration: float) -> Itera
                     scope=scope, after=after, limit=MAX_LIMIT, wait=min(HEARTBEAT_SECONDS, remaining)
                 )
                 valid = _still_valid(token)
+            except BadCursor:
+                yield _sse({"event": "error", "data": json.dumps({"code": "cursor_unknown"})})
+                return
             except DatabaseError:
                 yield _sse({"event": "error", "data": json.dumps({"code": "unavailable"})})
                 return
