@@ -153,6 +153,7 @@ def main() -> None:
         notice = current_notice(at=timezone.now())
         for _ in range(args.trials):
             consent_grant(employee=employee, notice=notice, choices=[(PURPOSE, CATEGORY)], actor=actor)
+            gate.refresh()
             deadline = time.monotonic() + 30
             while not gate.may_capture(CATEGORY, editor):
                 if time.monotonic() > deadline:

@@ -232,6 +232,10 @@ class CaptureGate:
             self._wanted = context
             self._wake.set()
 
+    def refresh(self) -> None:
+        """Ask for a new decision now (say, the employee just gave consent), not only at renewal."""
+        self._wake.set()
+
     def on_change(self, listener: Callable[[GateStatus], None]) -> None:
         """Call ``listener`` (from a gate thread) whenever what the gate allows may have changed."""
         self._listeners.append(listener)
