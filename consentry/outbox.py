@@ -12,7 +12,8 @@ message is handled exactly once or, after a crash, not at all and again later.
 The relay runs twice over:
 
 - right after the publishing transaction commits (a ``transaction.on_commit``
-  kick in the same process), which keeps revocations prompt;
+  kick in the same process), which keeps revocations prompt (consumers
+  registered ``deferred`` are skipped here: they may fan out over many rows);
 - from a Celery beat task every few seconds, which catches up whatever a
   process crash between commit and kick, or a failing consumer, left behind.
 
@@ -69,16 +70,23 @@ class Topic:
 
 Consumer = Callable[[OutboxMessage], None]
 _consumers: dict[str, list[Consumer]] = {}
+# Topics whose consumers may take long (they fan out over many rows): left to
+# the periodic relay, so the request that published them is not kept waiting.
+_deferred: set[str] = set()
 
 
-def consumer(*topics: str) -> Callable[[Consumer], Consumer]:
+def consumer(*topics: str, deferred: bool = False) -> Callable[[Consumer], Consumer]:
     """Register a function that handles messages of ``topics`` inside the relay's transaction.
 
     A consumer must be deterministic about what it writes for a message: the
     relay may hand it the same message again if the batch rolled back.
+    ``deferred`` consumers run only from the periodic relay, never in the
+    after-commit kick of the request that published.
     """
 
     def register(handler: Consumer) -> Consumer:
+        if deferred:
+            _deferred.update(topics)
         for topic in topics:
             handlers = _consumers.setdefault(topic, [])
             if handler not in handlers:
@@ -100,7 +108,7 @@ def publish(*, topic: str, payload: dict[str, Any] | None = None) -> OutboxMessa
 
 def _kick() -> None:
     try:
-        relay_pending()
+        relay_pending(prompt_only=True)
     except DatabaseError:
         # The beat task delivers it; the change itself is committed and safe.
         logger.exception("outbox relay after commit failed; the periodic relay will deliver")
@@ -113,14 +121,15 @@ def _lock_relay() -> None:
     # SQLite: the project opens every transaction IMMEDIATE, which takes the write lock.
 
 
-def relay_pending(*, limit: int = RELAY_BATCH, max_batches: int = 50) -> int:
+def relay_pending(*, limit: int = RELAY_BATCH, max_batches: int = 50, prompt_only: bool = False) -> int:
     """Deliver pending messages of registered topics to their consumers; returns how many.
 
     Each message runs in a savepoint: a consumer that fails leaves its message
     pending (with the error and an attempt count) without holding up the rest.
     Idempotent and safe to run from any number of processes at once.
+    ``prompt_only`` leaves deferred topics to the periodic relay.
     """
-    topics = sorted(_consumers)
+    topics = sorted(topic for topic in _consumers if not (prompt_only and topic in _deferred))
     if not topics:
         return 0
     delivered = 0

@@ -105,7 +105,7 @@ class _Spec:
     grants: tuple[str, ...] = ()
 
 
-@consumer(*FEED_TOPICS)
+@consumer(*(topic for topic in FEED_TOPICS if topic != Topic.POLICY_CHANGED))
 def feed_from_outbox(message: OutboxMessage) -> None:
     """Turn one outbox message into feed events and wake the feed's readers at commit."""
     specs = _expand(message)
@@ -130,6 +130,11 @@ def feed_from_outbox(message: OutboxMessage) -> None:
         ]
     )
     _announce()
+
+
+# A rule approval compares the decisions of every consenting employee of the
+# region: left to the periodic relay (seconds later), never the approver's request.
+consumer(Topic.POLICY_CHANGED, deferred=True)(feed_from_outbox)
 
 
 def _announce() -> None:

@@ -251,6 +251,15 @@ class TestRelay:
         assert len(feed_of(consenting)) == 1
         assert len(callbacks) >= 1
 
+    def test_rule_approvals_are_left_to_the_periodic_relay(self, consenting, django_capture_on_commit_callbacks):
+        with django_capture_on_commit_callbacks(execute=True):
+            _supersede("US", status="block")
+        assert feed_of(consenting) == []  # the approver's request did not wait for the fan-out
+
+        relay_outbox()
+
+        assert [event.type for event in feed_of(consenting)] == ["jurisdiction_blocked"]
+
     def test_the_beat_task_delivers_what_is_pending(self, consenting):
         consent_withdraw(employee=consenting, purpose=PURPOSE, categories=["screenshots"], actor=SYSTEM)
         assert relay_outbox() == 1
