@@ -154,10 +154,38 @@ def ensure_axe() -> None:
     run(npm, "ci", "--prefix", E2E, "--no-audit", "--no-fund", check=False)
 
 
+def ensure_system_packages(packages: list[str]) -> None:
+    """Install the Debian packages the tests need that are missing (only where apt-get exists; CI runs as root).
+
+    Without them the tests that need them are skipped, not failed, so a
+    machine without apt-get (or without root) still runs the rest.
+    """
+    apt, dpkg = shutil.which("apt-get"), shutil.which("dpkg-query")
+    if not apt or not dpkg:
+        return
+    missing = [
+        package
+        for package in packages
+        if subprocess.run([dpkg, "-W", "-f=${Status}", package], capture_output=True, text=True).stdout.strip()  # noqa: S603
+        != "install ok installed"
+    ]
+    if not missing:
+        return
+    sudo = [] if os.geteuid() == 0 else [shutil.which("sudo") or "sudo", "-n"]
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    say(f"installing system packages: {' '.join(missing)}")
+    subprocess.run([*sudo, apt, "update", "-qq"], env=env, check=False)  # noqa: S603
+    if subprocess.run([*sudo, apt, "install", "-y", "-qq", *missing], env=env).returncode != 0:  # noqa: S603
+        say(f"could not install {' '.join(missing)}; the tests that need them will be skipped")
+
+
 def test(args: list[str]) -> None:
     ensure_venv("requirements-dev.txt")
     ensure_chromium()
     ensure_axe()
+
+    # The capture agent's end-to-end tests: a virtual X display and xdotool to type into it.
+    ensure_system_packages(["xvfb", "xdotool"])
     say("ruff check")
     run(BIN / "ruff", "check", ".")
     say("ruff format --check")

@@ -23,6 +23,7 @@ from audit.services import record
 from consent.models import Channel, ConsentEvent, ConsentEventKind, ConsentState, NoticeAcknowledgement, Pause
 from consent.receipts import RECEIPTED_KINDS, receipt_issue
 from consentry.errors import Conflict, DomainError
+from consentry.outbox import Topic, publish
 from governance.models import DataCategory, Notice, Purpose, RuleStatus
 from governance.selectors import current_notice, rule_for_employee
 from people.models import Employee
@@ -49,6 +50,31 @@ def _next_version(employee: Employee) -> int:
 
 def _new_receipt_id() -> str:
     return f"rcpt_{secrets.token_urlsafe(18)}"
+
+
+_REVOKING_KINDS = {ConsentEventKind.WITHDRAWN: Topic.CONSENT_WITHDRAWN, ConsentEventKind.EXPIRED: Topic.CONSENT_EXPIRED}
+
+
+def _publish_revocations(*, employee: Employee, events: Iterable[ConsentEvent]) -> None:
+    """Queue one revocation per purpose and kind for the withdrawals and expiries just written.
+
+    Same transaction as the events: the feed tells grant holders after commit,
+    and a crash in between only delays it until the outbox relay runs again.
+    """
+    grouped: dict[tuple[str, str], list[ConsentEvent]] = {}
+    for event in events:
+        if event.kind in _REVOKING_KINDS:
+            grouped.setdefault((event.kind, event.purpose_id), []).append(event)
+    for (kind, purpose), items in sorted(grouped.items()):
+        publish(
+            topic=_REVOKING_KINDS[kind],
+            payload={
+                "employee": employee.pk,
+                "purpose": purpose,
+                "categories": sorted({item.category_id for item in items}),
+                "at": max(item.at for item in items),
+            },
+        )
 
 
 def _check_grantable(*, employee: Employee, notice: Notice, choices: list[Choice], at: datetime) -> None:
@@ -219,6 +245,7 @@ def consent_apply_choices(
                 )
             )
             states[pair] = ConsentState.objects.get(employee=employee, purpose_id=pair[0], category_id=pair[1])
+        _publish_revocations(employee=employee, events=events)
     return events
 
 
@@ -293,6 +320,7 @@ def consent_withdraw_pairs(
                     state=state,
                 )
             )
+        _publish_revocations(employee=employee, events=events)
     return events
 
 
@@ -318,7 +346,7 @@ def consent_expire_due(*, at: datetime | None = None, limit: int = 1000) -> int:
             states = ConsentState.objects.select_for_update().filter(
                 employee=employee, state=ConsentEventKind.GRANTED, expires_at__lte=moment
             )
-            for state in states.select_related("notice"):
+            expired = [
                 _append(
                     employee=employee,
                     purpose_id=state.purpose_id,
@@ -331,7 +359,10 @@ def consent_expire_due(*, at: datetime | None = None, limit: int = 1000) -> int:
                     expires_at=None,
                     state=state,
                 )
-                count += 1
+                for state in states.select_related("notice")
+            ]
+            _publish_revocations(employee=employee, events=expired)
+            count += len(expired)
     return count
 
 
@@ -385,6 +416,8 @@ def pause_start(*, employee: Employee, until: datetime, actor: Actor, at: dateti
             region=employee.region_code,
             payload={"until": until},
         )
+        # Every purpose and category stops while paused: the feed tells devices after commit.
+        publish(topic=Topic.PAUSED, payload={"employee": employee.pk, "at": moment, "until": until})
     return pause
 
 

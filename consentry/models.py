@@ -1,4 +1,4 @@
-"""Project-wide records that belong to no domain app: stored responses for idempotent writes."""
+"""Project-wide records that belong to no domain app: idempotent responses and the outbox."""
 
 from __future__ import annotations
 
@@ -40,3 +40,31 @@ class IdempotencyRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.caller} {self.key} → {self.status_code}"
+
+
+class OutboxMessage(models.Model):
+    """A side effect to carry out after its transaction commits (the transactional outbox).
+
+    Services write it with ``consentry.outbox.publish`` in the same transaction
+    as the state change, so a crash or a broker outage between commit and
+    delivery loses nothing: a relay delivers pending messages, at least once,
+    in ``id`` order, and consumers are idempotent.
+    """
+
+    topic = models.CharField(max_length=64)
+    payload = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)
+    # Set once every consumer has handled the message.
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ("id",)
+        indexes = [
+            # The relay's scan: undelivered messages in commit order.
+            models.Index(fields=["id"], condition=models.Q(delivered_at__isnull=True), name="outbox_pending"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.topic}"

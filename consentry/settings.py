@@ -7,6 +7,7 @@ filesystem broker in ``CONSENTRY_STATE_DIR``, secrets generated there once.
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -118,6 +119,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": 30,
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
+    # Tests against a live server need a file: an in-memory test database is
+    # one connection shared by every server thread, so a long poll and a
+    # decision answered at once would share one transaction.
+    # Per process, so two test runs never share (or delete) one file.
+    DATABASES["default"]["TEST"] = {"NAME": str(STATE_DIR / f"test-db-{os.getpid()}.sqlite3")}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -304,6 +310,25 @@ CELERY_BEAT_SCHEDULE.update(
 # Decisions (capture and use decision API).
 # How long a capture grant lives; the wire contract caps it at 15 minutes.
 CONSENTRY_GRANT_LIFETIME_SECONDS = env_int("CONSENTRY_GRANT_LIFETIME_SECONDS", 60, minimum=1, maximum=900)
+
+# Revocation feed and outbox relay (decisions/revocations.py, consentry/outbox.py).
+# The relay runs right after each publishing commit; this periodic run catches
+# up whatever a crash between commit and relay left behind.
+CONSENTRY_OUTBOX_RELAY_SECONDS = env_int("CONSENTRY_OUTBOX_RELAY_SECONDS", 5, minimum=1)
+CELERY_BEAT_SCHEDULE["outbox-relay"] = {
+    "task": "consentry.outbox_relay",
+    "schedule": float(CONSENTRY_OUTBOX_RELAY_SECONDS),
+    # A missed run is caught up by the next one: never queue a backlog of them.
+    "options": {"expires": float(CONSENTRY_OUTBOX_RELAY_SECONDS)},
+}
+# Long polls and event streams each hold a server thread while they wait: at
+# most this many per process, the rest are answered at once (README).
+CONSENTRY_FEED_MAX_WAITERS = env_int("CONSENTRY_FEED_MAX_WAITERS", 64, minimum=1)
+# How often a waiter looks again when nothing wakes it (SQLite, or PostgreSQL
+# while its LISTEN connection reconnects), in milliseconds.
+CONSENTRY_FEED_POLL_MS = env_int("CONSENTRY_FEED_POLL_MS", 500, minimum=50, maximum=10000)
+# An event stream is closed after this long; clients reconnect with Last-Event-ID.
+CONSENTRY_FEED_STREAM_SECONDS = env_int("CONSENTRY_FEED_STREAM_SECONDS", 300, minimum=5, maximum=3600)
 
 # Security headers. Off only when DEBUG is on (local HTTP).
 SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", not DEBUG)

@@ -1,4 +1,4 @@
-"""Admin for tokens, grants and denial counters: read-only, with token revocation through the service."""
+"""Admin for tokens, grants, denial counters and the revocation feed: read-only, tokens revoked through the service."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from django.http import HttpRequest
 
 from audit.actors import Actor
 from audit.admin import ReadOnlyAdmin
-from decisions.models import CaptureGrant, DecisionCounter
+from decisions.models import CaptureGrant, DecisionCounter, RevocationEvent
 from people.models import ApiToken
 from people.tokens import token_revoke
 
@@ -50,3 +50,11 @@ class DecisionCounterAdmin(ReadOnlyAdmin):
     list_display = ("day", "purpose", "reason", "count")
     list_filter = ("purpose", "reason")
     date_hierarchy = "day"
+
+
+@admin.register(RevocationEvent)
+class RevocationEventAdmin(ReadOnlyAdmin):
+    list_display = ("id", "type", "employee", "purpose", "at", "published_at")
+    list_filter = ("type", "purpose")
+    search_fields = ("employee__hr_id", "subject")
+    date_hierarchy = "at"

@@ -28,6 +28,7 @@ from decisions.parsers import (
     content_length,
     ensure_body_within,
 )
+from decisions.revocations import feed_head, format_cursor
 from decisions.serializers import (
     CaptureDecisionSerializer,
     CaptureRequestSerializer,
@@ -98,7 +99,7 @@ def _capture_request(data: dict[str, Any]) -> engine.CaptureRequest:
     )
 
 
-def _decision_body(outcome: CaptureOutcome) -> dict[str, Any]:
+def _decision_body(outcome: CaptureOutcome, *, revocation_cursor: str | None = None) -> dict[str, Any]:
     decision = outcome.decision
     body: dict[str, Any] = {
         "decision_id": outcome.decision_id,
@@ -114,8 +115,8 @@ def _decision_body(outcome: CaptureOutcome) -> dict[str, Any]:
             for result in decision.categories
         },
         "grant": None,
-        # The revocation feed (its cursor) and data keys are served by their own components.
-        "revocation_cursor": None,
+        # Where this device starts following the revocation feed (data keys come from their own component).
+        "revocation_cursor": revocation_cursor,
     }
     if outcome.grant is not None:
         grant = outcome.grant.grant
@@ -167,7 +168,7 @@ DECISION_EXAMPLE = {
         "expires_at": "2026-11-21T09:31:00Z",
         "data_keys": {},
     },
-    "revocation_cursor": None,
+    "revocation_cursor": "c_29",
 }
 
 
@@ -190,7 +191,8 @@ class CaptureDecisionView(APIView):
         description=(
             "Device token only; the employee is the token's employee. Answers 200 with a decision per category "
             "even when everything is denied; `grant` is null when no category is allowed. Reasons are in SPEC.md "
-            "order. `data_keys` is empty and `revocation_cursor` null until data keys and the revocation feed exist. "
+            "order. `data_keys` is empty until data keys exist. Follow `GET /api/v1/revocations?after=` "
+            "from `revocation_cursor`: every change after this decision that takes a category away appears there. "
             "Any 4xx or 5xx answer means: capture nothing."
         ),
         request=CaptureRequestSerializer,
@@ -214,13 +216,16 @@ class CaptureDecisionView(APIView):
                 data=request.data, context={"known_categories": set(policy.categories)}
             )
             serializer.is_valid(raise_exception=True)
+            # Read before the decision: a change the decision does not see commits
+            # later, so its feed event lands after this cursor.
+            cursor = format_cursor(feed_head())
             outcome = capture_decide(
                 token=token, request=_capture_request(serializer.validated_data), at=at, policy=policy
             )
         except DatabaseError as exc:
             logger.exception("capture decision failed")
             raise DecisionUnavailable() from exc
-        return Response(CAPTURE_OUTPUT.to_representation(_decision_body(outcome)))
+        return Response(CAPTURE_OUTPUT.to_representation(_decision_body(outcome, revocation_cursor=cursor)))
 
 
 class SimulateView(APIView):
@@ -344,6 +349,16 @@ class UseDecisionView(APIView):
         parameters=[
             OpenApiParameter("purpose", str, description="NDJSON only: the purpose of the use."),
             OpenApiParameter("release_keys", bool, description="NDJSON only: return data keys in the summary line."),
+            OpenApiParameter(
+                "Idempotency-Key",
+                str,
+                location=OpenApiParameter.HEADER,
+                required=False,
+                description=(
+                    "Send the same key when retrying a batch: the retry is decided afresh (a withdrawal in between "
+                    "counts) and the audit entry of each attempt names the key."
+                ),
+            ),
         ],
         request={"application/json": UseRequestDocSerializer, NDJSON: OpenApiTypes.STR},
         responses={
@@ -361,6 +376,7 @@ class UseDecisionView(APIView):
     )
     def post(self, request: Request):
         token = token_of(request)
+        self._retry_key(request)
         if request.content_type.split(";")[0].strip().lower() == NDJSON:
             return self._stream(request, token)
         ensure_body_within(request, UseBatchJSONParser().limit())
@@ -402,7 +418,16 @@ class UseDecisionView(APIView):
             raise Forbidden(f"This pipeline token may not ask about {purpose!r}.", code="purpose_out_of_scope")
 
     @staticmethod
-    def _audit(token: ApiToken, evaluator: UseEvaluator, *, batch_id: str, media_type: str, complete: bool) -> None:
+    def _retry_key(request: Request) -> str:
+        """The client's Idempotency-Key, kept with the batch's audit entry (a retry is decided afresh)."""
+        key = request.headers.get("Idempotency-Key", "")
+        if key and not (len(key) <= 255 and all(32 < ord(ch) < 127 for ch in key)):
+            raise exceptions.ValidationError({"Idempotency-Key": "1 to 255 printable ASCII characters."})
+        return key
+
+    def _audit(
+        self, token: ApiToken, evaluator: UseEvaluator, *, batch_id: str, media_type: str, complete: bool
+    ) -> None:
         use_batch_record(
             token=token,
             batch_id=batch_id,
@@ -415,6 +440,7 @@ class UseDecisionView(APIView):
             by_reason=evaluator.by_reason,
             records_digest=evaluator.records_digest,
             complete=complete,
+            idempotency_key=self._retry_key(self.request),
         )
 
     def _stream(self, request: Request, token: ApiToken) -> StreamingHttpResponse:

@@ -75,3 +75,46 @@ class DecisionCounter(models.Model):
 
     def __str__(self) -> str:
         return f"{self.day} {self.purpose} {self.reason}: {self.count}"
+
+
+class RevocationEvent(models.Model):
+    """One entry of the revocation feed (API.md, Revocations): something a grant holder must stop.
+
+    Written only by the outbox relay (``decisions.revocations``), which runs
+    serialised, so ``id`` grows in commit order: a reader that has seen id N
+    will never later find a new event below N. The cursor clients hold is an
+    opaque encoding of ``id``. The employee is kept for scoping a device's
+    feed to its own employee; clients only ever see the per-purpose pseudonym.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    # The outbox message this event came from, and which of its events: a relay
+    # that delivers the same message twice cannot add the same event twice.
+    outbox_message_id = models.BigIntegerField()
+    part = models.PositiveSmallIntegerField()
+    type = models.CharField(max_length=32)
+    employee = models.ForeignKey(Employee, on_delete=models.PROTECT, related_name="+")
+    purpose = models.CharField(max_length=64)
+    subject = models.CharField(max_length=64)
+    categories = models.JSONField(default=list)
+    # For grant_revoked: the grants that stop, so the employee's other devices can tell it is not theirs.
+    grants = models.JSONField(default=list, blank=True)
+    # When the change happened, and when the relay published it (their gap is the relay's delay).
+    at = models.DateTimeField()
+    published_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ("id",)
+        constraints = [
+            # The relay's idempotency: one event per outbox message and part.
+            models.UniqueConstraint(fields=["outbox_message_id", "part"], name="revocation_unique_message_part"),
+        ]
+        indexes = [
+            # A device's feed: its employee's events after a cursor.
+            models.Index(fields=["employee", "id"], name="revocation_employee_id"),
+            # A pipeline's feed: its purposes' events after a cursor.
+            models.Index(fields=["purpose", "id"], name="revocation_purpose_id"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.type} {self.purpose} {','.join(self.categories)}"

@@ -125,7 +125,9 @@ class CaptureDecisionSerializer(serializers.Serializer):
     consent_version = serializers.IntegerField()
     categories = serializers.DictField(child=CategoryResultSerializer())
     grant = GrantSerializer(allow_null=True)
-    revocation_cursor = serializers.CharField(allow_null=True, help_text="Null until the revocation feed exists.")
+    revocation_cursor = serializers.CharField(
+        allow_null=True, help_text="The revocation feed's position before this decision: follow it from here."
+    )
 
 
 class SimulationSerializer(serializers.Serializer):

@@ -227,12 +227,15 @@ def use_batch_record(
     by_reason: Mapping[str, int],
     records_digest: str,
     complete: bool,
+    idempotency_key: str = "",
 ) -> None:
     """One audit entry per use batch: counts by reason and a digest of the record ids.
 
     The digest (SHA-256 over each record id and a newline, in input order)
     lets an auditor check a pipeline's own log of the batch against the
-    ledger without the ledger holding millions of ids.
+    ledger without the ledger holding millions of ids. A retried batch is
+    decided again (a withdrawal in between must count) and carries the same
+    ``Idempotency-Key``, so the ledger shows the retries as one batch.
     """
     payload: dict[str, Any] = {
         "purpose": purpose,
@@ -247,6 +250,8 @@ def use_batch_record(
         "complete": complete,
         "pipeline": token.name,
     }
+    if idempotency_key:
+        payload["idempotency_key"] = idempotency_key
     with transaction.atomic():
         record(
             event_type=EventType.USE_BATCH_DECIDED,

@@ -64,6 +64,32 @@ def revision_marker() -> Marker:
     return (row[0], row[1]) if row else (0, None)
 
 
+RULE_FIELDS = (
+    "pk",
+    "region_id",
+    "status",
+    "preconditions",
+    "blocked_categories",
+    "max_retention_days",
+    "effective_from",
+    "effective_to",
+)
+
+
+def engine_rule(row: dict[str, Any]) -> engine.Rule:
+    """The engine's view of a ``JurisdictionRule`` read with ``values(*RULE_FIELDS)``."""
+    return engine.Rule(
+        id=row["pk"],
+        region=row["region_id"],
+        status=row["status"],
+        preconditions=tuple(row["preconditions"]),
+        blocked_categories=frozenset(row["blocked_categories"]),
+        max_retention_days=MappingProxyType(dict(row["max_retention_days"])),
+        effective_from=row["effective_from"],
+        effective_to=row["effective_to"],
+    )
+
+
 def _compile_glob(pattern: str) -> re.Pattern[str]:
     return re.compile(fnmatch.translate(pattern.strip().lower()))
 
@@ -120,29 +146,9 @@ def build_policy() -> tuple[Marker, engine.Policy]:
         for row in (
             JurisdictionRule.objects.filter(state=ApprovalState.APPROVED)
             .order_by("region_id", "-effective_from", "pk")
-            .values(
-                "pk",
-                "region_id",
-                "status",
-                "preconditions",
-                "blocked_categories",
-                "max_retention_days",
-                "effective_from",
-                "effective_to",
-            )
+            .values(*RULE_FIELDS)
         ):
-            rules[row["region_id"]].append(
-                engine.Rule(
-                    id=row["pk"],
-                    region=row["region_id"],
-                    status=row["status"],
-                    preconditions=tuple(row["preconditions"]),
-                    blocked_categories=frozenset(row["blocked_categories"]),
-                    max_retention_days=MappingProxyType(dict(row["max_retention_days"])),
-                    effective_from=row["effective_from"],
-                    effective_to=row["effective_to"],
-                )
-            )
+            rules[row["region_id"]].append(engine_rule(row))
             content["rules"].append(row)
 
         groups: dict[str, list[str]] = defaultdict(list)

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from django.urls import path
 
-from decisions import api, views
+from decisions import api, feed_api, views
 
 urlpatterns = [
     path("decisions/capture", api.CaptureDecisionView.as_view(), name="decisions-capture"),
     path("decisions/use", api.UseDecisionView.as_view(), name="decisions-use"),
+    path("revocations", feed_api.RevocationFeedView.as_view(), name="revocations"),
+    path("revocations/stream", feed_api.RevocationStreamView.as_view(), name="revocations-stream"),
     path("simulate", api.SimulateView.as_view(), name="simulate"),
     path("tokens/", api.TokenListView.as_view(), name="tokens"),
     path("tokens/<int:pk>", api.TokenDetailView.as_view(), name="token-detail"),

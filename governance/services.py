@@ -14,6 +14,7 @@ from audit.actors import Actor
 from audit.models import EventType
 from audit.services import record
 from consentry.errors import Conflict, DomainError, Forbidden
+from consentry.outbox import Topic, publish
 from governance.models import (
     ApprovalState,
     ContextExclusion,
@@ -297,10 +298,13 @@ def rule_approve(*, rule: JurisdictionRule, actor: Actor, via: str = "") -> Juri
         if actor.user_id is not None and actor.user_id == rule.created_by_id:
             raise Forbidden("A rule must be approved by someone other than its author.", code="four_eyes")
         retired: list[JurisdictionRule] = []
+        # How the retired rule stood before: the revocation feed compares decisions under both.
+        retired_before: list[dict[str, Any]] = []
         if rule.supersedes_id:
             old = JurisdictionRule.objects.select_for_update().get(pk=rule.supersedes_id)
             if old.state != ApprovalState.APPROVED:
                 raise Conflict("The rule this draft replaces is no longer in force.", code="stale_draft")
+            retired_before.append({"id": old.pk, "effective_to": old.effective_to})
             if rule.effective_from <= old.effective_from:
                 old.state = ApprovalState.SUPERSEDED
                 old.save(update_fields=["state"])
@@ -339,6 +343,10 @@ def rule_approve(*, rule: JurisdictionRule, actor: Actor, via: str = "") -> Juri
                 payload={"by": rule.pk, "state": old.state, "effective_to": old.effective_to},
             )
         policy_changed()
+        # After commit the feed tells grant holders whose allow this rule turns into a deny.
+        publish(
+            topic=Topic.POLICY_CHANGED, payload={"rule": rule.pk, "region": rule.region_id, "retired": retired_before}
+        )
     return rule
 
 

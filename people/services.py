@@ -16,6 +16,7 @@ from audit.actors import Actor
 from audit.models import EventType
 from audit.services import record
 from consentry.errors import Conflict, DomainError
+from consentry.outbox import Topic, publish
 from people.iso3166 import location_errors
 from people.models import Employee, EmployeeStatus
 
@@ -112,10 +113,10 @@ def employee_transfer(*, employee: Employee, country: str, subdivision: str = ""
     """Move an employee's work location; the next decision uses the new region.
 
     Decisions read the live work location, so a move into a blocked or unknown
-    region denies from the next decision on. Telling devices that hold a grant
-    is the revocation feed's job: it publishes ``jurisdiction_blocked`` from the
-    ``employee.transferred`` entry written here (REVOCATION_FEED_SEAM). Until the
-    feed exists, grants already issued lapse within their lifetime (60 s by default).
+    region denies from the next decision on. Devices that hold a grant learn it
+    from the revocation feed: the outbox message written here becomes
+    ``jurisdiction_blocked`` (or ``policy_changed`` when the new region only
+    takes some categories away) once the feed has compared both locations.
     """
     _validate_location(country, subdivision)
     with transaction.atomic():
@@ -133,6 +134,15 @@ def employee_transfer(*, employee: Employee, country: str, subdivision: str = ""
             object_id=employee.pk,
             region=employee.region_code,
             payload={"from": before, "to": {"country": country, "subdivision": subdivision}},
+        )
+        publish(
+            topic=Topic.JURISDICTION_BLOCKED,
+            payload={
+                "employee": employee.pk,
+                "at": timezone.now(),
+                "from": before,
+                "to": {"country": country, "subdivision": subdivision},
+            },
         )
     return employee
 
@@ -168,6 +178,9 @@ def employee_set_status(*, employee: Employee, status: str, actor: Actor) -> Emp
             region=employee.region_code,
             payload={"from": previous, "to": status},
         )
+        if status != EmployeeStatus.ACTIVE:
+            # Leave and termination stop every capture: devices hear it from the feed after commit.
+            publish(topic=Topic.EMPLOYEE_INACTIVE, payload={"employee": employee.pk, "at": timezone.now()})
     return employee
 
 

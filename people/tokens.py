@@ -15,6 +15,7 @@ from audit.actors import Actor
 from audit.models import EventType
 from audit.services import record
 from consentry.errors import Conflict, DomainError
+from consentry.outbox import Topic, publish
 from people.models import ApiToken, Employee, TokenKind
 
 DEFAULT_LIFETIME = timedelta(days=90)
@@ -102,6 +103,12 @@ def token_revoke(*, token: ApiToken, actor: Actor) -> ApiToken:
             object_id=token.pk,
             payload={"kind": token.kind, "prefix": token.prefix},
         )
+        if token.kind == TokenKind.DEVICE:
+            # The device's live grants stop now, not at their expiry: the feed says so after commit.
+            publish(
+                topic=Topic.GRANT_REVOKED,
+                payload={"employee": token.employee_id, "token": token.pk, "at": token.revoked_at},
+            )
     return token
 
 

@@ -11,6 +11,9 @@ from rest_framework.test import APIClient
 
 from conftest import SYSTEM, build_small_policy, make_employee
 from consent.services import consent_grant, notice_acknowledge
+from consentry.outbox import relay_pending
+from decisions.feedwait import stop_listener
+from decisions.models import RevocationEvent
 from governance import services as gov
 from governance.models import DataCategory
 from governance.selectors import current_notice
@@ -110,3 +113,33 @@ def codes(decision: dict, category: str) -> list[str]:
 @pytest.fixture
 def us_employee(policy):
     return make_employee(country="US", subdivision="US-WA", display_name="Wanda (Washington)")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _feed_listener_stopped_before_the_database_is_dropped(django_db_setup):
+    """A waiting long poll starts a LISTEN connection on PostgreSQL; it must be gone before DROP DATABASE."""
+    yield
+    stop_listener()
+
+
+def relay() -> int:
+    """Run the outbox relay as the after-commit kick or the beat task would."""
+    return relay_pending()
+
+
+def feed_of(employee: Employee) -> list[RevocationEvent]:
+    return list(RevocationEvent.objects.filter(employee=employee).order_by("id"))
+
+
+def shared_database_url() -> str:
+    """A DATABASE_URL that points another process at this test run's database."""
+    from django.db import connection
+
+    params = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{params['NAME']}"
+    host = params.get("HOST") or "127.0.0.1"
+    port = params.get("PORT") or 5432
+    user = params.get("USER") or "postgres"
+    password = f":{params['PASSWORD']}" if params.get("PASSWORD") else ""
+    return f"postgres://{user}{password}@{host}:{port}/{params['NAME']}"

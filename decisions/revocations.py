@@ -1,0 +1,360 @@
+"""The revocation feed's store: outbox messages in, per-purpose pseudonymous events out (API.md, Revocations).
+
+Services publish what a change took away (``consentry.outbox.Topic``) in the
+change's own transaction. The outbox relay hands each message to
+``feed_from_outbox`` below, in commit order and inside the relay's
+transaction, which turns it into ``RevocationEvent`` rows:
+
+- one event per purpose concerned, carrying that purpose's pseudonym of the
+  employee (records and pipelines never see HR ids);
+- a change that names no purpose (pause, termination, token revocation, a
+  transfer, a rule) concerns every purpose that is not prohibited;
+- a transfer or a rule approval is compared decision by decision: the feed
+  evaluates the employee's capture decision under the old and the new
+  location or rule and publishes the categories that were allowed before and
+  are denied now (``jurisdiction_blocked`` when the region blocks or is
+  unknown, ``policy_changed`` otherwise).
+
+Then it wakes long polls and streams: ``NOTIFY`` on PostgreSQL (delivered at
+commit to every web process's listener), and the in-process signal after
+commit for SQLite and the relay's own process. Reading is ``events_after``:
+the head first, then the caller's events up to that head, so a reader never
+skips an event that commits while it reads.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from datetime import datetime
+from types import MappingProxyType
+
+from django.db import connection, transaction
+from django.db.models import Max, QuerySet
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from consent.models import ConsentState
+from consentry.models import OutboxMessage
+from consentry.outbox import Topic, consumer
+from decisions import engine
+from decisions.feedwait import CHANNEL, ensure_listener, feed_signal, poll_interval
+from decisions.models import CaptureGrant, RevocationEvent
+from decisions.pseudonyms import pseudonym
+from decisions.selectors import employee_facts
+from decisions.snapshot import RULE_FIELDS, current_policy, engine_rule
+from governance.models import JurisdictionRule, Region, RegionKind
+from people.models import ApiToken, Employee, EmployeeStatus, TokenKind
+
+logger = logging.getLogger(__name__)
+
+FEED_TOPICS = (
+    Topic.CONSENT_WITHDRAWN,
+    Topic.CONSENT_EXPIRED,
+    Topic.PAUSED,
+    Topic.EMPLOYEE_INACTIVE,
+    Topic.JURISDICTION_BLOCKED,
+    Topic.POLICY_CHANGED,
+    Topic.GRANT_REVOKED,
+    Topic.ERASURE,
+    Topic.KEYS_DESTROYED,
+)
+CURSOR_PREFIX = "c_"
+# Reason codes that make a lost category a jurisdiction matter rather than a policy change.
+_JURISDICTION_CODES = frozenset({engine.Code.JURISDICTION_BLOCKED, engine.Code.JURISDICTION_UNKNOWN})
+
+
+class BadCursor(ValueError):
+    """A cursor this feed never handed out (malformed, or ahead of the feed)."""
+
+
+def format_cursor(position: int) -> str:
+    return f"{CURSOR_PREFIX}{position:x}"
+
+
+def parse_cursor(cursor: str) -> int:
+    """The position behind an opaque cursor; ``BadCursor`` for anything else."""
+    if not cursor.startswith(CURSOR_PREFIX) or not 2 < len(cursor) <= 18:
+        raise BadCursor("A cursor looks like c_… and comes from this feed.")
+    try:
+        position = int(cursor[len(CURSOR_PREFIX) :], 16)
+    except ValueError as exc:
+        raise BadCursor("A cursor looks like c_… and comes from this feed.") from exc
+    if position < 0 or cursor != format_cursor(position):
+        raise BadCursor("A cursor looks like c_… and comes from this feed.")
+    return position
+
+
+def feed_head() -> int:
+    """The newest event's position (0 for an empty feed): what a capture decision hands out as its cursor."""
+    return RevocationEvent.objects.aggregate(head=Max("id"))["head"] or 0
+
+
+# Writing: the outbox consumer ---------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Spec:
+    type: str
+    employee: Employee
+    purpose: str
+    categories: tuple[str, ...]
+    at: datetime
+    grants: tuple[str, ...] = ()
+
+
+@consumer(*(topic for topic in FEED_TOPICS if topic != Topic.POLICY_CHANGED))
+def feed_from_outbox(message: OutboxMessage) -> None:
+    """Turn one outbox message into feed events and wake the feed's readers at commit."""
+    specs = _expand(message)
+    if not specs:
+        return
+    now = timezone.now()
+    RevocationEvent.objects.bulk_create(
+        [
+            RevocationEvent(
+                outbox_message_id=message.pk,
+                part=part,
+                type=spec.type,
+                employee=spec.employee,
+                purpose=spec.purpose,
+                subject=pseudonym(purpose=spec.purpose, hr_id=spec.employee.hr_id),
+                categories=sorted(spec.categories),
+                grants=sorted(spec.grants),
+                at=spec.at,
+                published_at=now,
+            )
+            for part, spec in enumerate(specs)
+        ]
+    )
+    _announce()
+
+
+# A rule approval compares the decisions of every consenting employee of the
+# region: left to the periodic relay (seconds later), never the approver's request.
+consumer(Topic.POLICY_CHANGED, deferred=True)(feed_from_outbox)
+
+
+def _announce() -> None:
+    if connection.vendor == "postgresql":
+        # Delivered at commit, once per transaction (PostgreSQL folds identical notifications).
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_notify(%s, '')", [CHANNEL])
+    transaction.on_commit(feed_signal.bump)
+
+
+def _at(message: OutboxMessage) -> datetime:
+    text = message.payload.get("at")
+    moment = parse_datetime(text) if isinstance(text, str) else None
+    return moment or message.created_at
+
+
+def _purposes(policy: engine.Policy, employee: Employee, only: str | None = None) -> list[engine.Purpose]:
+    """The purposes a change concerns: the one it names, or every grantable purpose the employee ever consented to.
+
+    A grant needs consent, so a purpose without any consent record has no
+    grant to revoke (and no data a pipeline could hold).
+    """
+    if only:
+        known = policy.purposes.get(only)
+        return [known] if known else [engine.Purpose(slug=only, categories=frozenset())]
+    # consent_state_unique_pair (employee, purpose, category) serves this.
+    consented = set(ConsentState.objects.filter(employee=employee).values_list("purpose_id", flat=True).distinct())
+    return [
+        purpose for slug, purpose in sorted(policy.purposes.items()) if slug in consented and not purpose.prohibited
+    ]
+
+
+def _expand(message: OutboxMessage) -> list[_Spec]:
+    payload, topic, at = message.payload, message.topic, _at(message)
+    if topic == Topic.POLICY_CHANGED and "rule" in payload:
+        return _rule_change(payload, at)
+    employee = Employee.objects.filter(pk=payload.get("employee")).first()
+    if employee is None:
+        logger.warning("outbox message %s names no known employee; nothing to publish", message.pk)
+        return []
+    if topic == Topic.GRANT_REVOKED:
+        return _token_revoked(employee, payload, at)
+    if topic == Topic.JURISDICTION_BLOCKED and "to" in payload:
+        return _transfer(employee, payload, at)
+    policy = current_policy()
+    named = payload.get("categories")
+    return [
+        _Spec(topic, employee, purpose.slug, tuple(named) if named else tuple(purpose.categories), at)
+        for purpose in _purposes(policy, employee, payload.get("purpose"))
+    ]
+
+
+def _token_revoked(employee: Employee, payload: dict, at: datetime) -> list[_Spec]:
+    token = ApiToken.objects.filter(pk=payload.get("token"), kind=TokenKind.DEVICE).first()
+    if token is None:
+        return []
+    grants: dict[str, list[tuple[str, list[str]]]] = {}
+    # grant_expires serves this: only grants still live when the token was revoked matter.
+    for grant_id, purpose, categories in CaptureGrant.objects.filter(token=token, expires_at__gt=at).values_list(
+        "id", "purpose_id", "categories"
+    ):
+        grants.setdefault(purpose, []).append((grant_id, categories))
+    return [
+        _Spec(
+            Topic.GRANT_REVOKED,
+            employee,
+            purpose,
+            tuple(sorted({category for _, categories in items for category in categories})),
+            at,
+            grants=tuple(grant_id for grant_id, _ in items),
+        )
+        for purpose, items in sorted(grants.items())
+    ]
+
+
+def _lost(
+    before: engine.Policy,
+    after: engine.Policy,
+    facts_before: engine.EmployeeFacts,
+    facts_after: engine.EmployeeFacts,
+    employee: Employee,
+    at: datetime,
+) -> list[_Spec]:
+    """Categories allowed under (before, facts_before) and denied under (after, facts_after), per purpose."""
+    specs = []
+    for purpose in _purposes(after, employee):
+        request = engine.CaptureRequest(purpose=purpose.slug, categories=tuple(sorted(purpose.categories)))
+        was = engine.decide_capture(before, facts_before, request, at=at)
+        now = engine.decide_capture(after, facts_after, request, at=at)
+        allowed_before = set(was.allowed_categories)
+        lost = [result for result in now.categories if not result.allowed and result.category in allowed_before]
+        if not lost:
+            continue
+        codes = {reason.code for result in lost for reason in result.reasons}
+        kind = Topic.JURISDICTION_BLOCKED if codes & _JURISDICTION_CODES else Topic.POLICY_CHANGED
+        specs.append(_Spec(kind, employee, purpose.slug, tuple(result.category for result in lost), at))
+    return specs
+
+
+def _transfer(employee: Employee, payload: dict, at: datetime) -> list[_Spec]:
+    """A move: everything stops in a blocked or unknown region; elsewhere, what the new region takes away."""
+    policy = current_policy()
+    origin, target = payload.get("from") or {}, payload["to"]
+    facts = employee_facts(employee=employee, at=at)
+    after = replace(facts, country=target.get("country", ""), subdivision=target.get("subdivision", ""))
+    rule = policy.rule_at(policy.chain(after.country, after.subdivision), at)
+    if rule is None or rule.status == engine.BLOCK:
+        return [
+            _Spec(Topic.JURISDICTION_BLOCKED, employee, purpose.slug, tuple(purpose.categories), at)
+            for purpose in _purposes(policy, employee)
+        ]
+    before = replace(facts, country=origin.get("country", ""), subdivision=origin.get("subdivision", ""))
+    return _lost(policy, policy, before, after, employee, at)
+
+
+def _rule_change(payload: dict, at: datetime) -> list[_Spec]:
+    """A rule approval: compare every affected employee's decisions with and without it."""
+    rule = JurisdictionRule.objects.filter(pk=payload["rule"]).values(*RULE_FIELDS).first()
+    if rule is None:
+        return []
+    after = current_policy()
+    before = _policy_before(after, rule_id=rule["pk"], retired=payload.get("retired") or [])
+    specs: list[_Spec] = []
+    for employee in _employees_in(rule["region_id"]):
+        facts = employee_facts(employee=employee, at=at)
+        specs.extend(_lost(before, after, facts, facts, employee, at))
+    return specs
+
+
+def _policy_before(policy: engine.Policy, *, rule_id: int, retired: Iterable[dict]) -> engine.Policy:
+    """``policy`` as it was before approving ``rule_id``: without it, and with the rules it retired restored."""
+    rules = {code: [rule for rule in items if rule.id != rule_id] for code, items in policy.rules.items()}
+    previous = {item["id"]: item.get("effective_to") for item in retired if "id" in item}
+    for row in JurisdictionRule.objects.filter(pk__in=previous).values(*RULE_FIELDS):
+        effective_to = previous[row["pk"]]
+        row["effective_to"] = parse_datetime(effective_to) if isinstance(effective_to, str) else effective_to
+        kept = [rule for rule in rules.get(row["region_id"], []) if rule.id != row["pk"]]
+        rules[row["region_id"]] = [*kept, engine_rule(row)]
+    ordered = {
+        code: tuple(sorted(items, key=lambda rule: (rule.effective_from, -rule.id), reverse=True))
+        for code, items in rules.items()
+    }
+    return replace(policy, rules=MappingProxyType(ordered), _memo={})
+
+
+def _employees_in(region_code: str) -> QuerySet[Employee]:
+    """Active employees whose region chain contains ``region_code`` and who have consented to anything."""
+    region = Region.objects.filter(pk=region_code).values_list("kind", flat=True).first()
+    employees = Employee.objects.filter(status=EmployeeStatus.ACTIVE, consent_states__state=engine.GRANTED)
+    if region == RegionKind.GROUP:
+        members = Region.objects.get(pk=region_code).members.values_list("code", flat=True)
+        employees = employees.filter(country__in=list(members))
+    elif len(region_code) == 2:
+        employees = employees.filter(country=region_code)
+    else:
+        employees = employees.filter(subdivision=region_code)
+    return employees.distinct().order_by("pk")
+
+
+# Reading ------------------------------------------------------------------------------
+
+
+Scope = Callable[[QuerySet[RevocationEvent]], QuerySet[RevocationEvent]]
+
+
+def scope_for(token: ApiToken) -> Scope:
+    """What a token may read: a device its own employee's events, a pipeline its purposes' events."""
+    if token.kind == TokenKind.DEVICE:
+        return lambda events: events.filter(employee_id=token.employee_id)
+    if token.kind == TokenKind.PIPELINE:
+        return lambda events: events.filter(purpose__in=list(token.purposes))
+    return lambda events: events.none()
+
+
+def events_after(*, scope: Scope, after: int, limit: int) -> tuple[list[RevocationEvent], int]:
+    """The caller's events after position ``after`` (at most ``limit``) and the position to resume from.
+
+    The head is read first and events only up to it: relays commit one after
+    another in id order, so everything up to a head that is visible now is
+    visible to the second query too, and resuming from the returned position
+    skips nothing, even over other employees' or purposes' events.
+    """
+    head = feed_head()
+    if after > head:
+        raise BadCursor("The cursor is ahead of this feed; ask for a new capture decision and start from its cursor.")
+    if after == head:
+        return [], head
+    events = list(scope(RevocationEvent.objects.filter(id__gt=after, id__lte=head)).order_by("id")[:limit])
+    return events, events[-1].id if len(events) == limit else head
+
+
+def wait_for_events(*, scope: Scope, after: int, limit: int, wait: float) -> tuple[list[RevocationEvent], int]:
+    """``events_after``, waiting up to ``wait`` seconds for the first event of the caller's.
+
+    The database connection is closed while waiting (outside a transaction),
+    so a thousand waiting devices do not hold a thousand connections.
+    """
+    deadline = time.monotonic() + wait
+    if wait > 0:
+        ensure_listener()
+    while True:
+        seen = feed_signal.generation
+        events, after = events_after(scope=scope, after=after, limit=limit)
+        remaining = deadline - time.monotonic()
+        if events or remaining <= 0:
+            return events, after
+        if not connection.in_atomic_block:
+            connection.close()
+        feed_signal.wait(seen, min(remaining, poll_interval()))
+
+
+def event_json(event: RevocationEvent) -> dict:
+    body = {
+        "cursor": format_cursor(event.id),
+        "type": event.type,
+        "subject": event.subject,
+        "categories": event.categories,
+        "purpose": event.purpose,
+        "at": event.at.isoformat().replace("+00:00", "Z"),
+    }
+    if event.grants:
+        body["grants"] = event.grants
+    return body

@@ -1,0 +1,317 @@
+"""The revocation feed's store: every change that takes something away becomes events, exactly once."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import IntegrityError
+from django.utils import timezone
+
+from conftest import POLICY_START, SYSTEM, make_employee
+from consent.services import consent_expire_due, consent_withdraw, consent_withdraw_all, pause_start
+from consentry import outbox
+from consentry.models import OutboxMessage
+from consentry.tasks import relay_outbox
+from decisions.models import RevocationEvent
+from decisions.pseudonyms import pseudonym
+from decisions.tests.conftest import (
+    PURPOSE,
+    acknowledge,
+    capture,
+    device_client,
+    feed_of,
+    grant_consent,
+    relay,
+    shared_database_url,
+)
+from governance import services as gov
+from governance.models import JurisdictionRule
+from people.services import employee_set_status, employee_transfer
+from people.tokens import token_revoke
+
+ROOT = Path(settings.BASE_DIR)
+ALL = ["keystroke_timing", "keystrokes", "mouse_movement", "screenshots"]
+
+
+@pytest.fixture
+def consenting(policy):
+    employee = make_employee(country="US", subdivision="US-WA")
+    grant_consent(employee, *ALL)
+    relay()  # the policy's own rule approvals: nobody had consent yet
+    return employee
+
+
+def _types(employee) -> list[tuple[str, str, list[str]]]:
+    return [(event.type, event.purpose, event.categories) for event in feed_of(employee)]
+
+
+@pytest.mark.django_db
+class TestWhatIsPublished:
+    def test_a_withdrawal_publishes_its_categories_under_the_purpose_pseudonym(self, consenting):
+        consent_withdraw(employee=consenting, purpose=PURPOSE, categories=["screenshots", "keystrokes"], actor=SYSTEM)
+        assert feed_of(consenting) == []  # nothing before the relay runs
+
+        relay()
+
+        (event,) = feed_of(consenting)
+        assert (event.type, event.purpose, event.categories) == (
+            "consent_withdrawn",
+            PURPOSE,
+            ["keystrokes", "screenshots"],
+        )
+        assert event.subject == pseudonym(purpose=PURPOSE, hr_id=consenting.hr_id)
+        assert event.subject != consenting.hr_id
+
+    def test_withdrawing_everything_is_one_event_for_every_withdrawn_category(self, consenting):
+        consent_withdraw_all(employee=consenting, actor=SYSTEM)
+        relay()
+        assert _types(consenting) == [("consent_withdrawn", PURPOSE, ALL)]
+
+    def test_withdrawing_what_was_never_granted_publishes_nothing(self, policy):
+        employee = make_employee(country="US", subdivision="US-WA")
+        consent_withdraw(employee=employee, purpose=PURPOSE, categories=["screenshots"], actor=SYSTEM)
+        relay()
+        assert feed_of(employee) == []
+
+    def test_expiry_publishes_consent_expired(self, consenting):
+        consent_expire_due(at=timezone.now() + timedelta(days=400))
+        relay()
+        assert _types(consenting) == [("consent_expired", PURPOSE, ALL)]
+
+    def test_a_pause_stops_every_category_of_every_grantable_purpose(self, consenting):
+        pause_start(employee=consenting, until=timezone.now() + timedelta(minutes=30), actor=SYSTEM)
+        relay()
+        # performance_evaluation is prohibited: nobody holds a grant for it.
+        assert _types(consenting) == [("paused", PURPOSE, ALL)]
+
+    @pytest.mark.parametrize("status", ["on_leave", "terminated"])
+    def test_leave_and_termination_publish_employee_inactive(self, consenting, status):
+        employee_set_status(employee=consenting, status=status, actor=SYSTEM)
+        relay()
+        assert _types(consenting) == [("employee_inactive", PURPOSE, ALL)]
+
+    def test_coming_back_from_leave_publishes_nothing_more(self, consenting):
+        employee_set_status(employee=consenting, status="on_leave", actor=SYSTEM)
+        employee_set_status(employee=consenting, status="active", actor=SYSTEM)
+        relay()
+        assert [event.type for event in feed_of(consenting)] == ["employee_inactive"]
+
+    def test_a_transfer_into_a_blocked_region_publishes_jurisdiction_blocked(self, consenting):
+        employee_transfer(employee=consenting, country="DE", subdivision="DE-BE", actor=SYSTEM)
+        relay()
+        assert _types(consenting) == [("jurisdiction_blocked", PURPOSE, ALL)]
+
+    def test_a_transfer_into_a_region_without_rules_publishes_jurisdiction_blocked(self, consenting):
+        employee_transfer(employee=consenting, country="BR", actor=SYSTEM)
+        relay()
+        assert _types(consenting) == [("jurisdiction_blocked", PURPOSE, ALL)]
+
+    def test_a_transfer_that_adds_an_unmet_precondition_publishes_policy_changed(self, consenting):
+        # US-NY needs the monitoring notice acknowledged, which this employee never did.
+        employee_transfer(employee=consenting, country="US", subdivision="US-NY", actor=SYSTEM)
+        relay()
+        assert _types(consenting) == [("policy_changed", PURPOSE, ALL)]
+
+    def test_a_transfer_that_takes_nothing_away_publishes_nothing(self, consenting):
+        acknowledge(consenting)
+        employee_transfer(employee=consenting, country="US", subdivision="US-NY", actor=SYSTEM)
+        relay()
+        assert feed_of(consenting) == []
+
+    def test_revoking_a_device_token_revokes_exactly_its_live_grants(self, consenting):
+        laptop, desktop = device_client(consenting, "laptop"), device_client(consenting, "desktop")
+        mine = capture(laptop, "keystrokes", "screenshots")["grant"]["id"]
+        capture(desktop, "keystrokes")
+
+        token_revoke(token=laptop.token, actor=SYSTEM)
+        relay()
+
+        (event,) = feed_of(consenting)
+        assert (event.type, event.categories, event.grants) == ("grant_revoked", ["keystrokes", "screenshots"], [mine])
+
+    def test_revoking_a_device_token_without_live_grants_publishes_nothing(self, consenting):
+        token_revoke(token=device_client(consenting).token, actor=SYSTEM)
+        relay()
+        assert feed_of(consenting) == []
+
+
+def _supersede(region_code: str, **fields) -> JurisdictionRule:
+    old = JurisdictionRule.objects.get(region_id=region_code, state="approved")
+    draft = gov.rule_draft(
+        region=old.region, effective_from=POLICY_START, supersedes=old, actor=SYSTEM, **{"status": "allow", **fields}
+    )
+    return gov.rule_approve(rule=draft, actor=SYSTEM, via="tests")
+
+
+@pytest.mark.django_db
+class TestRuleChanges:
+    def test_a_rule_that_blocks_a_region_tells_the_employees_who_had_an_allow(self, consenting):
+        no_consent = make_employee(country="US", subdivision="US-WA")
+        elsewhere = make_employee(country="US", subdivision="US-NY")
+        grant_consent(elsewhere, "keystrokes")
+        _supersede("US-NY", status="conditional", preconditions=["notice_acknowledgement"])
+        relay()
+        assert feed_of(elsewhere) == []  # nothing was allowed there before (no acknowledgement)
+
+        _supersede("US", status="block")
+        relay()
+
+        assert _types(consenting) == [("jurisdiction_blocked", PURPOSE, ALL)]
+        assert feed_of(no_consent) == []
+
+    def test_a_rule_that_blocks_one_category_publishes_policy_changed_for_it(self, consenting):
+        _supersede("US", blocked_categories=["screenshots"])
+        relay()
+        assert _types(consenting) == [("policy_changed", PURPOSE, ["screenshots"])]
+
+    def test_a_rule_that_only_opens_things_up_publishes_nothing(self, consenting):
+        _supersede("US", blocked_categories=["screenshots"])
+        relay()
+        _supersede("US")
+        relay()
+        assert [event.categories for event in feed_of(consenting)] == [["screenshots"]]
+
+    def test_a_subdivision_rule_reaches_only_that_subdivision(self, consenting):
+        washington = gov.region_save(code="US-WA", actor=SYSTEM)
+        oregon = make_employee(country="US", subdivision="US-OR")
+        grant_consent(oregon, "keystrokes")
+        gov.rule_approve(
+            rule=gov.rule_draft(region=washington, status="block", effective_from=POLICY_START, actor=SYSTEM),
+            actor=SYSTEM,
+            via="tests",
+        )
+        relay()
+        assert [event.type for event in feed_of(consenting)] == ["jurisdiction_blocked"]
+        assert feed_of(oregon) == []
+
+
+@pytest.mark.django_db
+class TestRelay:
+    def test_the_relay_is_idempotent(self, consenting):
+        consent_withdraw(employee=consenting, purpose=PURPOSE, categories=["screenshots"], actor=SYSTEM)
+        assert relay() == 1
+        assert relay() == 0
+        assert len(feed_of(consenting)) == 1
+        assert OutboxMessage.objects.get(topic="consent_withdrawn").delivered_at is not None
+
+    def test_a_message_handed_over_twice_cannot_add_its_events_twice(self, consenting):
+        consent_withdraw(employee=consenting, purpose=PURPOSE, categories=["screenshots"], actor=SYSTEM)
+        relay()
+        message = OutboxMessage.objects.get(topic="consent_withdrawn")
+        from decisions.revocations import feed_from_outbox
+
+        with pytest.raises(IntegrityError):
+            feed_from_outbox(message)
+
+    def test_a_failing_consumer_keeps_its_message_pending_and_lets_the_rest_through(self, consenting, monkeypatch):
+        other = make_employee(country="US", subdivision="US-WA")
+        grant_consent(other, "keystrokes")
+        consent_withdraw(employee=consenting, purpose=PURPOSE, categories=["screenshots"], actor=SYSTEM)
+        consent_withdraw(employee=other, purpose=PURPOSE, categories=["keystrokes"], actor=SYSTEM)
+        first = OutboxMessage.objects.filter(topic="consent_withdrawn").order_by("id").first()
+
+        def broken(message):
+            if message.pk == first.pk:
+                raise RuntimeError("consumer down")
+
+        monkeypatch.setitem(outbox._consumers, "consent_withdrawn", [broken, *outbox._consumers["consent_withdrawn"]])
+        relay()
+
+        first.refresh_from_db()
+        assert first.delivered_at is None and first.attempts == 1 and "consumer down" in first.last_error
+        assert feed_of(consenting) == [] and len(feed_of(other)) == 1
+        monkeypatch.undo()
+        relay()
+        assert len(feed_of(consenting)) == 1
+
+    def test_the_relay_leaves_topics_nobody_consumes_alone(self, consenting):
+        from django.db import transaction
+
+        with transaction.atomic():
+            outbox.publish(topic="somebody_elses_topic", payload={"x": 1})
+        relay()
+        assert OutboxMessage.objects.get(topic="somebody_elses_topic").delivered_at is None
+
+    @pytest.mark.django_db(transaction=True)
+    def test_publishing_outside_a_transaction_is_refused(self):
+        with pytest.raises(RuntimeError):
+            outbox.publish(topic="consent_withdrawn", payload={})
+
+    def test_the_relay_runs_right_after_commit(self, consenting, django_capture_on_commit_callbacks):
+        with django_capture_on_commit_callbacks(execute=True) as callbacks:
+            consent_withdraw(employee=consenting, purpose=PURPOSE, categories=["screenshots"], actor=SYSTEM)
+        # One kick for the transaction's messages, then the relay's own wake-up of waiting readers.
+        assert len(feed_of(consenting)) == 1
+        assert len(callbacks) >= 1
+
+    def test_rule_approvals_are_left_to_the_periodic_relay(self, consenting, django_capture_on_commit_callbacks):
+        with django_capture_on_commit_callbacks(execute=True):
+            _supersede("US", status="block")
+        assert feed_of(consenting) == []  # the approver's request did not wait for the fan-out
+
+        relay_outbox()
+
+        assert [event.type for event in feed_of(consenting)] == ["jurisdiction_blocked"]
+
+    def test_the_beat_task_delivers_what_is_pending(self, consenting):
+        consent_withdraw(employee=consenting, purpose=PURPOSE, categories=["screenshots"], actor=SYSTEM)
+        assert relay_outbox() == 1
+        assert len(feed_of(consenting)) == 1
+        assert settings.CELERY_BEAT_SCHEDULE["outbox-relay"]["task"] == "consentry.outbox_relay"
+
+
+CRASH_AFTER_COMMIT = textwrap.dedent(
+    """
+    import os, django
+    django.setup()
+    from django.db import transaction
+    from audit.actors import Actor
+    from consent.services import consent_withdraw
+    from people.models import Employee
+
+    employee = Employee.objects.get(hr_id=os.environ["HR_ID"])
+    with transaction.atomic():
+        # Registered first, so it runs first after commit: the process dies
+        # between the commit and the outbox relay's kick.
+        transaction.on_commit(lambda: os._exit(0))
+        consent_withdraw(employee=employee, purpose="ai_agent_training", categories=["screenshots"],
+                         actor=Actor.system("crash-test"))
+    raise SystemExit("the process should have died after commit")
+    """
+)
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_an_event_committed_by_a_process_that_dies_before_publishing_is_still_delivered(policy):
+    employee = make_employee(country="US", subdivision="US-WA")
+    grant_consent(employee, "screenshots")
+    relay()
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "consentry.settings",
+        "DATABASE_URL": shared_database_url(),
+        "CONSENTRY_STATE_DIR": str(settings.STATE_DIR),
+        "HR_ID": employee.hr_id,
+        "LOG_LEVEL": "ERROR",
+    }
+
+    result = subprocess.run(
+        [sys.executable, "-c", CRASH_AFTER_COMMIT], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+
+    assert result.returncode == 0, result.stderr
+    pending = OutboxMessage.objects.get(topic="consent_withdrawn")
+    assert pending.delivered_at is None, "the kick ran: the crash did not happen between commit and relay"
+    assert feed_of(employee) == []
+    assert relay_outbox() == 1
+    (event,) = feed_of(employee)
+    assert (event.type, event.categories) == ("consent_withdrawn", ["screenshots"])
+    assert RevocationEvent.objects.count() == 1
