@@ -10,9 +10,11 @@ on loopback, then for each endpoint:
 2. half load: an open-loop schedule at half the saturated rate, latency
    measured from each request's scheduled start (no coordinated omission).
 
-Every capture request is allowed, so each one signs a grant and writes its
-audit entry: the expensive path. Clients run in separate processes on the
-same machine as the server, so they share its cores.
+The capture requests are allowed, so each one signs a grant and appends its
+audit entry: the expensive path. A second run uses employees in a blocked
+region, whose decisions deny (no grant, no audit entry, one counter upsert).
+Clients run in separate processes on the same machine as the server, so they
+share its cores.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ CAPTURE_BODY = json.dumps(
 ).encode()
 
 
-def prepare() -> list[str]:
+def prepare() -> tuple[list[str], list[str]]:
     setup_django()
     from django.utils import timezone
 
@@ -61,7 +63,15 @@ def prepare() -> list[str]:
         )
         _, raw = token_issue(kind="device", name=f"d{index}", employee=employee, device_id=f"d{index}", actor=actor)
         tokens.append(raw)
-    return tokens
+    # Employees in Germany: every decision is a denial (no grant, no audit entry, a counter bump).
+    blocked = []
+    for index in range(EMPLOYEES):
+        employee = employee_provision(
+            hr_id=f"D{index:05d}", display_name=f"Blocked {index}", country="DE", subdivision="DE-BE", actor=actor
+        )
+        _, raw = token_issue(kind="device", name=f"b{index}", employee=employee, device_id=f"b{index}", actor=actor)
+        blocked.append(raw)
+    return tokens, blocked
 
 
 def request_once(port: int, path: str, token: str | None) -> None:
@@ -161,7 +171,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
-    tokens = prepare()
+    tokens, blocked = prepare()
     with gunicorn(workers=args.workers) as (port, _server):
         for token in tokens[:4]:
             request_once(port, "/api/v1/decisions/capture", token)
@@ -171,6 +181,8 @@ def main() -> None:
         show("bare JSON view, saturated", bare)
         capture = load(port, "/api/v1/decisions/capture", tokens, clients=args.clients, seconds=args.seconds)
         show("capture decision, saturated", capture)
+        denied = load(port, "/api/v1/decisions/capture", blocked, clients=args.clients, seconds=args.seconds)
+        show("capture denied (no grant), saturated", denied)
         print(f"capture / bare throughput: {capture['rate'] / bare['rate']:.2f}x (target >= 0.5x)")
         half = load(
             port,

@@ -600,9 +600,11 @@ _CATEGORY_PRECONDITIONS = frozenset({NOTICE_AT_COLLECTION, BIOMETRIC_RELEASE})
 # Use ------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class GrantFacts:
-    """A capture grant as issued: what records captured under it may claim."""
+class GrantFacts(NamedTuple):
+    """A capture grant as issued: what records captured under it may claim.
+
+    A named tuple for the same reason as ``UseRecord``: a stream loads grants by
+    the hundred thousand."""
 
     id: str
     employee: str
@@ -630,23 +632,41 @@ class UseRecord(NamedTuple):
 _NO_GRANT = (Reason(Code.NO_CAPTURE_GRANT, "No capture grant with this id was ever issued."),)
 
 
+Scope = tuple[tuple[str, ...], Rule | None]
+
+
+def capture_scope(policy: Policy, grant: GrantFacts, employee: EmployeeFacts) -> Scope:
+    """Where the data was captured: the grant's region chain and the rule in force when it was issued."""
+    chain = policy.chain(grant.country or employee.country, grant.subdivision if grant.country else "")
+    return chain, policy.rule_at(chain, grant.issued_at)
+
+
+def current_scope(policy: Policy, employee: EmployeeFacts, at: datetime) -> Scope:
+    """Where the employee works now: their region chain and the rule in force at ``at``."""
+    chain = policy.chain(employee.country, employee.subdivision)
+    return chain, policy.rule_at(chain, at)
+
+
 def use_limits(
     policy: Policy, *, grant: GrantFacts, employee: EmployeeFacts, purpose: str, category: str, at: datetime
 ) -> tuple[int | None, int]:
     """(raw retention days or None, termination deletion window days) for a record under ``grant``.
 
-    The strictest of what applies where the data was captured (the grant's
-    location and the rule in force when it was issued) and where the employee
-    works now. The same for every record of one grant and category, so a batch
-    may compute it once and pass it to ``decide_use``.
+    The strictest of what applies where the data was captured and where the
+    employee works now. It depends only on the two scopes, the purpose and
+    the category, so a batch may compute it once per combination and pass it
+    to ``decide_use``.
     """
-    capture_chain = policy.chain(grant.country or employee.country, grant.subdivision if grant.country else "")
-    current_chain = policy.chain(employee.country, employee.subdivision)
+    return scoped_limits(
+        policy, capture_scope(policy, grant, employee), current_scope(policy, employee, at), purpose, category
+    )
+
+
+def scoped_limits(
+    policy: Policy, captured: Scope, current: Scope, purpose: str, category: str
+) -> tuple[int | None, int]:
     return policy.retention_limits(
-        chains=(capture_chain, current_chain),
-        rules=(policy.rule_at(capture_chain, grant.issued_at), policy.rule_at(current_chain, at)),
-        purpose=purpose,
-        category=category,
+        chains=(captured[0], current[0]), rules=(captured[1], current[1]), purpose=purpose, category=category
     )
 
 

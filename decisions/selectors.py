@@ -10,10 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from functools import cache
+from functools import cache, lru_cache
+from sys import intern
 
+import orjson
 from django.db import connection
 from django.db.models.expressions import RawSQL
+from psycopg.types.datetime import TimestamptzLoader
 
 from consent.models import ConsentState, NoticeAcknowledgement, Pause
 from decisions import engine
@@ -44,31 +47,35 @@ _CONSENT_FIELDS = (
 )
 
 
-def _aware(value: datetime | None) -> datetime | None:
-    # SQLite hands raw cursors naive datetimes (stored in UTC); PostgreSQL aware ones.
+def _aware(value: datetime | str | None) -> datetime | None:
+    # PostgreSQL returns aware datetimes; SQLite naive ones in UTC, or text where
+    # it cannot tell a column's type (the branches of a UNION).
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
     return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
 @cache
-def _facts_sql() -> tuple[str, str, str]:
-    """The three per-request reads, as SQL built once from the models.
+def _facts_sql() -> str:
+    """The per-request read of consent, acknowledgements and running pauses: one query, built once.
 
-    Written as SQL rather than querysets because they run on every capture
-    decision: compiling three querysets cost more CPU than everything else the
-    decision does (see docs/benchmarks.md).
+    One round trip instead of three, in SQL rather than querysets: it runs on
+    every capture decision, and compiling three querysets cost more CPU than
+    everything else the decision does (docs/benchmarks.md).
     """
     q = connection.ops.quote_name
-    state, ack, pause, notice = (m._meta.db_table for m in (ConsentState, NoticeAcknowledgement, Pause, Notice))
-    # Table names come from model meta, never from input.
+    state, ack, pause, notice = (q(m._meta.db_table) for m in (ConsentState, NoticeAcknowledgement, Pause, Notice))
+    # Table names come from model meta, never from input. Each branch is served
+    # by an index: consent_state_unique_pair, acknowledgement_once_per_notice,
+    # pause_employee_ends.
     return (
-        # consent_state_unique_pair (employee, purpose, category) serves this.
-        f"SELECT s.purpose_id, s.category_id, s.state, n.version, s.since, s.expires_at, s.withdrawn_at, s.version "  # noqa: S608
-        f"FROM {q(state)} s JOIN {q(notice)} n ON n.id = s.notice_id WHERE s.employee_id = %s",
-        # acknowledgement_once_per_notice (employee, notice) serves this.
-        f"SELECT n.version, a.at FROM {q(ack)} a JOIN {q(notice)} n ON n.id = a.notice_id WHERE a.employee_id = %s",  # noqa: S608
-        # pause_employee_ends (employee, ends_at) serves this: pauses still running at ``at``.
-        f"SELECT starts_at, ends_at, resumed_at FROM {q(pause)} "  # noqa: S608
-        f"WHERE employee_id = %s AND ends_at > %s AND starts_at <= %s AND (resumed_at IS NULL OR resumed_at > %s)",
+        "SELECT 'c', s.purpose_id, s.category_id, s.state, n.version, s.since, s.expires_at, s.withdrawn_at, "  # noqa: S608
+        f"s.version FROM {state} s JOIN {notice} n ON n.id = s.notice_id WHERE s.employee_id = %s "
+        "UNION ALL SELECT 'a', NULL, NULL, NULL, n.version, a.at, NULL, NULL, NULL "
+        f"FROM {ack} a JOIN {notice} n ON n.id = a.notice_id WHERE a.employee_id = %s "
+        "UNION ALL SELECT 'p', NULL, NULL, NULL, NULL, p.starts_at, p.ends_at, p.resumed_at, NULL "
+        f"FROM {pause} p WHERE p.employee_id = %s AND p.ends_at > %s AND p.starts_at <= %s "
+        "AND (p.resumed_at IS NULL OR p.resumed_at > %s)"
     )
 
 
@@ -79,19 +86,21 @@ def employee_facts(*, employee: Employee, at: datetime) -> engine.EmployeeFacts:
     moves exactly one state row to its own version, so that maximum is the
     employee's latest ``ConsentEvent.version`` without a second query.
     """
-    states_sql, acks_sql, pauses_sql = _facts_sql()
     with connection.cursor() as cursor:
-        cursor.execute(states_sql, [employee.pk])
-        consents, version = _consents(
-            (purpose, category, state, notice, _aware(since), _aware(expires), _aware(withdrawn), row_version)
-            for purpose, category, state, notice, since, expires, withdrawn, row_version in cursor.fetchall()
-        )
-        cursor.execute(acks_sql, [employee.pk])
-        acks = tuple((notice, _aware(when)) for notice, when in cursor.fetchall())
-        cursor.execute(pauses_sql, [employee.pk, at, at, at])
-        pauses = tuple(
-            (_aware(start), _aware(min(end, resumed) if resumed else end)) for start, end, resumed in cursor.fetchall()
-        )
+        cursor.execute(_facts_sql(), [employee.pk, employee.pk, employee.pk, at, at, at])
+        rows = cursor.fetchall()
+    consents, version = _consents(
+        (purpose, category, state, notice, _aware(since), _aware(expires), _aware(withdrawn), row_version)
+        for kind, purpose, category, state, notice, since, expires, withdrawn, row_version in rows
+        if kind == "c"
+    )
+    acks = tuple((notice, _aware(when)) for kind, _p, _c, _s, notice, when, *_ in rows if kind == "a")
+    pauses = []
+    for kind, _p, _c, _s, _n, start, end, resumed, _v in rows:
+        if kind == "p":
+            # A pause resumed early ends when it was resumed.
+            until, resumed_at = _aware(end), _aware(resumed)
+            pauses.append((_aware(start), min(until, resumed_at) if resumed_at else until))
     return engine.EmployeeFacts(
         hr_id=employee.hr_id,
         country=employee.country,
@@ -103,7 +112,7 @@ def employee_facts(*, employee: Employee, at: datetime) -> engine.EmployeeFacts:
         consents=consents,
         consent_version=version,
         acknowledgements=acks,
-        pauses=pauses,
+        pauses=tuple(pauses),
     )
 
 
@@ -120,30 +129,47 @@ def _among(values: Iterable[str]) -> list[str] | RawSQL:
     return values
 
 
+@lru_cache(maxsize=256)
+def _categories(text: str) -> frozenset[str]:
+    # Grants repeat a handful of category sets: parse and keep each once.
+    return frozenset(orjson.loads(text))
+
+
 def grants_by_id(ids: Iterable[str]) -> dict[str, engine.GrantFacts]:
-    """The grants among ``ids`` (unknown ids are simply absent), by primary key."""
-    rows = CaptureGrant.objects.filter(pk__in=_among(ids)).values_list(
-        "id",
-        "employee__hr_id",
-        "subject",
-        "purpose_id",
-        "categories",
-        "issued_at",
-        "expires_at",
-        "country",
-        "subdivision",
+    """The grants among ``ids`` (unknown ids are simply absent), by primary key.
+
+    Plain SQL with psycopg's own (C) timestamp loader on PostgreSQL: a stream
+    loads grants by the hundred thousand, and Django's Python-level loader
+    for aware timestamps was the largest single cost of a use decision.
+    """
+    ids = list(ids)
+    if not ids:
+        return {}
+    q = connection.ops.quote_name
+    grant, employee = q(CaptureGrant._meta.db_table), q(Employee._meta.db_table)
+    sql = (
+        "SELECT g.id, e.hr_id, g.subject, g.purpose_id, g.categories, g.issued_at, g.expires_at, g.country, "  # noqa: S608
+        f"g.subdivision FROM {grant} g JOIN {employee} e ON e.id = g.employee_id WHERE g.id "
     )
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.cursor.adapters.register_loader("timestamptz", TimestamptzLoader)
+            cursor.execute(sql + "= ANY(%s)", [ids])
+        else:
+            cursor.execute(sql + f"IN ({', '.join(['%s'] * len(ids))})", ids)
+        rows = cursor.fetchall()
+    # Interned: thousands of grants share an employee, purpose and location.
     return {
         row[0]: engine.GrantFacts(
             id=row[0],
-            employee=row[1],
-            subject=row[2],
-            purpose=row[3],
-            categories=frozenset(row[4]),
-            issued_at=row[5],
-            expires_at=row[6],
-            country=row[7],
-            subdivision=row[8],
+            employee=intern(row[1]),
+            subject=intern(row[2]),
+            purpose=intern(row[3]),
+            categories=_categories(row[4]) if isinstance(row[4], str) else frozenset(row[4]),
+            issued_at=_aware(row[5]),
+            expires_at=_aware(row[6]),
+            country=intern(row[7]),
+            subdivision=intern(row[8]),
         )
         for row in rows
     }

@@ -132,18 +132,27 @@ def grant_issue(*, token: ApiToken, employee: Employee, purpose: str, decision: 
 
 
 def decision_counters_add(*, day: date, purpose: str, reasons: Iterable[str]) -> None:
-    """Count one denied check per reason code for the day and purpose (an atomic upsert)."""
+    """Count one denied check per reason code for the day and purpose (one atomic upsert).
+
+    Counters are statistics, not evidence: on PostgreSQL their commit does not
+    wait for the disk, so every denying agent does not queue behind one hot
+    row's fsync. A crash can lose the last fraction of a second of counts.
+    """
     rows = [(day, purpose, reason) for reason in sorted(set(reasons))]
     if not rows:
         return
     table = connection.ops.quote_name(DecisionCounter._meta.db_table)
     # Sorted rows take their locks in one order: concurrent upserts cannot deadlock.
     sql = (
-        f"INSERT INTO {table} (day, purpose, reason, count) VALUES (%s, %s, %s, 1) "  # noqa: S608 - table name from model meta
-        f"ON CONFLICT (day, purpose, reason) DO UPDATE SET count = {table}.count + 1"
+        f"INSERT INTO {table} (day, purpose, reason, count) VALUES "  # noqa: S608 - table name from model meta
+        + ", ".join(["(%s, %s, %s, 1)"] * len(rows))
+        + f" ON CONFLICT (day, purpose, reason) DO UPDATE SET count = {table}.count + 1"
     )
+    params = [value for row in rows for value in row]
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.executemany(sql, rows)
+        if connection.vendor == "postgresql":
+            cursor.execute("SET LOCAL synchronous_commit TO OFF")
+        cursor.execute(sql, params)
 
 
 def capture_decide(
@@ -151,20 +160,24 @@ def capture_decide(
 ) -> CaptureOutcome:
     """Decide a device's capture request for its own employee; issue a grant if anything is allowed.
 
-    The decision is taken under the employee's row lock, the lock every
-    consent change, pause, transfer and termination takes first: a change
-    that commits while this request runs is either seen here or ordered after
-    the grant. Taking it before the ledger's lock keeps one lock order
-    everywhere (employee, then audit head), so the two cannot deadlock.
+    A first decision reads the employee's facts without a lock: a denial needs
+    none, since denying is always safe. Only when something would be allowed
+    is it decided again under the employee's row lock, the lock every consent
+    change, pause, transfer and termination takes first: a change that commits
+    while this request runs is then either seen or ordered after the grant.
+    Taking it before the ledger's lock keeps one lock order everywhere
+    (employee, then audit head), so the two cannot deadlock.
     """
     policy = policy or current_policy()
-    with transaction.atomic():
-        employee = Employee.objects.select_for_update().get(pk=token.employee_id)
-        facts = employee_facts(employee=employee, at=at)
-        decision = engine.decide_capture(policy, facts, request, at=at)
-        grant = None
-        if decision.allowed_categories:
-            grant = grant_issue(token=token, employee=employee, purpose=request.purpose, decision=decision)
+    employee = token.employee
+    decision = engine.decide_capture(policy, employee_facts(employee=employee, at=at), request, at=at)
+    grant = None
+    if decision.allowed_categories:
+        with transaction.atomic():
+            employee = Employee.objects.select_for_update().get(pk=token.employee_id)
+            decision = engine.decide_capture(policy, employee_facts(employee=employee, at=at), request, at=at)
+            if decision.allowed_categories:
+                grant = grant_issue(token=token, employee=employee, purpose=request.purpose, decision=decision)
     codes = decision.reason_codes
     if codes:
         counted_purpose = request.purpose if request.purpose in policy.purposes else UNKNOWN_PURPOSE

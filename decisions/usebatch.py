@@ -28,9 +28,10 @@ MAX_LINE_BYTES = 64 * 1024
 READ_BLOCK_BYTES = 256 * 1024
 MAX_ID_LENGTH = 200
 MAX_FIELD_LENGTH = 64
-# Bounds of the per-request caches (a grant or employee is a few hundred bytes).
-GRANT_CACHE_LIMIT = 200_000
-EMPLOYEE_CACHE_LIMIT = 50_000
+# Bounds of the per-request caches: about 20 MB of grants and 20 MB of
+# employees at most, whatever the length of the stream.
+GRANT_CACHE_LIMIT = 50_000
+EMPLOYEE_CACHE_LIMIT = 20_000
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 LATEST = datetime(2100, 1, 1, tzinfo=UTC)
 
@@ -72,7 +73,15 @@ def parse_record(value: Any) -> engine.UseRecord | InvalidRecord:
     if type(record_id) is not str or not 0 < len(record_id) <= MAX_ID_LENGTH:
         return InvalidRecord(None, f"id must be a string of 1 to {MAX_ID_LENGTH} characters.")
     subject, category, grant_id = get("subject"), get("category"), get("grant_id")
-    if not (_text_ok(subject) and _text_ok(category) and _text_ok(grant_id)):
+    # One combined test on the common path; the slow path says which field is wrong.
+    if not (
+        type(subject) is str
+        and type(category) is str
+        and type(grant_id) is str
+        and 0 < len(subject) <= MAX_FIELD_LENGTH
+        and 0 < len(category) <= MAX_FIELD_LENGTH
+        and 0 < len(grant_id) <= MAX_FIELD_LENGTH
+    ):
         missing = [name for name in ("subject", "category", "grant_id") if not _text_ok(get(name))]
         return InvalidRecord(record_id, f"{', '.join(missing)}: must be strings of 1 to {MAX_FIELD_LENGTH} characters.")
     captured_at = parse_time(get("captured_at"))
@@ -123,7 +132,8 @@ def ndjson_lines(stream: BinaryIO) -> Iterator[bytes | InvalidRecord]:
         yield pending
 
 
-def chunked(items: Iterable[Any], size: int = CHUNK_RECORDS) -> Iterator[list[Any]]:
+def chunked(items: Iterable[Any], size: int | None = None) -> Iterator[list[Any]]:
+    size = size or CHUNK_RECORDS
     chunk: list[Any] = []
     for item in items:
         chunk.append(item)
@@ -160,7 +170,10 @@ class UseEvaluator:
         self.by_reason: Counter[str] = Counter()
         self._digest = hashlib.sha256()
         self._grants: dict[str, engine.GrantFacts | None] = {}
-        self._limits: dict[tuple[str, str], tuple[int | None, int]] = {}
+        self._scopes: dict[engine.Scope, engine.Scope] = {}
+        self._grant_scopes: dict[str, engine.Scope] = {}
+        self._employee_scopes: dict[str, engine.Scope] = {}
+        self._limits: dict[tuple[int, int, str], tuple[int | None, int]] = {}
         self._employees: dict[str, engine.EmployeeFacts | None] = {}
         self._reason_text: dict[engine.Reason, bytes] = {}
 
@@ -175,24 +188,41 @@ class UseEvaluator:
         needed = {record.grant_id for record in records}
         missing = needed - self._grants.keys()
         if len(self._grants) + len(missing) > GRANT_CACHE_LIMIT:
-            self._grants, self._limits, missing = {}, {}, needed
+            self._grants, self._grant_scopes, missing = {}, {}, needed
         if missing:
             found = grants_by_id(missing)
             self._grants.update((grant_id, found.get(grant_id)) for grant_id in missing)
         people = {grant.employee for grant_id in needed if (grant := self._grants[grant_id]) is not None}
         absent = people - self._employees.keys()
         if len(self._employees) + len(absent) > EMPLOYEE_CACHE_LIMIT:
-            self._employees, absent = {}, people
+            self._employees, self._employee_scopes, absent = {}, {}, people
         if absent:
             found_people = employees_for_use(hr_ids=absent, purpose=self.purpose)
             self._employees.update((hr_id, found_people.get(hr_id)) for hr_id in absent)
+
+    def _limits_for(self, grant: engine.GrantFacts, employee: engine.EmployeeFacts, category: str):
+        """Retention limits, shared by every record with the same two scopes and category."""
+        captured = self._grant_scopes.get(grant.id)
+        if captured is None:
+            scope = engine.capture_scope(self.policy, grant, employee)
+            captured = self._grant_scopes[grant.id] = self._scopes.setdefault(scope, scope)
+        current = self._employee_scopes.get(employee.hr_id)
+        if current is None:
+            scope = engine.current_scope(self.policy, employee, self.at)
+            current = self._employee_scopes[employee.hr_id] = self._scopes.setdefault(scope, scope)
+        # Scopes are interned above, so their ids are stable keys for this evaluator.
+        key = (id(captured), id(current), category)
+        limits = self._limits.get(key)
+        if limits is None:
+            limits = self._limits[key] = engine.scoped_limits(self.policy, captured, current, self.purpose, category)
+        return limits
 
     def evaluate(self, items: list[engine.UseRecord | InvalidRecord]) -> list[Result]:
         """Decide each item, in order, counting outcomes and hashing ids as it goes."""
         self._load([item for item in items if type(item) is engine.UseRecord])
         policy, purpose, at = self.policy, self.purpose, self.at
-        grants, employees, by_reason, limits = self._grants, self._employees, self.by_reason, self._limits
-        decide = engine.decide_use
+        grants, employees, by_reason = self._grants, self._employees, self.by_reason
+        decide, limits_for = engine.decide_use, self._limits_for
         results: list[Result] = []
         denied = 0
         for item in items:
@@ -201,17 +231,9 @@ class UseEvaluator:
             else:
                 grant = grants[item.grant_id]
                 employee = employees.get(grant.employee) if grant is not None else None
-                known = None
-                if employee is not None:
-                    # Retention limits are the same for every record of one grant and category.
-                    key = (grant.id, item.category)
-                    known = limits.get(key)
-                    if known is None:
-                        known = limits[key] = engine.use_limits(
-                            policy, grant=grant, employee=employee, purpose=purpose, category=item.category, at=at
-                        )
+                limits = limits_for(grant, employee, item.category) if employee is not None else None
                 reasons = decide(
-                    policy, record=item, purpose=purpose, grant=grant, employee=employee, at=at, limits=known
+                    policy, record=item, purpose=purpose, grant=grant, employee=employee, at=at, limits=limits
                 )
             if reasons:
                 denied += 1

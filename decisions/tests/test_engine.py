@@ -408,7 +408,7 @@ def test_erasure_and_destroyed_keys_deny_use():
 
 
 def test_a_prohibited_or_unknown_purpose_is_never_usable():
-    grant = replace(GRANT, purpose="performance_evaluation")
+    grant = GRANT._replace(purpose="performance_evaluation")
     emp = replace(
         employee(),
         consents=MappingProxyType({("performance_evaluation", "keystrokes"): ConsentFacts("granted", 1, START)}),

@@ -227,3 +227,36 @@ def test_ndjson_is_refused_for_a_purpose_outside_the_token(granted):
 def test_ndjson_without_a_purpose_is_invalid(granted):
     response = pipeline_client().api.post(USE, data=b"{}\n", content_type="application/x-ndjson")
     assert response.status_code == 422 and "purpose" in response.json()["errors"]
+
+
+def test_answers_do_not_change_when_the_stream_s_caches_overflow(policy, monkeypatch):
+    from conftest import make_employee
+    from decisions import usebatch
+
+    employees = [make_employee(country="US", subdivision="US-WA") for _ in range(3)]
+    lines = []
+    for index, employee in enumerate(employees):
+        grant_consent(employee, "keystrokes")
+        for _ in range(2):
+            grant = issue_grant(employee, "keystrokes")
+            lines += [json.dumps(record(grant, id=f"r{index}-{len(lines)}")).encode() for _ in range(3)]
+    consent_withdraw(employee=employees[1], purpose=PURPOSE, categories=["keystrokes"], actor=SYSTEM)
+    lines.append(json.dumps({**record(grant, id="stranger"), "grant_id": "g_unknown"}).encode())
+    client = pipeline_client()
+    roomy = read_lines(stream(client, lines))
+
+    monkeypatch.setattr(usebatch, "GRANT_CACHE_LIMIT", 2)
+    monkeypatch.setattr(usebatch, "EMPLOYEE_CACHE_LIMIT", 1)
+    monkeypatch.setattr(usebatch, "CHUNK_RECORDS", 4)
+    cramped = read_lines(stream(client, lines))
+
+    assert [line.get("allowed") for line in cramped] == [line.get("allowed") for line in roomy]
+    assert (
+        cramped[-1]["summary"]
+        == roomy[-1]["summary"]
+        == {
+            "allowed": 12,
+            "denied": 7,
+            "by_reason": {"consent_withdrawn": 6, "no_capture_grant": 1},
+        }
+    )
