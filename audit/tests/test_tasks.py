@@ -103,3 +103,11 @@ def test_the_sweep_enqueues_jobs_a_broker_outage_lost(job, eager):
 def test_a_fresh_pending_job_is_left_to_its_own_task(job, eager):
     assert export_sweep() == 0
     assert AuditExport.objects.get(pk=job.id).status == ExportStatus.PENDING
+
+
+def test_beat_schedules_the_ledger_tasks_under_their_registered_names(settings):
+    app.loader.import_default_modules()
+    scheduled = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
+    ledger = {"audit.checkpoint_tick", "audit.verify_daily", "audit.export_sweep"}
+    assert ledger <= scheduled
+    assert ledger | {"audit.export_build"} <= set(app.tasks)
