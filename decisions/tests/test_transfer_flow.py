@@ -11,7 +11,7 @@ import pytest
 
 from audit.models import AuditEntry, EventType
 from conftest import SYSTEM
-from decisions.tests.conftest import acknowledge, bearer, capture, codes, device_client, grant_consent
+from decisions.tests.conftest import acknowledge, bearer, capture, codes, device_client, grant_consent, relay
 from people.models import Employee
 from people.tokens import token_issue
 
@@ -44,6 +44,7 @@ def test_a_transfer_to_germany_over_scim_blocks_capture_from_the_next_decision(d
     agent = device_client(employee)
     before = capture(agent, "keystrokes", "screenshots")
     assert before["categories"]["keystrokes"]["allowed"], before
+    cursor = before["revocation_cursor"]
 
     moved = hr.patch(
         f"/scim/v2/Users/{created.json()['id']}",
@@ -54,6 +55,12 @@ def test_a_transfer_to_germany_over_scim_blocks_capture_from_the_next_decision(d
         format="json",
     )
     assert moved.status_code == 200, moved.content
+
+    # The device following the feed from its decision's cursor learns of the move.
+    relay()
+    feed = agent.api.get(f"/api/v1/revocations?after={cursor}&wait=0").json()
+    assert [event["type"] for event in feed["events"]] == ["jurisdiction_blocked"]
+    assert feed["events"][0]["subject"] == before["grant"]["subject"]
 
     after = capture(agent, "keystrokes", "screenshots")
     assert after["grant"] is None
