@@ -33,8 +33,14 @@ def _post(url: str, raw: str, body: dict) -> dict:
         return json.loads(response.read())
 
 
-def _hammer(url: str, raw: str, change) -> list[tuple[float, float, bool]]:
-    """Capture decisions from several clients while ``change`` commits; (start, end, allowed) of each."""
+def _hammer(url: str, raw: str, change) -> tuple[list[tuple[float, float, bool]], float]:
+    """Capture decisions from several clients while ``change`` commits.
+
+    Returns (start, end, allowed) of each decision relative to the moment
+    ``change`` returned (after its commit), and when ``change`` began on that
+    same scale (negative): a decision that ends between the two may rightly
+    see either state.
+    """
     seen: list[tuple[float, float, bool]] = []
     errors: list[BaseException] = []
     lock = threading.Lock()
@@ -64,6 +70,7 @@ def _hammer(url: str, raw: str, change) -> list[tuple[float, float, bool]]:
         # However slow the machine, let some decisions finish before the change
         # and enough start after its commit.
         wait_for(lambda: len(seen) >= CLIENTS, "decisions before the change")
+        began = time.monotonic()
         change()
         committed = time.monotonic()
         wait_for(lambda: sum(1 for start, _, _ in list(seen) if start > committed) >= 2 * CLIENTS, "later ones")
@@ -73,7 +80,7 @@ def _hammer(url: str, raw: str, change) -> list[tuple[float, float, bool]]:
             thread.join()
         close_old_connections()
     assert not errors, errors
-    return [(start - committed, end - committed, allowed) for start, end, allowed in seen]
+    return [(start - committed, end - committed, allowed) for start, end, allowed in seen], began - committed
 
 
 @pytest.fixture(autouse=True)
@@ -88,13 +95,13 @@ def test_after_a_withdrawal_commits_every_later_capture_decision_denies(live_ser
     grant_consent(employee, "keystrokes")
     _, raw = token_issue(kind="device", name="laptop", employee=employee, device_id="laptop-7", actor=SYSTEM)
 
-    seen = _hammer(
+    seen, began = _hammer(
         f"{live_server.url}/api/v1/decisions/capture",
         raw,
         lambda: consent_withdraw(employee=employee, purpose=PURPOSE, categories=["keystrokes"], actor=SYSTEM),
     )
 
-    before = [allowed for start, end, allowed in seen if end < 0]
+    before = [allowed for start, end, allowed in seen if end < began]
     after = [allowed for start, end, allowed in seen if start > 0]
     assert before and all(before), "decisions finished before the withdrawal were allowed"
     assert after and not any(after), "no decision that started after the commit was allowed"
@@ -106,7 +113,7 @@ def test_after_a_transfer_commits_every_later_capture_decision_denies(live_serve
     grant_consent(employee, "keystrokes")
     _, raw = token_issue(kind="device", name="laptop", employee=employee, device_id="laptop-7", actor=SYSTEM)
 
-    seen = _hammer(
+    seen, _began = _hammer(
         f"{live_server.url}/api/v1/decisions/capture",
         raw,
         lambda: employee_transfer(employee=employee, country="FR", actor=SYSTEM),
