@@ -33,6 +33,7 @@ MAX_FIELD_LENGTH = 64
 # employee about 1 KB): at most some 80 MB, whatever the length of the stream.
 GRANT_CACHE_LIMIT = 150_000
 EMPLOYEE_CACHE_LIMIT = 20_000
+FLOOR_CACHE_LIMIT = 100_000
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 LATEST = datetime(2100, 1, 1, tzinfo=UTC)
 
@@ -43,6 +44,7 @@ class InvalidRecord:
     detail: str
 
 
+_UNSEEN = object()
 LINE_TOO_LONG = InvalidRecord(None, f"The line is longer than {MAX_LINE_BYTES} bytes.")
 
 
@@ -190,6 +192,10 @@ class UseEvaluator:
         self._employee_scopes: dict[str, engine.Scope] = {}
         self._limits: dict[tuple[int, int, str], tuple[int | None, int]] = {}
         self._employees: dict[str, engine.EmployeeFacts | None] = {}
+        # Grant id → {category: the capture times decide_use allows}; other categories: ask it.
+        self._windows: dict[str, dict[str, engine.UseWindow]] = {}
+        # (HR id, capture scope id) → {category: what the employee's facts allow}, shared by their grants.
+        self._floors: dict[tuple[str, int], dict[str, engine.UseFloor | None]] = {}
         self._reason_text: dict[engine.Reason, bytes] = {}
 
     @property
@@ -201,23 +207,32 @@ class UseEvaluator:
 
     def _load(self, records: list[engine.UseRecord]) -> None:
         """Load the grants and employees this chunk names and the caches lack."""
+        grants = self._grants
+        # Set differences by lookup: `needed - grants.keys()` would walk the whole cache on every chunk.
         needed = {record.grant_id for record in records}
-        if _make_room(self._grants, len(needed - self._grants.keys()), GRANT_CACHE_LIMIT):
+        if _make_room(grants, sum(1 for grant_id in needed if grant_id not in grants), GRANT_CACHE_LIMIT):
             self._grant_scopes.clear()
-        missing = needed - self._grants.keys()
+            self._windows.clear()
+        missing = [grant_id for grant_id in needed if grant_id not in grants]
         if missing:
             found = grants_by_id(missing)
-            self._grants.update((grant_id, found.get(grant_id)) for grant_id in missing)
-        people = {grant.employee for grant_id in needed if (grant := self._grants[grant_id]) is not None}
-        if _make_room(self._employees, len(people - self._employees.keys()), EMPLOYEE_CACHE_LIMIT):
+            grants.update((grant_id, found.get(grant_id)) for grant_id in missing)
+        employees = self._employees
+        people = {grant.employee for grant_id in needed if (grant := grants[grant_id]) is not None}
+        if _make_room(employees, sum(1 for hr_id in people if hr_id not in employees), EMPLOYEE_CACHE_LIMIT):
             self._employee_scopes.clear()
-        absent = people - self._employees.keys()
+            self._windows.clear()
+            self._floors.clear()
+        if len(self._floors) > FLOOR_CACHE_LIMIT:
+            # Categories come from grants and employees, whose caches are bounded; this one is kept in step.
+            self._floors.clear()
+        absent = [hr_id for hr_id in people if hr_id not in employees]
         if absent:
             found_people = employees_for_use(hr_ids=absent, purpose=self.purpose)
-            self._employees.update((hr_id, found_people.get(hr_id)) for hr_id in absent)
+            employees.update((hr_id, found_people.get(hr_id)) for hr_id in absent)
 
-    def _limits_for(self, grant: engine.GrantFacts, employee: engine.EmployeeFacts, category: str):
-        """Retention limits, shared by every record with the same two scopes and category."""
+    def _scopes_of(self, grant: engine.GrantFacts, employee: engine.EmployeeFacts) -> tuple[engine.Scope, engine.Scope]:
+        """Where the grant's data was captured and where its employee works now, interned."""
         captured = self._grant_scopes.get(grant.id)
         if captured is None:
             scope = engine.capture_scope(self.policy, grant, employee)
@@ -226,38 +241,95 @@ class UseEvaluator:
         if current is None:
             scope = engine.current_scope(self.policy, employee, self.at)
             current = self._employee_scopes[employee.hr_id] = self._scopes.setdefault(scope, scope)
-        # Scopes are interned above, so their ids are stable keys for this evaluator.
+        return captured, current
+
+    def _scoped_limits(self, captured: engine.Scope, current: engine.Scope, category: str) -> tuple[int | None, int]:
+        """Retention limits, shared by every record with the same two scopes and category."""
+        # Scopes are interned, so their ids are stable keys for this evaluator.
         key = (id(captured), id(current), category)
         limits = self._limits.get(key)
         if limits is None:
             limits = self._limits[key] = engine.scoped_limits(self.policy, captured, current, self.purpose, category)
         return limits
 
+    def _limits_for(self, grant: engine.GrantFacts, employee: engine.EmployeeFacts, category: str):
+        return self._scoped_limits(*self._scopes_of(grant, employee), category)
+
+    def _windows_of(self, grant_id: str) -> dict[str, engine.UseWindow]:
+        """Category → window (``engine.use_window``) of one grant, for the categories that have one.
+
+        Computed once per grant for all its categories and kept, so a record
+        costs two small lookups; a category without a window is decided by
+        ``engine.decide_use``. The employee's part of each window (its floor)
+        is shared by every grant of theirs captured under the same scope.
+        """
+        windows: dict[str, engine.UseWindow] = {}
+        self._windows[grant_id] = windows
+        grant = self._grants[grant_id]
+        if grant is None or grant.purpose != self.purpose:
+            return windows
+        employee = self._employees.get(grant.employee)
+        if employee is None:
+            return windows
+        captured, current = self._scopes_of(grant, employee)
+        key = (employee.hr_id, id(captured))
+        floors = self._floors.get(key)
+        if floors is None:
+            floors = self._floors[key] = {}
+        for category in grant.categories:
+            floor = floors.get(category, _UNSEEN)
+            if floor is _UNSEEN:
+                floor = floors[category] = engine.use_floor(
+                    self.policy,
+                    purpose=self.purpose,
+                    category=category,
+                    employee=employee,
+                    at=self.at,
+                    limits=self._scoped_limits(captured, current, category),
+                )
+            if floor is not None and (window := engine.grant_window(grant, floor)) is not None:
+                windows[category] = window
+        return windows
+
     def evaluate(self, items: list[engine.UseRecord | InvalidRecord]) -> list[Result]:
-        """Decide each item, in order, counting outcomes and hashing ids as it goes."""
+        """Decide each item, in order, counting outcomes and hashing ids as it goes.
+
+        A record inside its grant's window for its category is allowed with
+        one comparison (``engine.use_window``); every other record goes
+        through ``engine.decide_use``, which says why it is denied.
+        """
         self._load([item for item in items if type(item) is engine.UseRecord])
         policy, purpose, at = self.policy, self.purpose, self.at
-        grants, employees, by_reason = self._grants, self._employees, self.by_reason
-        decide, limits_for = engine.decide_use, self._limits_for
+        grants, employees, windows, by_reason = self._grants, self._employees, self._windows, self.by_reason
+        decide, limits_for, windows_for = engine.decide_use, self._limits_for, self._windows_of
+        record_type = engine.UseRecord
         results: list[Result] = []
+        append = results.append
         denied = 0
         for item in items:
-            if type(item) is InvalidRecord:
-                reasons: tuple[engine.Reason, ...] = (engine.Reason(engine.Code.INVALID_RECORD, item.detail),)
-            else:
+            if type(item) is record_type:
+                windows_of = windows.get(item.grant_id)
+                if windows_of is None:
+                    windows_of = windows_for(item.grant_id)
+                window = windows_of.get(item.category)
+                if window is not None and item.subject == window[0] and window[1] <= item.captured_at < window[2]:
+                    append((item.id, ()))
+                    continue
                 grant = grants[item.grant_id]
                 employee = employees.get(grant.employee) if grant is not None else None
                 limits = limits_for(grant, employee, item.category) if employee is not None else None
                 reasons = decide(
                     policy, record=item, purpose=purpose, grant=grant, employee=employee, at=at, limits=limits
                 )
+            else:
+                reasons = (engine.Reason(engine.Code.INVALID_RECORD, item.detail),)
             if reasons:
                 denied += 1
                 by_reason.update({reason.code for reason in reasons})
-            results.append((item.id, reasons))
+            append((item.id, reasons))
         self.denied += denied
         self.allowed += len(items) - denied
-        self._digest.update("".join(f"{item.id or ''}\n" for item in items).encode())
+        self._digest.update("".join([f"{item.id or ''}\n" for item in items]).encode())
         return results
 
     def result_json(self, result: Result) -> dict[str, Any]:
