@@ -67,8 +67,48 @@ def _text_ok(value: Any) -> bool:
     return type(value) is str and 0 < len(value) <= MAX_FIELD_LENGTH
 
 
+_new_record = tuple.__new__
+_fromisoformat = datetime.fromisoformat
+
+
 def parse_record(value: Any) -> engine.UseRecord | InvalidRecord:
-    """Validate one record: an object with string id, subject, category, grant_id and captured_at."""
+    """Validate one record: an object with string id, subject, category, grant_id and captured_at.
+
+    The common case (everything valid) is one combined test; anything else
+    goes to ``_parse_slowly``, which says what is wrong.
+    """
+    if type(value) is dict:
+        get = value.get
+        record_id, subject, category, grant_id, captured = (
+            get("id"),
+            get("subject"),
+            get("category"),
+            get("grant_id"),
+            get("captured_at"),
+        )
+        if (
+            type(record_id) is str
+            and type(subject) is str
+            and type(category) is str
+            and type(grant_id) is str
+            and type(captured) is str
+            and 0 < len(record_id) <= MAX_ID_LENGTH
+            and 0 < len(subject) <= MAX_FIELD_LENGTH
+            and 0 < len(category) <= MAX_FIELD_LENGTH
+            and 0 < len(grant_id) <= MAX_FIELD_LENGTH
+            and len(captured) <= 40
+        ):
+            try:
+                moment = _fromisoformat(captured)
+            except ValueError:
+                moment = None
+            if moment is not None and moment.tzinfo is not None and EARLIEST <= moment < LATEST:
+                # The named tuple's own __new__ is a Python function; this is the same tuple, built in C.
+                return _new_record(engine.UseRecord, (record_id, subject, category, moment, grant_id))
+    return _parse_slowly(value)
+
+
+def _parse_slowly(value: Any) -> engine.UseRecord | InvalidRecord:
     if type(value) is not dict:
         return InvalidRecord(None, "A record must be a JSON object.")
     get = value.get
@@ -205,31 +245,39 @@ class UseEvaluator:
     def summary(self) -> dict[str, Any]:
         return {"allowed": self.allowed, "denied": self.denied, "by_reason": dict(sorted(self.by_reason.items()))}
 
-    def _load(self, records: list[engine.UseRecord]) -> None:
-        """Load the grants and employees this chunk names and the caches lack."""
-        grants = self._grants
-        # Set differences by lookup: `needed - grants.keys()` would walk the whole cache on every chunk.
-        needed = {record.grant_id for record in records}
-        if _make_room(grants, sum(1 for grant_id in needed if grant_id not in grants), GRANT_CACHE_LIMIT):
+    def _load(self, grant_ids: set[str]) -> bool:
+        """Load the grants ``grant_ids`` name and their employees, where the caches lack them.
+
+        Returns whether a cache was trimmed to make room: grants and employees
+        the caller counted on may then be gone, so it loads again for its
+        whole chunk.
+        """
+        grants, employees = self._grants, self._employees
+        # Lookups, not `grant_ids - grants.keys()`: that walks the whole cache.
+        missing = [grant_id for grant_id in grant_ids if grant_id not in grants]
+        trimmed = _make_room(grants, len(missing), GRANT_CACHE_LIMIT)
+        if trimmed:
             self._grant_scopes.clear()
             self._windows.clear()
-        missing = [grant_id for grant_id in needed if grant_id not in grants]
+            missing = [grant_id for grant_id in grant_ids if grant_id not in grants]
         if missing:
             found = grants_by_id(missing)
             grants.update((grant_id, found.get(grant_id)) for grant_id in missing)
-        employees = self._employees
-        people = {grant.employee for grant_id in needed if (grant := grants[grant_id]) is not None}
-        if _make_room(employees, sum(1 for hr_id in people if hr_id not in employees), EMPLOYEE_CACHE_LIMIT):
+        people = {grant.employee for grant_id in grant_ids if (grant := grants[grant_id]) is not None}
+        absent = [hr_id for hr_id in people if hr_id not in employees]
+        if _make_room(employees, len(absent), EMPLOYEE_CACHE_LIMIT):
+            trimmed = True
             self._employee_scopes.clear()
             self._windows.clear()
             self._floors.clear()
+            absent = [hr_id for hr_id in people if hr_id not in employees]
         if len(self._floors) > FLOOR_CACHE_LIMIT:
             # Categories come from grants and employees, whose caches are bounded; this one is kept in step.
             self._floors.clear()
-        absent = [hr_id for hr_id in people if hr_id not in employees]
         if absent:
             found_people = employees_for_use(hr_ids=absent, purpose=self.purpose)
             employees.update((hr_id, found_people.get(hr_id)) for hr_id in absent)
+        return trimmed
 
     def _scopes_of(self, grant: engine.GrantFacts, employee: engine.EmployeeFacts) -> tuple[engine.Scope, engine.Scope]:
         """Where the grant's data was captured and where its employee works now, interned."""
@@ -298,19 +346,32 @@ class UseEvaluator:
         one comparison (``engine.use_window``); every other record goes
         through ``engine.decide_use``, which says why it is denied.
         """
-        self._load([item for item in items if type(item) is engine.UseRecord])
+        record_type, windows = engine.UseRecord, self._windows
+        # One pass for the windows already known: a grant with windows has its
+        # grant and employee loaded (trimming a cache drops the windows too),
+        # so only the others need the database.
+        known = [windows.get(item.grant_id) if type(item) is record_type else None for item in items]
+        unknown = {
+            item.grant_id
+            for item, found in zip(items, known, strict=True)
+            if found is None and type(item) is record_type
+        }
+        if unknown and self._load(unknown):
+            # A cache was trimmed: what this chunk counted on may be gone.
+            self._load({item.grant_id for item in items if type(item) is record_type})
+            known = [None] * len(items)
         policy, purpose, at = self.policy, self.purpose, self.at
-        grants, employees, windows, by_reason = self._grants, self._employees, self._windows, self.by_reason
+        grants, employees, by_reason = self._grants, self._employees, self.by_reason
         decide, limits_for, windows_for = engine.decide_use, self._limits_for, self._windows_of
-        record_type = engine.UseRecord
         results: list[Result] = []
         append = results.append
         denied = 0
-        for item in items:
+        for item, windows_of in zip(items, known, strict=True):
             if type(item) is record_type:
-                windows_of = windows.get(item.grant_id)
                 if windows_of is None:
-                    windows_of = windows_for(item.grant_id)
+                    windows_of = windows.get(item.grant_id)
+                    if windows_of is None:
+                        windows_of = windows_for(item.grant_id)
                 window = windows_of.get(item.category)
                 if window is not None and item.subject == window[0] and window[1] <= item.captured_at < window[2]:
                     append((item.id, ()))
