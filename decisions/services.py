@@ -146,16 +146,28 @@ def decision_counters_add(*, day: date, purpose: str, reasons: Iterable[str]) ->
     if not rows:
         return
     table = connection.ops.quote_name(DecisionCounter._meta.db_table)
+    params = [value for row in rows for value in row]
     # Sorted rows take their locks in one order: concurrent upserts cannot deadlock.
+    upsert = f" ON CONFLICT (day, purpose, reason) DO UPDATE SET count = {table}.count + 1"
+    if connection.vendor == "postgresql" and not connection.in_atomic_block:
+        # One statement in its own transaction, one round trip: set_config(..., true)
+        # turns the flush wait off for that transaction, and its commit reads it.
+        values = ", ".join(["(%s::date, %s, %s)"] * len(rows))
+        sql = (
+            f"INSERT INTO {table} (day, purpose, reason, count) "  # noqa: S608 - table name from model meta
+            f"SELECT v.day, v.purpose, v.reason, 1 FROM (VALUES {values}) AS v(day, purpose, reason) "
+            "CROSS JOIN (SELECT set_config('synchronous_commit', 'off', true)) AS unflushed" + upsert
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+        return
     sql = (
         f"INSERT INTO {table} (day, purpose, reason, count) VALUES "  # noqa: S608 - table name from model meta
         + ", ".join(["(%s, %s, %s, 1)"] * len(rows))
-        + f" ON CONFLICT (day, purpose, reason) DO UPDATE SET count = {table}.count + 1"
+        + upsert
     )
-    params = [value for row in rows for value in row]
+    # Inside a caller's transaction, a savepoint keeps a failed count from breaking it.
     with transaction.atomic(), connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute("SET LOCAL synchronous_commit TO OFF")
         cursor.execute(sql, params)
 
 

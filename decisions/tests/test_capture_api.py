@@ -238,3 +238,17 @@ def test_staff_revoke_tokens_from_the_admin(us_employee, admin_client):
     assert (
         device.post("/api/v1/decisions/capture", {"purpose": PURPOSE, "categories": ["keystrokes"]}).status_code == 401
     )
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_denial_counters_commit_on_their_own_in_one_statement(django_assert_num_queries):
+    from decisions.services import decision_counters_add
+
+    day = timezone.now().date()
+    with django_assert_num_queries(1):
+        decision_counters_add(day=day, purpose=PURPOSE, reasons=["no_consent", "paused_by_employee", "no_consent"])
+    decision_counters_add(day=day, purpose=PURPOSE, reasons=["no_consent"])
+
+    counts = dict(DecisionCounter.objects.filter(day=day).values_list("reason", "count"))
+    assert counts == {"no_consent": 2, "paused_by_employee": 1}
