@@ -10,6 +10,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from decisions.services import SIMULATION_ASSUMPTIONS
 from decisions.usebatch import MAX_FIELD_LENGTH, MAX_ID_LENGTH, MAX_JSON_RECORDS, parse_time
 from people.models import ApiToken
 
@@ -188,8 +189,13 @@ class SimulationSerializer(serializers.Serializer):
     grant = serializers.JSONField(allow_null=True, help_text="Always null: a simulation issues no grant.")
     simulated = serializers.BooleanField()
     assumptions = serializers.ListField(
-        child=serializers.CharField(),
-        help_text="What the simulation assumes instead of reading the employee's own choices.",
+        child=serializers.ChoiceField(choices=list(SIMULATION_ASSUMPTIONS)),
+        help_text=(
+            "What the simulation assumes instead of reading the employee's own choices, which stay private: "
+            "`consent_granted_under_current_notice` (every requested pair is taken as consented under the notice "
+            "in force) and `not_paused` (no pause is running). A real capture decision can still deny for "
+            "no_consent, consent_withdrawn, consent_expired, reconsent_required or paused_by_employee."
+        ),
     )
 
 
