@@ -210,7 +210,6 @@ class CaptureDecisionView(APIView):
     def post(self, request: Request) -> Response:
         ensure_body_within(request, BoundedJSONParser.max_bytes)
         token = token_of(request)
-        at = timezone.now()
         try:
             policy = current_policy()
             data = plain_capture_request(request.data, policy.categories)
@@ -223,7 +222,8 @@ class CaptureDecisionView(APIView):
             # Read before the decision: a change the decision does not see commits
             # later, so its feed event lands after this cursor.
             cursor = format_cursor(feed_head())
-            outcome = capture_decide(token=token, request=_capture_request(data), at=at, policy=policy)
+            # No moment passed: a grant is decided at a moment taken under the employee's lock.
+            outcome = capture_decide(token=token, request=_capture_request(data), policy=policy)
         except DatabaseError as exc:
             logger.exception("capture decision failed")
             raise DecisionUnavailable() from exc

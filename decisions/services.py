@@ -18,6 +18,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
+from django.utils import timezone
 
 from audit.actors import Actor
 from audit.models import EventType
@@ -198,7 +199,11 @@ def _lock_employee(pk: int) -> Employee:
 
 
 def capture_decide(
-    *, token: ApiToken, request: engine.CaptureRequest, at: datetime, policy: engine.Policy | None = None
+    *,
+    token: ApiToken,
+    request: engine.CaptureRequest,
+    at: datetime | None = None,
+    policy: engine.Policy | None = None,
 ) -> CaptureOutcome:
     """Decide a device's capture request for its own employee; issue a grant if anything is allowed.
 
@@ -209,22 +214,31 @@ def capture_decide(
     while this request runs is then either seen or ordered after the grant.
     Taking it before the ledger's lock keeps one lock order everywhere
     (employee, then audit head), so the two cannot deadlock.
+
+    The second decision is evaluated at a moment taken once the lock is
+    held, not when the request arrived: a pause that committed while this
+    request waited starts before that moment, so it is running, and the
+    grant's issue time orders after every change that committed first.
+    ``at`` fixes both moments instead (tests, replays).
     """
     policy = policy or current_policy()
     employee = token.employee
-    decision = engine.decide_capture(policy, employee_facts(employee=employee, at=at), request, at=at)
+    first_at = at or timezone.now()
+    decision = engine.decide_capture(policy, employee_facts(employee=employee, at=first_at), request, at=first_at)
     grant = None
     if decision.allowed_categories:
         with transaction.atomic():
             employee = _lock_employee(token.employee_id)
-            decision = engine.decide_capture(policy, employee_facts(employee=employee, at=at), request, at=at)
+            locked_at = at or timezone.now()
+            facts = employee_facts(employee=employee, at=locked_at)
+            decision = engine.decide_capture(policy, facts, request, at=locked_at)
             if decision.allowed_categories:
                 grant = grant_issue(token=token, employee=employee, purpose=request.purpose, decision=decision)
     codes = decision.reason_codes
     if codes:
         counted_purpose = request.purpose if request.purpose in policy.purposes else UNKNOWN_PURPOSE
         try:
-            decision_counters_add(day=at.astimezone(UTC).date(), purpose=counted_purpose, reasons=codes)
+            decision_counters_add(day=decision.at.astimezone(UTC).date(), purpose=counted_purpose, reasons=codes)
         except DatabaseError:
             # The answer is a denial either way; a lost count must not turn it into an error.
             logger.exception("could not count denied capture checks")
