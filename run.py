@@ -152,10 +152,8 @@ def ensure_system_packages(packages: list[str]) -> None:
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     say(f"installing system packages: {' '.join(missing)}")
     subprocess.run([*sudo, apt, "update", "-qq"], env=env, check=False)  # noqa: S603
-    if (
-        subprocess.run([*sudo, apt, "install", "-y", "-qq", "--no-install-recommends", *missing], env=env).returncode
-        != 0
-    ):  # noqa: S603
+    install = [*sudo, apt, "install", "-y", "-qq", "--no-install-recommends", *missing]
+    if subprocess.run(install, env=env).returncode != 0:  # noqa: S603
         say(f"could not install {' '.join(missing)}; the tests that need them will be skipped")
 
 
