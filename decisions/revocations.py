@@ -141,6 +141,10 @@ def feed_from_outbox(message: OutboxMessage) -> None:
 # A rule approval compares the decisions of every consenting employee of the
 # region: left to the periodic relay (seconds later), never the approver's request.
 consumer(Topic.POLICY_CHANGED, deferred=True)(feed_from_outbox)
+# A shredding sweep publishes one message per employee per batch: relayed by the
+# periodic relay, so each batch commits and moves on without waiting for the feed
+# (the keys are gone at commit; the event only tells holders to drop their copies).
+consumer(Topic.KEYS_DESTROYED, deferred=True)(feed_from_outbox)
 
 
 def _announce() -> None:
