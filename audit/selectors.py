@@ -17,6 +17,12 @@ from audit.models import AuditCheckpoint, AuditEntry, AuditExport, AuditHead, Ev
 from audit.statements import audit_public_key, signature_valid
 from audit.verification import CheckpointRecord
 
+# Entries an employee holds a signed receipt for: the next checkpoint tick
+# signs over them at once, so the receipt's inclusion proof follows within a
+# poll interval. Ticks come at most once per poll, which batches a burst of
+# consent changes into one checkpoint.
+PROMPTLY_CHECKPOINTED = (EventType.CONSENT_GRANTED, EventType.CONSENT_WITHDRAWN)
+
 
 @dataclass(frozen=True, slots=True)
 class EntryFilters:
@@ -155,5 +161,19 @@ def checkpoint_due(*, now: datetime) -> bool:
         return False
     if size - covered >= settings.CONSENTRY_CHECKPOINT_EVERY_ENTRIES:
         return True
+    if AuditEntry.objects.filter(seq__gt=covered, event_type__in=PROMPTLY_CHECKPOINTED).exists():
+        return True
     oldest = AuditEntry.objects.filter(seq=covered + 1).values_list("at", flat=True).first()
     return oldest is None or now - oldest >= timedelta(minutes=settings.CONSENTRY_CHECKPOINT_EVERY_MINUTES)
+
+
+def checkpoint_expected_by(*, event_type: str, at: datetime) -> datetime:
+    """When the checkpoint tick should have signed over an entry of this type written at ``at``.
+
+    An upper bound while the beat runs: a receipt's entry makes the very next
+    tick sign, any other entry waits at most the age limit and one more tick.
+    """
+    poll = timedelta(seconds=settings.CONSENTRY_CHECKPOINT_POLL_SECONDS)
+    if event_type in PROMPTLY_CHECKPOINTED:
+        return at + poll
+    return at + timedelta(minutes=settings.CONSENTRY_CHECKPOINT_EVERY_MINUTES) + poll
