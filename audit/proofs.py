@@ -12,16 +12,21 @@ of 256 leaf hashes, however long the log.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from django.db.models import Q
+from django.db.models import Q, TextChoices
 
-from audit.chain import entry_hash
+from audit.chain import entry_hash, format_time
 from audit.merkle import inclusion_path, leaf_hash, root_from_inclusion_path, root_of_leaves
 from audit.models import TREE_NODE_LEVEL, AuditCheckpoint, AuditEntry, AuditTreeNode
-from audit.verification import CheckpointRecord, tampered
+from audit.selectors import checkpoint_expected_by
+from audit.verification import CheckpointRecord, TamperDetected, tampered
 
+logger = logging.getLogger(__name__)
 PROOF_FORMAT = "consentry-audit-inclusion-proof/v1"
 
 
@@ -85,3 +90,57 @@ def inclusion_proof(seq: int, *, checkpoint: AuditCheckpoint | None = None) -> d
         "audit_path": [node.hex() for node in path],
         "checkpoint": CheckpointRecord.from_model(checkpoint).as_json(with_frontier=False),
     }
+
+
+class InclusionStatus(TextChoices):
+    PROVEN = "proven", "Proven by a signed checkpoint"
+    PENDING = "pending", "Waiting for the next checkpoint"
+    UNAVAILABLE = "unavailable", "The ledger could not prove it"
+
+
+@dataclass(frozen=True, slots=True)
+class Inclusion:
+    """Where one entry stands: proven by a signed checkpoint (with the proof), pending, or unavailable."""
+
+    status: str
+    detail: str
+    proof: dict[str, Any] | None = None
+
+
+def entry_inclusion(seq: int, *, now: datetime) -> Inclusion:
+    """The inclusion proof of entry ``seq`` against the latest checkpoint, or why there is none yet.
+
+    For evidence handed to people (consent receipts): a pending entry says
+    when the checkpoint that will cover it is due; a ledger that fails its
+    own checks yields no proof, and the failure is logged for the auditors
+    rather than shown in detail.
+    """
+    try:
+        proof = inclusion_proof(seq)
+    except TamperDetected as exc:
+        logger.error("no inclusion proof for audit entry #%s: %s", seq, exc)
+        return Inclusion(
+            InclusionStatus.UNAVAILABLE,
+            "unavailable: the ledger could not prove this entry; the auditors have been alerted.",
+        )
+    if proof is not None:
+        checkpoint = proof["checkpoint"]
+        return Inclusion(
+            InclusionStatus.PROVEN,
+            f"proven: audit entry #{seq} is in the {checkpoint['size']} entries signed by checkpoint "
+            f"#{checkpoint['number']} at {checkpoint['issued_at']}.",
+            proof,
+        )
+    entry = AuditEntry.objects.values_list("event_type", "at").get(seq=seq)
+    due = checkpoint_expected_by(event_type=entry[0], at=entry[1])
+    if due >= now:
+        return Inclusion(
+            InclusionStatus.PENDING,
+            f"pending: the next checkpoint is due by {format_time(due)}; fetch this again after that "
+            f"to get the proof that audit entry #{seq} is in the ledger.",
+        )
+    return Inclusion(
+        InclusionStatus.PENDING,
+        f"pending: the next checkpoint was due by {format_time(due)} and is late; "
+        f"fetch this again later to get the proof that audit entry #{seq} is in the ledger.",
+    )

@@ -1,4 +1,4 @@
-"""Offline verification of Consentry audit evidence: export bundles and inclusion proofs.
+"""Offline verification of Consentry audit evidence: export bundles, inclusion proofs, consent receipts.
 
 Needs only ``cryptography`` and the audit public keys (JWKS from
 ``/.well-known/jwks.json``). For a bundle (``consentry-audit-export/v1``)
@@ -22,7 +22,16 @@ it checks, reporting the first bad entry or checkpoint first:
 For a proof (``consentry-audit-inclusion-proof/v1``): the entry's hash, the
 audit path to the checkpoint's root, and the checkpoint's signature.
 
-Exit status: 0 verified, 1 not intact, 2 usage or unreadable input.
+For a consent receipt (the file the portal downloads, or ``GET
+/api/v1/me/receipts/<id>``): the JWS signature (EdDSA, typ
+``consent-receipt+jwt``) by a pinned key, that the readable claims are the
+signed ones, then its ``inclusion`` proof as above, and that the proven leaf
+is the audit entry the signed receipt names (``record.evidence``: sequence
+number and entry hash) and that this entry records this receipt.
+
+Exit status: 0 verified, 1 not intact, 2 usage or unreadable input, 3 a
+receipt whose signature verifies but whose inclusion proof is still pending
+(fetch it again after the next checkpoint).
 """
 
 from __future__ import annotations
@@ -48,6 +57,7 @@ from consentry_client.merkle import CompactTree, leaf, root_from_path
 
 BUNDLE_FORMAT = "consentry-audit-export/v1"
 PROOF_FORMAT = "consentry-audit-inclusion-proof/v1"
+RECEIPT_TYP = "consent-receipt+jwt"
 ENTRY_TAG = b"consentry.audit.entry.v1\x00"
 MANIFEST_TAG = b"consentry-audit-export-manifest/v1\n"
 GENESIS = "0" * 64
@@ -136,6 +146,8 @@ class Result:
     seconds: float = 0.0
     findings: list[Finding] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # A receipt signed but not yet under a checkpoint: why, in the server's words.
+    pending: str = ""
 
     @property
     def ok(self) -> bool:
@@ -153,6 +165,7 @@ class Result:
             "findings": [str(finding) for finding in self.findings],
             "first_bad_entry": next((f.seq for f in self.findings if f.seq is not None), None),
             "notes": self.notes,
+            "pending": self.pending or None,
         }
 
 
@@ -628,6 +641,85 @@ def _check_proof(proof: Any, keys: dict[str, Ed25519PublicKey], result: Result) 
     )
 
 
+# --- consent receipts ----------------------------------------------------------------------------
+
+
+def verify_receipt(document: dict[str, Any], *, jwks: dict[str, Any]) -> Result:
+    """Verify a consent receipt and the inclusion proof of its audit entry against pinned keys.
+
+    ``ok`` with ``pending`` set means the signature holds but no checkpoint
+    covered the entry when the file was fetched: nothing is proven about the
+    ledger yet.
+    """
+    result = Result(kind="receipt")
+    started = time.perf_counter()
+    try:
+        _check_receipt(document, load_keys(jwks), result)
+    except NotIntact as exc:
+        result.findings.append(exc.finding)
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _receipt_claims(token: Any, keys: dict[str, Ed25519PublicKey]) -> tuple[dict[str, Any], str]:
+    """The claims of a receipt JWS signed by a pinned key, and that key's kid."""
+    parts = token.split(".") if isinstance(token, str) else []
+    if len(parts) != 3:
+        raise _bad("the receipt's jws is not a compact JWS")
+    try:
+        header = json.loads(_b64url(parts[0]))
+        claims = json.loads(_b64url(parts[1]))
+    except ValueError as exc:
+        raise _bad(f"the receipt's JWS header or claims are not JSON ({exc})") from exc
+    if not isinstance(header, dict) or not isinstance(claims, dict):
+        raise _bad("the receipt's JWS header and claims must be JSON objects")
+    # Only EdDSA, and only a receipt: a capture grant or any other token never passes for one.
+    if header.get("alg") != "EdDSA" or "crit" in header or header.get("typ") != RECEIPT_TYP:
+        raise _bad(f"the JWS is not a consent receipt (alg {header.get('alg')!r}, typ {header.get('typ')!r})")
+    kid = str(header.get("kid", ""))
+    if kid not in keys:
+        raise _bad(f"the receipt is signed with an unknown key (kid {kid!r})")
+    if not _signed(keys, kid, f"{parts[0]}.{parts[1]}".encode("ascii", "replace"), parts[2]):
+        raise _bad("the receipt's signature does not verify: it was altered or signed by another key")
+    return claims, kid
+
+
+def _check_receipt(document: Any, keys: dict[str, Ed25519PublicKey], result: Result) -> None:
+    if not isinstance(document, dict) or "jws" not in document:
+        raise _bad("this is not a consent receipt (no jws)")
+    claims, kid = _receipt_claims(document["jws"], keys)
+    if "receipt" in document and document["receipt"] != claims:
+        raise _bad("the readable claims in the file differ from the signed ones")
+    receipt_id = str(claims.get("jti", ""))
+    try:
+        evidence = claims["record"]["evidence"]
+        seq, entry_hash = int(evidence["ledger_seq"]), str(evidence["ledger_entry_hash"])
+        event = claims["record"]["event"]
+        purpose = claims["record"]["processing"]["purposes"][0]["id"]
+        category = claims["record"]["processing"]["pii_categories"][0]["id"]
+    except (KeyError, IndexError, TypeError, ValueError) as exc:
+        raise _bad(f"the signed receipt lacks its ledger evidence ({exc})") from exc
+    result.notes.append(
+        f"receipt {receipt_id} is signed by key {kid}: consent {event.get('type')} for {category} "
+        f"under {purpose} by {claims.get('sub')} at {event.get('timestamp')}, recorded as audit entry #{seq}"
+    )
+    inclusion = document.get("inclusion")
+    if inclusion is None:
+        result.pending = str(document.get("inclusion_detail") or "the file carries no inclusion proof")
+        return
+    _check_proof(inclusion, keys, result)
+    proven = str(inclusion.get("entry_hash"))
+    if proven != entry_hash or int(inclusion["entry"]["seq"]) != seq:
+        raise _bad(
+            f"the proven leaf is not the receipt's audit entry: the receipt names entry #{seq} ({entry_hash[:16]}…), "
+            f"the proof entry #{inclusion['entry']['seq']} ({proven[:16]}…)"
+        )
+    payload = inclusion["entry"].get("payload")
+    recorded = payload.get("receipt_id") if isinstance(payload, dict) else None
+    if recorded != receipt_id:
+        raise _bad(f"audit entry #{seq} records receipt {recorded!r}, not {receipt_id!r}", seq=seq)
+
+
 # --- command line --------------------------------------------------------------------------------
 
 
@@ -638,9 +730,11 @@ def _read_json(path: str) -> Any:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="consentry-verify", description=__doc__.split("\n\n")[0])
-    parser.add_argument("kind", choices=["bundle", "proof"], help="what to verify")
-    parser.add_argument("path", help="the export zip, or the proof JSON file")
-    parser.add_argument("--keys", help="JWKS file with the trusted audit keys (from /.well-known/jwks.json)")
+    parser.add_argument("kind", choices=["bundle", "proof", "receipt"], help="what to verify")
+    parser.add_argument("path", help="the export zip, the proof JSON file, or the downloaded receipt JSON file")
+    parser.add_argument(
+        "--keys", "--jwks", dest="keys", help="JWKS file with the trusted keys (from /.well-known/jwks.json)"
+    )
     parser.add_argument("--json", action="store_true", help="print a JSON report")
     args = parser.parse_args(argv)
     try:
@@ -651,8 +745,9 @@ def main(argv: list[str] | None = None) -> int:
             result = verify_bundle(args.path, jwks=jwks)
         else:
             if jwks is None:
-                parser.error("a proof is verified against pinned keys: pass --keys")
-            result = verify_proof(_read_json(args.path), jwks=jwks)
+                parser.error(f"a {args.kind} is verified against pinned keys: pass --keys")
+            verifier = verify_proof if args.kind == "proof" else verify_receipt
+            result = verifier(_read_json(args.path), jwks=jwks)
     except (OSError, ValueError) as exc:
         print(f"consentry-verify: {exc}", file=sys.stderr)
         return 2
@@ -660,11 +755,15 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(result.as_json(), indent=2))
     else:
         _print(result)
-    return 0 if result.ok else 1
+    if not result.ok:
+        return 1
+    return 3 if result.pending else 0
 
 
 def _print(result: Result) -> None:
-    if result.ok:
+    if result.ok and result.kind == "receipt":
+        print("OK: receipt signature verified" if result.pending else "OK: receipt verified and proven in the ledger")
+    elif result.ok:
         print(
             f"OK: {result.kind} verified: {result.entries} entries, tree of {result.size}, "
             f"{result.checkpoints} signed checkpoints ({result.seconds:.2f} s)"
@@ -675,6 +774,8 @@ def _print(result: Result) -> None:
             print(f"  {finding}")
     for note in result.notes:
         print(f"note: {note}")
+    if result.pending:
+        print(f"NOT YET PROVEN: {result.pending}")
 
 
 if __name__ == "__main__":
