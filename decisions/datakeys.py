@@ -49,7 +49,7 @@ from django.utils import timezone
 
 from audit.actors import Actor
 from audit.models import EventType
-from audit.services import record
+from audit.services import record, record_many
 from consent.models import ConsentEventKind, ConsentState
 from consentry import outbox
 from consentry.outbox import Topic
@@ -256,26 +256,31 @@ def _destroy(doomed: list[tuple[DataKey, str]], *, actor: Actor, at: datetime) -
     people = dict(Employee.objects.filter(pk__in={key.employee_id for key, _ in doomed}).values_list("pk", "hr_id"))
     counts = Counter(reason for _, reason in doomed)
     revocations: dict[tuple[int, str, str], list[DataKey]] = defaultdict(list)
+    entries = []
     for key, reason in doomed:
-        record(
-            event_type=EventType.DATA_KEY_DESTROYED,
-            actor=actor,
-            subject=people[key.employee_id],
-            object_type="data_key",
-            object_id=key.id,
-            payload={
-                "key_id": key.id,
-                "reason": reason,
-                "category": key.category,
-                "day": key.day.isoformat(),
-                "purposes": list(key.purposes),
-                "batch_size": len(doomed),
-                "batch_by_reason": dict(sorted(counts.items())),
-            },
-            at=at,
+        entries.append(
+            {
+                "event_type": EventType.DATA_KEY_DESTROYED,
+                "actor": actor,
+                "subject": people[key.employee_id],
+                "object_type": "data_key",
+                "object_id": key.id,
+                "payload": {
+                    "key_id": key.id,
+                    "reason": reason,
+                    "category": key.category,
+                    "day": key.day.isoformat(),
+                    "purposes": list(key.purposes),
+                    "batch_size": len(doomed),
+                    "batch_by_reason": dict(sorted(counts.items())),
+                },
+                "at": at,
+            }
         )
         for purpose in key.purposes or [""]:
             revocations[(key.employee_id, reason, purpose)].append(key)
+    # One entry per key, appended in one round trip under one head lock.
+    record_many(entries)
     for (employee_id, reason, purpose), keys in sorted(revocations.items()):
         payload = {
             "employee": employee_id,
