@@ -76,6 +76,10 @@ class EventType(models.TextChoices):
     RIGHTS_ERASURE_REQUESTED = "rights.erasure_requested", "Employee asked for their data to be erased"
     RIGHTS_ERASURE_COMPLETED = "rights.erasure_completed", "Employee's data erased (evidence retained)"
     RIGHTS_ERASURE_FAILED = "rights.erasure_failed", "Erasure of an employee's data failed"
+    DATA_KEYS_RELEASED = "data_key.released", "Data keys released to a pipeline"
+    DATA_KEY_DESTROYED = "data_key.destroyed", "Data key destroyed (crypto-shredding)"
+    DATA_KEYS_REWRAPPED = "data_key.rewrapped", "Data keys re-wrapped under a new master key"
+    MASTER_KEY_ROTATED = "master_key.rotated", "Master key rotation completed"
 
 
 class ImmutableQuerySet(models.QuerySet):

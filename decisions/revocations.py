@@ -107,6 +107,7 @@ class _Spec:
     categories: tuple[str, ...]
     at: datetime
     grants: tuple[str, ...] = ()
+    keys: tuple[str, ...] = ()
 
 
 @consumer(*(topic for topic in FEED_TOPICS if topic != Topic.POLICY_CHANGED))
@@ -127,6 +128,7 @@ def feed_from_outbox(message: OutboxMessage) -> None:
                 subject=pseudonym(purpose=spec.purpose, hr_id=spec.employee.hr_id),
                 categories=sorted(spec.categories),
                 grants=sorted(spec.grants),
+                keys=sorted(spec.keys),
                 at=spec.at,
                 published_at=now,
             )
@@ -187,8 +189,10 @@ def _expand(message: OutboxMessage) -> list[_Spec]:
         return _transfer(employee, payload, at)
     policy = current_policy()
     named = payload.get("categories")
+    # keys_destroyed names the data keys that are gone.
+    keys = tuple(payload.get("keys") or ())
     return [
-        _Spec(topic, employee, purpose.slug, tuple(named) if named else tuple(purpose.categories), at)
+        _Spec(topic, employee, purpose.slug, tuple(named) if named else tuple(purpose.categories), at, keys=keys)
         for purpose in _purposes(policy, employee, payload.get("purpose"))
     ]
 
@@ -395,4 +399,6 @@ def event_json(event: RevocationEvent) -> dict:
     }
     if event.grants:
         body["grants"] = event.grants
+    if event.keys:
+        body["keys"] = event.keys
     return body

@@ -48,7 +48,16 @@ from consent.models import Channel, Pause
 from consent.services import consent_withdraw_all
 from consentry.models import IdempotencyRecord
 from consentry.outbox import Topic, publish
-from decisions.models import RIGHTS_PENDING, CaptureGrant, RightsKind, RightsRequest, RightsStatus
+from decisions.datakeys import destroy_employee_keys
+from decisions.models import (
+    RIGHTS_PENDING,
+    CaptureGrant,
+    DestroyedKey,
+    DestructionReason,
+    RightsKind,
+    RightsRequest,
+    RightsStatus,
+)
 from decisions.rights_export import write_export
 from people.models import Employee
 
@@ -378,11 +387,6 @@ def rights_message(rights: RightsRequest) -> str:
     return "This copy was deleted when you asked for erasure, and can no longer be downloaded."
 
 
-def _destroy_keys(*, employee: Employee, actor: Actor) -> int:
-    """Destroy every data key of the employee (the data-key store's service); how many."""
-    return 0
-
-
 def rights_erasure_carry_out(*, request_id: uuid.UUID) -> RightsRequest:
     """Carry out an erasure in one transaction; a rerun after completion changes nothing.
 
@@ -398,7 +402,7 @@ def rights_erasure_carry_out(*, request_id: uuid.UUID) -> RightsRequest:
         employee = rights.employee
         actor = Actor.system("erasure")
         withdrawn = consent_withdraw_all(employee=employee, actor=actor, channel=Channel.SYSTEM)
-        keys = _destroy_keys(employee=employee, actor=actor)
+        keys = destroy_employee_keys(employee=employee, reason=DestructionReason.ERASURE, actor=actor)
         pauses, _ = Pause.objects.filter(employee=employee).delete()
         exports = list(
             RightsRequest.objects.select_for_update()
@@ -431,6 +435,7 @@ def rights_erasure_carry_out(*, request_id: uuid.UUID) -> RightsRequest:
                 "consent_events": employee.consent_events.count(),
                 "acknowledgements": employee.acknowledgements.count(),
                 "capture_grants": employee.capture_grants.count(),
+                "data_key_records": DestroyedKey.objects.filter(employee=employee).count(),
                 "rights_requests": employee.rights_requests.count(),
                 # The ledger's own entry for this completion comes on top.
                 "audit_entries": AuditEntry.objects.filter(subject=employee.hr_id).count(),

@@ -17,8 +17,8 @@ Format ``consentry-access-export/v1``. Two files:
     (verifiable with ``/.well-known/jwks.json``) and its decoded claims;
   - ``capture_grants``: every capture grant issued for the employee (id,
     purpose, categories, device, pseudonymous subject, times);
-  - ``data_keys``: metadata of the data keys (id, category, day, status and
-    dates), never key material;
+  - ``data_keys``: metadata of the data keys (id, category, day, purposes,
+    ``active`` or ``destroyed`` with when and why), never key material;
   - ``rights_requests``: the employee's access and erasure requests;
   - ``audit_entries``: ledger entries about the employee (their ``subject``),
     with each entry's hash, so they can be checked against an audit export;
@@ -46,7 +46,7 @@ from django.template.loader import render_to_string
 
 from audit.models import AuditEntry, EventType
 from consent.models import ConsentEvent, ConsentState, NoticeAcknowledgement, Pause, Receipt
-from decisions.models import CaptureGrant, RightsRequest
+from decisions.models import CaptureGrant, DataKey, DestroyedKey, RightsRequest
 from governance.models import DataCategory, Purpose
 from people.models import Employee
 
@@ -178,8 +178,31 @@ def _grants(employee: Employee) -> Iterator[dict[str, Any]]:
 
 
 def _data_keys(employee: Employee) -> Iterator[dict[str, Any]]:
-    # Filled in by the data-key store; metadata only, the key material never leaves it.
-    return iter(())
+    """Keys that exist, then tombstones of destroyed ones: metadata only, never the (wrapped) key."""
+    live = DataKey.objects.filter(employee=employee).order_by("day", "category")
+    for row in live.values("id", "category", "day", "purposes", "created_at").iterator(chunk_size=CHUNK):
+        yield {
+            "id": row["id"],
+            "category": row["category"],
+            "day": row["day"].isoformat(),
+            "purposes": row["purposes"],
+            "status": "active",
+            "created_at": rfc3339(row["created_at"]),
+            "destroyed_at": None,
+            "reason": None,
+        }
+    gone = DestroyedKey.objects.filter(employee=employee).order_by("day", "category")
+    for row in gone.values("key_id", "category", "day", "reason", "destroyed_at").iterator(chunk_size=CHUNK):
+        yield {
+            "id": row["key_id"],
+            "category": row["category"],
+            "day": row["day"].isoformat(),
+            "purposes": None,
+            "status": "destroyed",
+            "created_at": None,
+            "destroyed_at": rfc3339(row["destroyed_at"]),
+            "reason": row["reason"],
+        }
 
 
 def _rights_requests(employee: Employee) -> Iterator[dict[str, Any]]:
@@ -264,7 +287,7 @@ def sections(employee: Employee) -> list[Section]:
             "Encryption keys for your data",
             "Recordings of your activity are encrypted with one key per kind of data and day. Listed here: "
             "which keys exist and whether they were destroyed. The keys themselves are never included.",
-            ("day", "category", "status", "id"),
+            ("day", "category", "status", "destroyed_at", "id"),
             lambda: _data_keys(employee),
         ),
         Section(
@@ -309,6 +332,7 @@ COLUMN_TITLES = {
     "event_type": "Event",
     "actor": "By",
     "seq": "Entry",
+    "destroyed_at": "Destroyed (UTC)",
 }
 
 

@@ -9,7 +9,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("decisions", "0002_revocation_feed"),
+        ("decisions", "0003_data_keys"),
         ("people", "0004_token_prefix_fits_every_kind"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]

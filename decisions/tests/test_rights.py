@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import zipfile
@@ -9,6 +10,7 @@ from datetime import timedelta
 
 import pytest
 from django.core.files.storage import default_storage
+from django.db import transaction
 from django.utils import timezone
 
 from audit.actors import Actor
@@ -18,7 +20,8 @@ from consent.models import ConsentState, Pause
 from consent.services import pause_start
 from consentry.celery import app
 from decisions import engine
-from decisions.models import CaptureGrant, RevocationEvent, RightsRequest, RightsStatus
+from decisions.datakeys import data_keys_for_grant
+from decisions.models import CaptureGrant, DataKey, DestroyedKey, RevocationEvent, RightsRequest, RightsStatus
 from decisions.rights import (
     _request,
     erasure_outcome,
@@ -129,8 +132,14 @@ def test_the_copy_holds_events_receipts_grants_and_the_ledger_entries_about_the_
     assert "<script" not in page and "http://" not in page and "https://" not in page
 
 
-def test_the_copy_never_holds_key_material_or_grant_tokens(busy):
+def make_keys(employee, *categories):
+    with transaction.atomic():
+        return data_keys_for_grant(employee=employee, categories=categories, purpose=PURPOSE, at=timezone.now())
+
+
+def test_the_copy_lists_data_keys_but_never_key_material_or_grant_tokens(busy):
     wanda = busy["employee"]
+    keys = make_keys(wanda, "keystrokes", "mouse_movement")
     outcome = capture_decide(
         token=device_client(wanda, "laptop-8").token,
         request=engine.CaptureRequest(purpose=PURPOSE, categories=("keystrokes",)),
@@ -139,14 +148,17 @@ def test_the_copy_never_holds_key_material_or_grant_tokens(busy):
     rights = rights_access_build(request_id=access(wanda).id)
     data, page = unzip(rights)
     text = json.dumps(data)
-    # A grant's signed token is a capture credential, and data keys encrypt the recordings: neither is in a copy.
-    assert outcome.grant.jws not in text and outcome.grant.jws not in page
-    assert outcome.grant.grant.id in text
-    for data_key in outcome.grant.jws.split(".")[1:]:
-        assert data_key not in text
-    assert all(
-        set(item) <= {"id", "category", "day", "status", "created_at", "destroyed_at"} for item in data["data_keys"]
-    )
+    listed = {item["id"]: item for item in data["data_keys"]}
+    assert set(listed) == {issued.key_id for issued in keys.values()}
+    assert {item["status"] for item in listed.values()} == {"active"}
+    # Data keys decrypt the recordings and a grant's signed token is a capture credential: neither is in a copy.
+    for issued in keys.values():
+        assert base64.b64encode(issued.key).decode() not in text and issued.key.hex() not in text
+    for row in DataKey.objects.filter(employee=wanda):
+        assert base64.b64encode(bytes(row.wrapped)).decode() not in text
+    assert "wrapped" not in text
+    assert outcome.grant.jws not in text and outcome.grant.jws.split(".")[2] not in text
+    assert outcome.grant.jws not in page
 
 
 def test_building_completes_once_and_is_audited_with_the_zip_digest(busy):
@@ -216,15 +228,16 @@ def test_erasure_is_recorded_audited_and_published_on_the_feed_at_once(busy, dja
 def test_use_decisions_deny_earlier_records_with_erasure_requested_as_soon_as_it_is_asked(busy):
     keystrokes = busy["grants"][0]
     pipeline = pipeline_client()
-    assert use(pipeline, [record(keystrokes)])["results"][0]["allowed"] is True
+    assert use(pipeline, [record(keystrokes, at=keystrokes.issued_at)])["results"][0]["allowed"] is True
     erase(busy["employee"])
-    body = use(pipeline, [record(keystrokes)])
+    body = use(pipeline, [record(keystrokes, at=keystrokes.issued_at)])
     assert "erasure_requested" in reasons(body)
     assert body["summary"]["by_reason"]["erasure_requested"] == 1
 
 
 def test_carrying_out_the_erasure_stops_capture_deletes_what_it_may_and_says_what_it_kept(busy):
     wanda = busy["employee"]
+    keys = make_keys(wanda, "keystrokes", "mouse_movement")
     copy = rights_access_build(request_id=access(wanda).id)
     rights, _ = erase(wanda)
     done = rights_erasure_carry_out(request_id=rights.id)
@@ -239,6 +252,13 @@ def test_carrying_out_the_erasure_stops_capture_deletes_what_it_may_and_says_wha
     # Kept: the evidence, and the grants that let pipelines' copies be recognised and refused.
     assert wanda.consent_events.count() == 4 and wanda.receipts.count() == 4
     assert CaptureGrant.objects.filter(employee=wanda).count() == 2
+    # The keys are gone, with tombstones, evidence and a revocation of their own.
+    assert not DataKey.objects.filter(employee=wanda).exists()
+    tombstones = DestroyedKey.objects.filter(employee=wanda)
+    assert {item.key_id for item in tombstones} == {issued.key_id for issued in keys.values()}
+    assert {item.reason for item in tombstones} == {"erasure"}
+    assert AuditEntry.objects.filter(event_type=EventType.DATA_KEY_DESTROYED).count() == 2
+    assert done.result["deleted"]["data_keys"] == 2 and done.result["retained"]["data_key_records"] == 2
     assert done.result["stopped"]["consent"] == 2
     assert done.result["deleted"]["pauses"] == 1 and done.result["deleted"]["access_exports"] == 1
     assert done.result["deleted"]["device_names"] == 2
@@ -272,6 +292,28 @@ def test_the_erasure_explanation_names_what_was_deleted_and_what_was_kept_and_wh
     assert "append-only" in retained["audit_entries"]["why"]
     assert deleted["pauses"]["count"] == 1 and retained["consent_events"]["count"] == 4
     assert "was erased" in done["summary"]
+
+
+def test_the_copy_after_an_erasure_lists_the_destroyed_keys(busy):
+    wanda = busy["employee"]
+    keys = make_keys(wanda, "keystrokes")
+    rights, _ = erase(wanda)
+    rights_erasure_carry_out(request_id=rights.id)
+    data, _ = unzip(rights_access_build(request_id=access(wanda).id))
+    assert [(item["id"], item["status"], item["reason"]) for item in data["data_keys"]] == [
+        (keys["keystrokes"].key_id, "destroyed", "erasure")
+    ]
+    assert {"rights.erasure_completed", "data_key.destroyed"} <= {
+        entry["event_type"] for entry in data["audit_entries"]
+    }
+
+
+def test_use_decisions_after_the_erasure_still_deny_with_erasure_requested(busy):
+    keystrokes = busy["grants"][0]
+    rights, _ = erase(busy["employee"])
+    rights_erasure_carry_out(request_id=rights.id)
+    body = use(pipeline_client(), [record(keystrokes, at=keystrokes.issued_at)])
+    assert body["results"][0]["allowed"] is False and "erasure_requested" in reasons(body)
 
 
 def test_a_second_erasure_request_while_one_is_pending_returns_the_pending_one(busy):
