@@ -196,7 +196,7 @@ def rights_access(request: HttpRequest, employee: Employee) -> HttpResponse:
 @employee_page
 def rights_erasure(request: HttpRequest, employee: Employee) -> HttpResponse:
     """A confirmation step that says what erasure does, then the request."""
-    form = ErasureConfirmForm(request.POST or None)
+    form = ErasureConfirmForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         try:
             rights, created = rights_request_erasure(

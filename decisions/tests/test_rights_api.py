@@ -222,3 +222,38 @@ def test_staff_cannot_download_a_copy(requests_of_both, nina):
     rights_access_build(request_id=requests_of_both["nina"])
     hana = grant_role(make_user("hana"), Role.HR_ADMIN)
     assert signed_in(hana).get(f"{ME}/{requests_of_both['nina']}/download").status_code == 404
+
+
+# OpenAPI ----------------------------------------------------------------------------------------
+
+RIGHTS_VIEWS = (
+    "MeRightsRequestListView",
+    "MeRightsRequestDetailView",
+    "MeRightsRequestDownloadView",
+    "RightsRequestListView",
+    "RightsRequestDetailView",
+)
+
+
+def test_the_rights_endpoints_are_in_the_schema_with_examples_and_no_warnings():
+    from drf_spectacular.drainage import GENERATOR_STATS
+    from drf_spectacular.generators import SchemaGenerator
+    from drf_spectacular.validation import validate_schema
+
+    GENERATOR_STATS.reset()
+    with GENERATOR_STATS.silence():
+        schema = SchemaGenerator().get_schema(request=None, public=True)
+    messages = list(GENERATOR_STATS._warn_cache) + list(GENERATOR_STATS._error_cache)
+    GENERATOR_STATS.reset()
+    assert [message for message in messages if any(view in message for view in RIGHTS_VIEWS)] == []
+    validate_schema(schema)
+    paths = schema["paths"]
+    create = paths[ME]["post"]
+    assert create["requestBody"]["content"]["application/json"]["examples"]
+    assert {"200", "202", "401", "403", "404", "422"} <= set(create["responses"])
+    assert create["responses"]["202"]["content"]["application/json"]["examples"]
+    assert "application/problem+json" in create["responses"]["422"]["content"]
+    assert paths[ME]["get"]["responses"]["200"]["content"]["application/json"]["examples"]
+    assert "application/zip" in paths[ME + "/{id}/download"]["get"]["responses"]["200"]["content"]
+    assert {"200", "404"} <= set(paths[ME + "/{id}"]["get"]["responses"])
+    assert {STAFF, STAFF + "/{id}"} <= set(paths)
