@@ -213,12 +213,7 @@ def rights_erasure(request: HttpRequest, employee: Employee) -> HttpResponse:
             messages.info(request, "Your earlier erasure request is still being carried out; here it is.")
         return redirect("portal:rights_detail", pk=rights.pk)
     preview = erasure_outcome(RightsRequest(kind=RightsKind.ERASURE, status=RightsStatus.RECEIVED))
-    return render(
-        request,
-        "decisions/rights_erase.html",
-        {"section": "rights", "form": form, "outcome": preview},
-        status=422 if form.is_bound else 200,
-    )
+    return render(request, "decisions/rights_erase.html", {"section": "rights", "form": form, "outcome": preview})
 
 
 def _own(employee: Employee, pk) -> RightsRequest:
