@@ -399,16 +399,21 @@ def rights_erasure_carry_out(*, request_id: uuid.UUID) -> RightsRequest:
         rights = RightsRequest.objects.select_for_update().select_related("employee").get(pk=request_id)
         if rights.status in FINISHED:
             return rights
-        employee = rights.employee
-        actor = Actor.system("erasure")
-        withdrawn = consent_withdraw_all(employee=employee, actor=actor, channel=Channel.SYSTEM)
-        keys = destroy_employee_keys(employee=employee, reason=DestructionReason.ERASURE, actor=actor)
-        pauses, _ = Pause.objects.filter(employee=employee).delete()
+        # Locks in one order, request rows and the employee before anything writes to the
+        # ledger (whose head lock is held to commit): a copy finishing meanwhile holds its row,
+        # then takes the head; taking the head first here could deadlock with it.
+        employee = Employee.objects.select_for_update().get(pk=rights.employee_id)
         exports = list(
             RightsRequest.objects.select_for_update()
             .filter(employee=employee, kind=RightsKind.ACCESS)
             .filter(Q(status__in=RIGHTS_PENDING) | ~Q(file=""))
+            .order_by("pk")
         )
+        actor = Actor.system("erasure")
+        withdrawn = consent_withdraw_all(employee=employee, actor=actor, channel=Channel.SYSTEM)
+        keys = destroy_employee_keys(employee=employee, reason=DestructionReason.ERASURE, actor=actor)
+        pauses, _ = Pause.objects.filter(employee=employee).delete()
+        # A copy still being prepared may store its zip under its fixed name: delete that too.
         files = [export.file.name for export in exports if export.file]
         files += [export_name(export.id) for export in exports if export.pending]
         now = timezone.now()
@@ -427,7 +432,7 @@ def rights_erasure_carry_out(*, request_id: uuid.UUID) -> RightsRequest:
             "deleted": {
                 "data_keys": keys,
                 "pauses": pauses,
-                "access_exports": len(files),
+                "access_exports": len(exports),
                 "device_names": devices,
                 "saved_responses": saved,
             },
