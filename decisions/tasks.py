@@ -1,15 +1,20 @@
-"""Celery tasks of rights requests: build an access export, carry out an erasure, and a sweep.
+"""Celery tasks of decisions: the data-key shredding sweep, and rights-request jobs.
 
-Tasks take ids, call a service, and are safe to run twice: a finished
-request is left alone, an export is rebuilt from scratch, an erasure runs in
-one transaction. Both jobs are acknowledged late, so a worker killed mid-way
-leaves the message to be redelivered; the sweep enqueues again whatever a
-broker outage lost.
+Tasks take ids (or nothing), call a service, and are safe to run twice.
+
+- ``data_key_sweep`` destroys the data keys that are due (retention,
+  withdrawal and termination windows).
+- Rights requests: build an access export, carry out an erasure, and a
+  sweep. A finished request is left alone, an export is rebuilt from
+  scratch, an erasure runs in one transaction. Both jobs are acknowledged
+  late, so a worker killed mid-way leaves the message to be redelivered; the
+  sweep enqueues again whatever a broker outage lost.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from datetime import timedelta
 
@@ -20,6 +25,7 @@ from django.db import DatabaseError
 from django.utils import timezone
 
 from decisions import rights
+from decisions.datakeys import sweep_overdue_keys
 from decisions.models import RightsKind, RightsRequest, RightsStatus
 
 logger = logging.getLogger(__name__)
@@ -85,3 +91,27 @@ def rights_sweep() -> int:
         task = rights_access_build_task if kind == RightsKind.ACCESS else rights_erasure_task
         task.delay(str(request_id))
     return len(found)
+
+
+@shared_task(
+    name="decisions.data_key_sweep",
+    ignore_result=True,
+    # Acknowledged only after it ran: a killed worker's sweep is delivered again.
+    acks_late=True,
+    reject_on_worker_lost=True,
+    soft_time_limit=settings.CONSENTRY_KEY_SWEEP_TIME_LIMIT,
+    time_limit=settings.CONSENTRY_KEY_SWEEP_TIME_LIMIT + 60,
+)
+def data_key_sweep() -> int:
+    """Destroy the data keys that are due; idempotent, safe to kill and rerun at any point.
+
+    Each batch is its own transaction, so a kill or the soft time limit loses
+    at most the batch in flight, which the next run (or the redelivery) redoes.
+    It stops on its own a little before the soft limit; beat starts the next run.
+    """
+    deadline = time.monotonic() + max(settings.CONSENTRY_KEY_SWEEP_TIME_LIMIT - 30, 10)
+    try:
+        return sweep_overdue_keys(deadline=deadline).total
+    except SoftTimeLimitExceeded:
+        # The batch in flight rolled back; everything committed before it stays done.
+        return 0
