@@ -68,6 +68,14 @@ class EventType(models.TextChoices):
     # decisions
     GRANT_ISSUED = "grant.issued", "Capture grant issued"
     USE_BATCH_DECIDED = "use.batch_decided", "Use decision answered for a batch of records"
+    # rights requests (GDPR Art. 15 and 17, CCPA)
+    RIGHTS_ACCESS_REQUESTED = "rights.access_requested", "Employee asked for a copy of their data"
+    RIGHTS_ACCESS_COMPLETED = "rights.access_completed", "Copy of an employee's data prepared"
+    RIGHTS_ACCESS_DOWNLOADED = "rights.access_downloaded", "Employee downloaded the copy of their data"
+    RIGHTS_ACCESS_FAILED = "rights.access_failed", "Copy of an employee's data could not be prepared"
+    RIGHTS_ERASURE_REQUESTED = "rights.erasure_requested", "Employee asked for their data to be erased"
+    RIGHTS_ERASURE_COMPLETED = "rights.erasure_completed", "Employee's data erased (evidence retained)"
+    RIGHTS_ERASURE_FAILED = "rights.erasure_failed", "Erasure of an employee's data failed"
     DATA_KEYS_RELEASED = "data_key.released", "Data keys released to a pipeline"
     DATA_KEY_DESTROYED = "data_key.destroyed", "Data key destroyed (crypto-shredding)"
     DATA_KEYS_REWRAPPED = "data_key.rewrapped", "Data keys re-wrapped under a new master key"

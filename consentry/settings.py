@@ -311,6 +311,11 @@ CELERY_BEAT_SCHEDULE.update(
 # How long a capture grant lives; the wire contract caps it at 15 minutes.
 CONSENTRY_GRANT_LIFETIME_SECONDS = env_int("CONSENTRY_GRANT_LIFETIME_SECONDS", 60, minimum=1, maximum=900)
 
+# Rights requests (decisions/rights.py): hard time limit in seconds of an access
+# export or an erasure; the sweep enqueues again requests a broker outage lost.
+CONSENTRY_RIGHTS_TIME_LIMIT = env_int("CONSENTRY_RIGHTS_TIME_LIMIT", 1800, minimum=60)
+CELERY_BEAT_SCHEDULE["rights-sweep"] = {"task": "decisions.rights_sweep", "schedule": 300.0}
+
 # Data keys (decisions/datakeys.py, docs/data-keys.md). The class that wraps
 # data keys under the master key; a cloud KMS implementation can replace it.
 CONSENTRY_KEK_CLASS = env_str("CONSENTRY_KEK_CLASS", "decisions.kms.LocalKeyEncryptionKey")

@@ -1,7 +1,10 @@
-"""What the decision API keeps: the grants it issued and counts of denied checks."""
+"""What the decision API keeps: the grants it issued, counts of denied checks, the feed, rights requests."""
 
 from __future__ import annotations
 
+import uuid
+
+from django.conf import settings
 from django.db import models
 
 from governance.models import Purpose
@@ -120,6 +123,87 @@ class RevocationEvent(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.type} {self.purpose} {','.join(self.categories)}"
+
+
+class RightsKind(models.TextChoices):
+    """What an employee asks for about their own data (GDPR Art. 15 and 17, CCPA §1798.100 and §1798.105)."""
+
+    ACCESS = "access", "A copy of my data"
+    ERASURE = "erasure", "Erase my data"
+
+
+class RightsStatus(models.TextChoices):
+    RECEIVED = "received", "Received"
+    RUNNING = "running", "In progress"
+    COMPLETED = "completed", "Completed"
+    FAILED = "failed", "Failed"
+
+
+# Requests still being worked on: at most one per employee and kind.
+RIGHTS_PENDING = (RightsStatus.RECEIVED, RightsStatus.RUNNING)
+
+
+class RightsRequest(models.Model):
+    """An employee's access or erasure request, and what came of it.
+
+    Written only by ``decisions.rights``. An access request ends with a zip
+    the employee downloads; an erasure request ends with ``result`` saying
+    what was deleted and what was kept as evidence, and why. The request
+    itself is kept after an erasure: it is the proof that it was honoured.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    employee = models.ForeignKey(Employee, on_delete=models.PROTECT, related_name="rights_requests")
+    kind = models.CharField(max_length=16, choices=RightsKind.choices)
+    status = models.CharField(max_length=16, choices=RightsStatus.choices, default=RightsStatus.RECEIVED)
+    progress = models.PositiveSmallIntegerField(default=0)
+    requested_at = models.DateTimeField()
+    # The signed-in person who asked (the employee); kept as the ledger's actor label too.
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Work location when asked: auditors see requests of the regions they cover, as with ledger entries.
+    region = models.CharField(max_length=6, blank=True, default="")
+    attempts = models.PositiveIntegerField(default=0)
+    started_at = models.DateTimeField(null=True, blank=True)
+    # Touched by every progress report: a running job silent past its time limit is dead.
+    updated_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    # Access: the export zip, until it is downloaded-and-erased or the employee asks for erasure.
+    file = models.FileField(upload_to="rights-exports/", blank=True, default="")
+    sha256 = models.CharField(max_length=64, blank=True, default="")
+    byte_size = models.BigIntegerField(null=True, blank=True)
+    # Access: counts per section. Erasure: {"deleted": [...], "retained": [...]} with counts and reasons.
+    result = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ("-requested_at",)
+        constraints = [
+            models.CheckConstraint(condition=models.Q(progress__lte=100), name="rights_progress_percent"),
+            models.CheckConstraint(condition=models.Q(kind__in=RightsKind.values), name="rights_kind_valid"),
+            models.CheckConstraint(condition=models.Q(status__in=RightsStatus.values), name="rights_status_valid"),
+            # Asking again while a request of the same kind is pending returns that one: the
+            # service's check, and the database's answer to two requests racing past it.
+            models.UniqueConstraint(
+                fields=["employee", "kind"],
+                condition=models.Q(status__in=["received", "running"]),
+                name="rights_one_pending_per_kind",
+            ),
+        ]
+        indexes = [
+            # An employee's requests, newest first; "erasure requested" for the use decision.
+            models.Index(fields=["employee", "kind", "requested_at"], name="rights_employee_kind_at"),
+            # The sweep: pending requests by age.
+            models.Index(fields=["status", "updated_at"], name="rights_status_updated"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} request {self.id} ({self.status})"
+
+    @property
+    def pending(self) -> bool:
+        return self.status in RIGHTS_PENDING
 
 
 class DataKey(models.Model):

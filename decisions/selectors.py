@@ -15,12 +15,13 @@ from sys import intern
 
 import orjson
 from django.db import connection
+from django.db.models import OuterRef, Subquery
 from django.db.models.expressions import RawSQL
 from psycopg.types.datetime import TimestamptzLoader
 
 from consent.models import ConsentState, NoticeAcknowledgement, Pause
 from decisions import engine
-from decisions.models import CaptureGrant
+from decisions.models import CaptureGrant, RightsKind, RightsRequest
 from governance.models import Notice
 from people.models import Employee
 
@@ -184,9 +185,16 @@ def employees_for_use(*, hr_ids: Iterable[str], purpose: str) -> dict[str, engin
     ):
         states[row[0]].append(row[1:])
     facts = {}
-    for hr_id, country, subdivision, entity, site, status, terminated_at in Employee.objects.filter(
-        hr_id__in=_among(wanted)
-    ).values_list("hr_id", "country", "subdivision", "entity", "site", "status", "terminated_at"):
+    # The latest erasure request, whatever became of it: asking is what stops the use of earlier
+    # data. A correlated subquery, so the batch still reads its employees with one query
+    # (rights_employee_kind_at serves it).
+    erasure = RightsRequest.objects.filter(employee=OuterRef("pk"), kind=RightsKind.ERASURE).order_by("-requested_at")
+    rows = (
+        Employee.objects.filter(hr_id__in=_among(wanted))
+        .annotate(erasure_at=Subquery(erasure.values("requested_at")[:1]))
+        .values_list("hr_id", "country", "subdivision", "entity", "site", "status", "terminated_at", "erasure_at")
+    )
+    for hr_id, country, subdivision, entity, site, status, terminated_at, erasure_at in rows:
         consents, version = _consents(states[hr_id])
         facts[hr_id] = engine.EmployeeFacts(
             hr_id=hr_id,
@@ -198,5 +206,6 @@ def employees_for_use(*, hr_ids: Iterable[str], purpose: str) -> dict[str, engin
             terminated_at=terminated_at,
             consents=consents,
             consent_version=version,
+            erasure_requested_at=_aware(erasure_at),
         )
     return facts

@@ -8,6 +8,7 @@ from audit.access import access_for
 from audit.actors import Actor
 from audit.selectors import EntryFilters
 from audit.services import export_request, ledger_verify
+from decisions import rights
 from e2e.browser import describe
 from governance.models import ApprovalState, JurisdictionRule
 
@@ -39,7 +40,12 @@ def test_the_sign_in_pages_are_accessible(open_browser, people):
     assert tab.console_errors == []
 
 
-def test_the_employee_portal_is_accessible(open_browser, people):
+def test_the_employee_portal_is_accessible(open_browser, people, monkeypatch):
+    # A copy being prepared, so the rights pages show a live progress bar (no worker runs it here).
+    monkeypatch.setattr(rights, "_enqueue", lambda kind, request_id: None)
+    pending, _ = rights.rights_request_access(
+        employee=people["nina"], user=people["nina"].user, actor=Actor.for_user(people["nina"].user)
+    )
     tab = open_browser("nina")
     found = _check(
         tab,
@@ -47,6 +53,9 @@ def test_the_employee_portal_is_accessible(open_browser, people):
             "portal-home": "/portal/",
             "portal-history-empty": "/portal/history/",
             "portal-captured-empty": "/portal/captured/",
+            "portal-rights": "/portal/rights/",
+            "portal-rights-request": f"/portal/rights/{pending.pk}/",
+            "portal-rights-erase": "/portal/rights/erase",
         },
     )
     assert found == {}, describe(found)
