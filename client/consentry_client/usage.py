@@ -364,6 +364,9 @@ def open_allowed(
             plaintext = decrypt_record(checked, key)
             if blobs is not None and isinstance(plaintext.get("data"), Mapping) and plaintext["data"].get("file"):
                 plaintext["blob"] = _open_blob(blobs, plaintext, key)
+        except MalformedEnvelope as exc:
+            yield envelope, _with_id(_refused(INVALID_ENVELOPE, str(exc)), result), None
+            continue
         except RecordCryptoError as exc:
             yield envelope, _with_id(_refused(RECORD_TAMPERED, str(exc)), result), None
             continue
