@@ -135,3 +135,16 @@ def test_a_grant_keeps_only_well_formed_keys_for_its_own_categories():
     assert list(keys) == ["keystrokes"] and keys["keystrokes"].key_id == "k_1"
     assert _data_keys(None, frozenset({"keystrokes"})) == {}
     assert _data_keys(["k"], frozenset({"keystrokes"})) == {}
+
+
+def test_after_midnight_a_grant_from_the_day_before_captures_nothing(spool):
+    grant = make_grant("keystrokes")
+    agent = make_agent(grant, spool)
+    agent.gate.server_now = lambda: NOW.replace(hour=23, minute=59, second=59)
+    assert agent.record("keystrokes", {"key": "a"}, EDITOR)
+
+    # The key is the grant's day's key; the use decision would release the next day's for this record.
+    agent.gate.server_now = lambda: NOW.replace(hour=0, minute=0, second=1) + timedelta(days=1)
+    assert not agent.record("keystrokes", {"key": "b"}, EDITOR)
+
+    assert len(spool_lines(spool)) == 1 and agent.without_key["keystrokes"] == 1
