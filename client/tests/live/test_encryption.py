@@ -1,4 +1,4 @@
-"""Record encryption end to end: the agent seals with grant keys, a pipeline opens with released keys, shredding ends it.
+"""Record encryption end to end: the agent seals, a pipeline opens with released keys, shredding ends it.
 
 Two employees capture through real capture gates and the agent's own record
 path (``Agent.record`` into ``EncryptingSink(JsonlSpool)``); a pipeline opens
