@@ -193,12 +193,13 @@ def encrypt_record(record: Mapping[str, Any], key: DataKey, *, nonces: NonceSequ
 
 @dataclass(frozen=True, slots=True)
 class Envelope:
-    """A checked envelope: metadata, key id and the raw nonce and ciphertext."""
+    """A checked envelope: metadata, key id, the raw nonce and ciphertext, and the associated data they bind."""
 
     metadata: Mapping[str, Any]
     key_id: str
     nonce: bytes
     ciphertext: bytes
+    associated: bytes = field(repr=False)
 
     @property
     def id(self) -> str:
@@ -229,10 +230,10 @@ def parse_envelope(envelope: Any) -> Envelope:
         raise MalformedEnvelope("the ciphertext is shorter than its authentication tag: truncated")
     metadata = {name: envelope.get(name) for name in METADATA}
     try:
-        _canonical_time(metadata["captured_at"])
-    except ValueError as exc:
+        associated = _record_aad(VERSION, envelope["key_id"], metadata)
+    except ValueError as exc:  # captured_at
         raise MalformedEnvelope(str(exc)) from None
-    return Envelope(metadata, envelope["key_id"], nonce, ciphertext)
+    return Envelope(metadata, envelope["key_id"], nonce, ciphertext, associated)
 
 
 def decrypt_record(envelope: Mapping[str, Any] | Envelope, key: DataKey) -> dict[str, Any]:
@@ -240,7 +241,7 @@ def decrypt_record(envelope: Mapping[str, Any] | Envelope, key: DataKey) -> dict
     checked = envelope if isinstance(envelope, Envelope) else parse_envelope(envelope)
     if checked.key_id != key.key_id:
         raise WrongKey(f"the record is sealed with {checked.key_id}, not {key.key_id}")
-    plaintext = unseal(key, checked.nonce, checked.ciphertext, _record_aad(VERSION, key.key_id, checked.metadata))
+    plaintext = unseal(key, checked.nonce, checked.ciphertext, checked.associated)
     body = json.loads(plaintext)
     return {**{name: value for name, value in checked.metadata.items() if value is not None}, **body}
 
@@ -323,7 +324,8 @@ def _canonical_time(value: Any) -> str:
         raise ValueError("captured_at must be an RFC 3339 time")
     if moment.tzinfo is None:
         raise ValueError("captured_at needs a time zone")
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # isoformat, not strftime: a tenth of the cost, and this runs for every record.
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def _b64decode(value: Any, name: str, error: type[Exception] = ValueError) -> bytes:
