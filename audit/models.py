@@ -68,6 +68,10 @@ class EventType(models.TextChoices):
     # decisions
     GRANT_ISSUED = "grant.issued", "Capture grant issued"
     USE_BATCH_DECIDED = "use.batch_decided", "Use decision answered for a batch of records"
+    DATA_KEYS_RELEASED = "data_key.released", "Data keys released to a pipeline"
+    DATA_KEY_DESTROYED = "data_key.destroyed", "Data key destroyed (crypto-shredding)"
+    DATA_KEYS_REWRAPPED = "data_key.rewrapped", "Data keys re-wrapped under a new master key"
+    MASTER_KEY_ROTATED = "master_key.rotated", "Master key rotation completed"
 
 
 class ImmutableQuerySet(models.QuerySet):

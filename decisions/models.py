@@ -99,6 +99,8 @@ class RevocationEvent(models.Model):
     categories = models.JSONField(default=list)
     # For grant_revoked: the grants that stop, so the employee's other devices can tell it is not theirs.
     grants = models.JSONField(default=list, blank=True)
+    # For keys_destroyed: the data key ids that are gone, so pipelines can drop what they hold.
+    keys = models.JSONField(default=list, blank=True)
     # When the change happened, and when the relay published it (their gap is the relay's delay).
     at = models.DateTimeField()
     published_at = models.DateTimeField()
@@ -118,3 +120,75 @@ class RevocationEvent(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.type} {self.purpose} {','.join(self.categories)}"
+
+
+class DataKey(models.Model):
+    """The AES-256 key for one employee × category × UTC day, stored only wrapped (decisions.kms).
+
+    Agents encrypt with it, pipelines get it only for records they may use;
+    deleting the row makes every copy of the data unreadable (crypto-shredding).
+    The id is random, so it says nothing about whose key it is.
+    """
+
+    id = models.CharField(max_length=40, primary_key=True)
+    employee = models.ForeignKey(Employee, on_delete=models.PROTECT, related_name="+")
+    category = models.CharField(max_length=64)
+    day = models.DateField()
+    # Purposes it was handed out for: retention and withdrawal follow each of them.
+    purposes = models.JSONField(default=list)
+    # Work location when the key was made: retention of the data follows where it was captured.
+    country = models.CharField(max_length=2)
+    subdivision = models.CharField(max_length=6, blank=True, default="")
+    wrapped = models.BinaryField()
+    # Which master key wrapped it (decisions.kms.KeyEncryptionKey.version).
+    master_version = models.CharField(max_length=64)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ("day", "id")
+        constraints = [
+            # One key per employee × category × day: the lazy get-or-create's conflict target.
+            models.UniqueConstraint(fields=["employee", "category", "day"], name="data_key_unique_day"),
+        ]
+        indexes = [
+            # The retention sweep walks keys oldest day first.
+            models.Index(fields=["day", "id"], name="data_key_day"),
+            # Master-key rotation finds keys still under an old version.
+            models.Index(fields=["master_version", "id"], name="data_key_master_version"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.id} {self.category} {self.day}"
+
+
+class DestructionReason(models.TextChoices):
+    WITHDRAWAL = "withdrawal", "Consent withdrawn and the deletion window passed"
+    RETENTION = "retention", "Past the retention limit"
+    TERMINATION = "termination", "Employee left and the termination window passed"
+    ERASURE = "erasure", "The employee asked for erasure"
+
+
+class DestroyedKey(models.Model):
+    """The tombstone of a destroyed data key: no key material, only that it existed and why it went.
+
+    It lets the use decision answer ``data_key_destroyed`` and makes destroying
+    a key twice impossible (the key id is the primary key). A key is never
+    handed out for an employee × category × day that has a tombstone.
+    """
+
+    key_id = models.CharField(max_length=40, primary_key=True)
+    employee = models.ForeignKey(Employee, on_delete=models.PROTECT, related_name="+")
+    category = models.CharField(max_length=64)
+    day = models.DateField()
+    reason = models.CharField(max_length=16, choices=DestructionReason.choices)
+    destroyed_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ("-destroyed_at",)
+        indexes = [
+            # The use decision's look-up: is the key of this employee × category × day gone?
+            models.Index(fields=["employee", "category", "day"], name="destroyed_key_day"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.key_id} {self.reason}"

@@ -103,6 +103,7 @@ class _Spec:
     categories: tuple[str, ...]
     at: datetime
     grants: tuple[str, ...] = ()
+    keys: tuple[str, ...] = ()
 
 
 @consumer(*(topic for topic in FEED_TOPICS if topic != Topic.POLICY_CHANGED))
@@ -123,6 +124,7 @@ def feed_from_outbox(message: OutboxMessage) -> None:
                 subject=pseudonym(purpose=spec.purpose, hr_id=spec.employee.hr_id),
                 categories=sorted(spec.categories),
                 grants=sorted(spec.grants),
+                keys=sorted(spec.keys),
                 at=spec.at,
                 published_at=now,
             )
@@ -181,8 +183,10 @@ def _expand(message: OutboxMessage) -> list[_Spec]:
         return _transfer(employee, payload, at)
     policy = current_policy()
     named = payload.get("categories")
+    # keys_destroyed names the data keys that are gone.
+    keys = tuple(payload.get("keys") or ())
     return [
-        _Spec(topic, employee, purpose.slug, tuple(named) if named else tuple(purpose.categories), at)
+        _Spec(topic, employee, purpose.slug, tuple(named) if named else tuple(purpose.categories), at, keys=keys)
         for purpose in _purposes(policy, employee, payload.get("purpose"))
     ]
 
@@ -357,4 +361,6 @@ def event_json(event: RevocationEvent) -> dict:
     }
     if event.grants:
         body["grants"] = event.grants
+    if event.keys:
+        body["keys"] = event.keys
     return body

@@ -103,7 +103,7 @@ class CategoryResultSerializer(serializers.Serializer):
 
 class DataKeySerializer(serializers.Serializer):
     key_id = serializers.CharField()
-    key = serializers.CharField(help_text="Base64 AES-256 key.")
+    key = serializers.CharField(help_text="The AES-256 key, standard base64 (32 bytes).")
 
 
 class GrantSerializer(serializers.Serializer):
@@ -114,7 +114,12 @@ class GrantSerializer(serializers.Serializer):
     subject = serializers.CharField(help_text="The employee's pseudonym for this purpose.")
     issued_at = serializers.DateTimeField()
     expires_at = serializers.DateTimeField()
-    data_keys = serializers.DictField(child=DataKeySerializer(), help_text="Per category; empty until data keys exist.")
+    data_keys = serializers.DictField(
+        child=DataKeySerializer(),
+        help_text=(
+            "Per allowed category: today's (UTC) data key. Absent for a category whose key for today was destroyed."
+        ),
+    )
 
 
 class CaptureDecisionSerializer(serializers.Serializer):
@@ -200,7 +205,9 @@ class UseResponseSerializer(serializers.Serializer):
     results = UseResultSerializer(many=True)
     summary = UseSummarySerializer()
     keys = serializers.DictField(
-        child=serializers.CharField(), required=False, help_text="With release_keys: empty until data keys exist."
+        child=serializers.CharField(),
+        required=False,
+        help_text="With release_keys: key id → base64 AES-256 key, for the allowed records only, each once.",
     )
 
 

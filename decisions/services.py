@@ -10,8 +10,8 @@ from __future__ import annotations
 import logging
 import secrets
 import uuid
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -23,6 +23,7 @@ from audit.models import EventType
 from audit.services import record
 from consentry.signing import sign_jws
 from decisions import engine
+from decisions.datakeys import IssuedKey, data_keys_for_grant, keys_release_payload
 from decisions.models import CaptureGrant, DecisionCounter
 from decisions.pseudonyms import pseudonym
 from decisions.selectors import employee_facts
@@ -49,6 +50,8 @@ def grant_lifetime() -> timedelta:
 class IssuedGrant:
     grant: CaptureGrant
     jws: str
+    # Category → today's data key, for the agent to encrypt with (decisions.datakeys).
+    data_keys: Mapping[str, IssuedKey] = field(default_factory=dict, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +108,7 @@ def grant_issue(*, token: ApiToken, employee: Employee, purpose: str, decision: 
             issued_at=issued_at,
             expires_at=expires_at,
         )
+        data_keys = data_keys_for_grant(employee=employee, categories=categories, purpose=purpose, at=issued_at)
         record(
             event_type=EventType.GRANT_ISSUED,
             actor=token_actor(token),
@@ -126,9 +130,11 @@ def grant_issue(*, token: ApiToken, employee: Employee, purpose: str, decision: 
                 "consent_version": decision.consent_version,
                 "issued_at": issued_at,
                 "expires_at": expires_at,
+                # Which keys the agent got (never the keys themselves).
+                "data_keys": {category: key.key_id for category, key in data_keys.items()},
             },
         )
-    return IssuedGrant(grant=grant, jws=jws)
+    return IssuedGrant(grant=grant, jws=jws, data_keys=data_keys)
 
 
 def decision_counters_add(*, day: date, purpose: str, reasons: Iterable[str]) -> None:
@@ -228,6 +234,7 @@ def use_batch_record(
     records_digest: str,
     complete: bool,
     idempotency_key: str = "",
+    released_keys: Collection[str] | None = None,
 ) -> None:
     """One audit entry per use batch: counts by reason and a digest of the record ids.
 
@@ -236,6 +243,10 @@ def use_batch_record(
     ledger without the ledger holding millions of ids. A retried batch is
     decided again (a withdrawal in between must count) and carries the same
     ``Idempotency-Key``, so the ledger shows the retries as one batch.
+
+    With ``released_keys`` (the batch asked for data keys) a second entry in
+    the same transaction names the keys handed out (their ids, or a digest and
+    the count when there are many), before any key leaves the server.
     """
     payload: dict[str, Any] = {
         "purpose": purpose,
@@ -260,3 +271,11 @@ def use_batch_record(
             object_id=batch_id,
             payload=payload,
         )
+        if released_keys is not None:
+            record(
+                event_type=EventType.DATA_KEYS_RELEASED,
+                actor=token_actor(token),
+                object_type="use_batch",
+                object_id=batch_id,
+                payload={"purpose": purpose, "pipeline": token.name, **keys_release_payload(released_keys)},
+            )

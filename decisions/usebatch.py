@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from itertools import islice
 from typing import Any, BinaryIO
@@ -21,6 +21,7 @@ from typing import Any, BinaryIO
 import orjson
 
 from decisions import engine
+from decisions.datakeys import DESTROYED, Triple, key_states
 from decisions.selectors import employees_for_use, grants_by_id
 
 MAX_JSON_RECORDS = 10_000
@@ -33,6 +34,8 @@ MAX_FIELD_LENGTH = 64
 # employee about 1 KB): at most some 80 MB, whatever the length of the stream.
 GRANT_CACHE_LIMIT = 150_000
 EMPLOYEE_CACHE_LIMIT = 20_000
+# Data-key look-ups ((employee, category, day) → key id or destroyed), about 150 bytes each.
+KEY_CACHE_LIMIT = 200_000
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 LATEST = datetime(2100, 1, 1, tzinfo=UTC)
 
@@ -176,8 +179,12 @@ def _make_room(cache: dict[Any, Any], incoming: int, limit: int) -> bool:
 class UseEvaluator:
     """Evaluates records for one purpose at one moment, and keeps the batch's counts and digest."""
 
-    def __init__(self, *, policy: engine.Policy, purpose: str, at: datetime):
+    def __init__(self, *, policy: engine.Policy, purpose: str, at: datetime, release_keys: bool = False):
         self.policy = policy
+        self.release_keys = release_keys
+        # Ids of the data keys of allowed records, each once: all a release keeps in memory.
+        self.released: set[str] = set()
+        self._keys: dict[Triple, str | None] = {}
         self.purpose = purpose
         self.at = at
         self.allowed = 0
@@ -233,24 +240,68 @@ class UseEvaluator:
             limits = self._limits[key] = engine.scoped_limits(self.policy, captured, current, self.purpose, category)
         return limits
 
+    def _key_triples(self, records: list[engine.UseRecord]) -> tuple[list[Triple | None], dict[str, frozenset]]:
+        """Each record's (employee, category, UTC day), and per employee the destroyed (category, day) pairs.
+
+        The engine denies a record whose day's key is destroyed; only the pairs
+        this chunk needs are handed to it, so memory stays bounded.
+        """
+        grants, cache = self._grants, self._keys
+        triples: list[Triple | None] = []
+        for record in records:
+            grant = grants[record.grant_id]
+            triples.append(
+                None if grant is None else (grant.employee, record.category, record.captured_at.astimezone(UTC).date())
+            )
+        wanted = {triple for triple in triples if triple is not None}
+        # Room first, then what is missing: an entry this chunk needs is never dropped after its look-up.
+        _make_room(cache, len(wanted - cache.keys()), KEY_CACHE_LIMIT)
+        missing = wanted - cache.keys()
+        if missing:
+            found = key_states(missing)
+            cache.update((triple, found.get(triple)) for triple in missing)
+        destroyed: dict[str, set] = {}
+        for triple in wanted:
+            if cache.get(triple) == DESTROYED:
+                destroyed.setdefault(triple[0], set()).add((triple[1], triple[2]))
+        return triples, {hr_id: frozenset(pairs) for hr_id, pairs in destroyed.items()}
+
     def evaluate(self, items: list[engine.UseRecord | InvalidRecord]) -> list[Result]:
         """Decide each item, in order, counting outcomes and hashing ids as it goes."""
-        self._load([item for item in items if type(item) is engine.UseRecord])
+        records = [item for item in items if type(item) is engine.UseRecord]
+        self._load(records)
+        triples, destroyed = self._key_triples(records)
         policy, purpose, at = self.policy, self.purpose, self.at
         grants, employees, by_reason = self._grants, self._employees, self.by_reason
         decide, limits_for = engine.decide_use, self._limits_for
+        keys, released, release = self._keys, self.released, self.release_keys
+        # This chunk's view of employees whose data keys were destroyed.
+        shredded = {
+            hr_id: replace(facts, destroyed_keys=destroyed[hr_id])
+            for hr_id in destroyed
+            if (facts := employees.get(hr_id)) is not None
+        }
         results: list[Result] = []
         denied = 0
+        position = 0
         for item in items:
             if type(item) is InvalidRecord:
                 reasons: tuple[engine.Reason, ...] = (engine.Reason(engine.Code.INVALID_RECORD, item.detail),)
             else:
+                triple = triples[position]
+                position += 1
                 grant = grants[item.grant_id]
-                employee = employees.get(grant.employee) if grant is not None else None
+                employee = None
+                if grant is not None:
+                    employee = shredded.get(grant.employee) or employees.get(grant.employee)
                 limits = limits_for(grant, employee, item.category) if employee is not None else None
                 reasons = decide(
                     policy, record=item, purpose=purpose, grant=grant, employee=employee, at=at, limits=limits
                 )
+                if release and not reasons:
+                    key_id = keys.get(triple)
+                    if key_id is not None and key_id != DESTROYED:
+                        released.add(key_id)
             if reasons:
                 denied += 1
                 by_reason.update({reason.code for reason in reasons})
