@@ -143,7 +143,7 @@ class UsageGate:
         """Every record with its result, in input order, batch by batch."""
         iterator = iter(records)
         while batch := list(islice(iterator, self.batch_size)):
-            results = self._decide_batch(batch)
+            results, _ = self._decide_batch(batch)
             yield from zip(batch, results, strict=True)
 
     def filter(self, records: Iterable[Any], *, denied: list[tuple[Any, UseResult]] | None = None) -> Iterator[Any]:
@@ -209,8 +209,10 @@ class UsageGate:
 
     # One batch ------------------------------------------------------------------------------
 
-    def _decide_batch(self, batch: list[Any], *, release_keys: bool = False) -> Any:
-        """The batch's results (and, with ``release_keys``, the released keys as a second value)."""
+    def _decide_batch(
+        self, batch: list[Any], *, release_keys: bool = False
+    ) -> tuple[list[UseResult], dict[str, DataKey]]:
+        """The batch's results, and the keys released for it (none unless ``release_keys``)."""
         key = f"use-{uuid.uuid4()}"
         body = [json.dumps(_wire(record), separators=(",", ":"), default=str).encode() + b"\n" for record in batch]
         delay = 0.5
@@ -229,7 +231,7 @@ class UsageGate:
                 if len(results) != len(batch):
                     raise UsageGateError(f"{len(results)} answers for {len(batch)} records")
                 self._count(results, summary)
-                return (results, keys) if release_keys else results
+                return results, keys
             logger.warning("retrying a use batch (attempt %d, key %s)", attempt + 2, key)
             delay = min(delay * 2, 10.0)
         raise AssertionError("unreachable")
