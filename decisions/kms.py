@@ -84,7 +84,7 @@ class LocalKeyEncryptionKey:
     def __init__(self, current: bytes | None = None, previous: list[bytes] | None = None):
         if current is None:
             current = decode_master_key(settings.CONSENTRY_MASTER_KEY)
-            previous = [*(previous or []), *_configured_previous()]
+            previous = [*(previous or []), *previous_master_keys()]
         self._current = current
         self._version = master_version(current)
         self._keys = {master_version(key): key for key in previous or ()}
@@ -107,7 +107,7 @@ class LocalKeyEncryptionKey:
         master = self._keys.get(version)
         if master is None:
             # Another process may have rotated since this one started: look at the keyring again.
-            self._keys.update({master_version(key): key for key in _configured_previous()})
+            self._keys.update({master_version(key): key for key in previous_master_keys()})
             master = self._keys.get(version)
         if master is None:
             raise UnwrapError(f"master key version {version} is not available")
@@ -122,7 +122,7 @@ def keyring_dir() -> Path:
     return Path(settings.STATE_DIR) / "secrets" / KEYRING_FOLDER
 
 
-def _configured_previous() -> list[bytes]:
+def previous_master_keys() -> list[bytes]:
     """Retired master keys: from CONSENTRY_MASTER_KEY_PREVIOUS, then from the local keyring folder."""
     keys = [
         decode_master_key(text, name="CONSENTRY_MASTER_KEY_PREVIOUS")
