@@ -1,7 +1,8 @@
-"""Reads of the ledger: auditor search, checkpoints, exports."""
+"""Reads of the ledger: auditor search, checkpoints, exports, the last verification run."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -12,7 +13,9 @@ from django.utils.dateparse import parse_datetime
 
 from audit.access import AuditAccess
 from audit.chain import format_time
-from audit.models import AuditCheckpoint, AuditEntry, AuditExport, AuditHead
+from audit.models import AuditCheckpoint, AuditEntry, AuditExport, AuditHead, EventType
+from audit.statements import audit_public_key, signature_valid
+from audit.verification import CheckpointRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +84,62 @@ def latest_checkpoint() -> AuditCheckpoint | None:
 
 def checkpoints() -> QuerySet[AuditCheckpoint]:
     return AuditCheckpoint.objects.order_by("number")
+
+
+def checkpoint_signature_valid(checkpoint: AuditCheckpoint) -> bool:
+    """Whether a stored checkpoint's signature verifies with the audit key its kid names."""
+    record = CheckpointRecord.from_model(checkpoint)
+    return signature_valid(record.statement().message(), checkpoint.signature, audit_public_key(checkpoint.kid))
+
+
+@dataclass(frozen=True, slots=True)
+class VerificationRun:
+    """One run of the live ledger verification, as its own audit entry tells it."""
+
+    seq: int
+    at: datetime
+    actor: str
+    ok: bool
+    entries: int
+    checkpoints: int
+    problems: tuple[str, ...]
+
+    @property
+    def first_problem(self) -> str:
+        return self.problems[0] if self.problems else ""
+
+    @property
+    def first_bad_entry(self) -> int | None:
+        """The entry number the first problem names, if it names one (``entry #12: ...``)."""
+        match = _ENTRY_PROBLEM.match(self.first_problem)
+        return int(match.group(1)) if match else None
+
+
+# How audit.verification.Problem writes a problem located at an entry.
+_ENTRY_PROBLEM = re.compile(r"entry #(\d+):")
+VERIFICATION_EVENTS = (EventType.AUDIT_VERIFIED, EventType.AUDIT_VERIFICATION_FAILED)
+
+
+def last_verification() -> VerificationRun | None:
+    """The latest live verification, read from the entry ``ledger_verify`` appends after each run.
+
+    The outcome is on the ledger already, so it is not kept anywhere else.
+    It names no person or region: every auditor may read it, whatever their scope.
+    """
+    entry = AuditEntry.objects.filter(event_type__in=VERIFICATION_EVENTS).order_by("-seq").first()
+    if entry is None:
+        return None
+    payload = entry.payload if isinstance(entry.payload, dict) else {}
+    problems = payload.get("problems") or []
+    return VerificationRun(
+        seq=entry.seq,
+        at=entry.at,
+        actor=entry.actor,
+        ok=entry.event_type == EventType.AUDIT_VERIFIED,
+        entries=int(payload.get("entries") or 0),
+        checkpoints=int(payload.get("checkpoints") or 0),
+        problems=tuple(str(problem) for problem in problems if problem),
+    )
 
 
 def exports_of(*, user: Any) -> QuerySet[AuditExport]:
