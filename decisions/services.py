@@ -12,7 +12,7 @@ import secrets
 import uuid
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -46,6 +46,19 @@ def grant_lifetime() -> timedelta:
     return min(timedelta(seconds=settings.CONSENTRY_GRANT_LIFETIME_SECONDS), MAX_GRANT_LIFETIME)
 
 
+def grant_expiry(issued_at: datetime) -> datetime:
+    """When a grant issued at ``issued_at`` (UTC) ends: after its lifetime, and never past that UTC day.
+
+    A grant carries the data keys of the day it was issued, and a pipeline is
+    released the key of the day a record was captured: a grant that ran past
+    midnight would seal records with a key no pipeline could be given. Near
+    midnight the agent simply asks again, and the new grant carries the new
+    day's keys.
+    """
+    midnight = datetime.combine(issued_at.date() + timedelta(days=1), time.min, tzinfo=UTC)
+    return min(issued_at + grant_lifetime(), midnight)
+
+
 @dataclass(frozen=True, slots=True)
 class IssuedGrant:
     grant: CaptureGrant
@@ -76,7 +89,7 @@ def grant_issue(*, token: ApiToken, employee: Employee, purpose: str, decision: 
         raise ValueError("a grant needs at least one allowed category")
     # Full precision: a withdrawal in the same second must still order before or after it.
     issued_at = decision.at.astimezone(UTC)
-    expires_at = issued_at + grant_lifetime()
+    expires_at = grant_expiry(issued_at)
     grant_id = "g_" + secrets.token_urlsafe(16)
     subject = pseudonym(purpose=purpose, hr_id=employee.hr_id)
     jws = sign_jws(

@@ -8,6 +8,7 @@ import secrets
 from datetime import timedelta
 
 import pytest
+import time_machine
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from django.core.management import call_command
 from django.utils import timezone
@@ -232,3 +233,24 @@ def test_an_interrupted_local_rotation_resumes_and_keeps_the_old_key_until_done(
     assert set(DataKey.objects.values_list("master_version", flat=True)) == {key_encryption_key().version}
     assert (tmp_path / "secrets" / "master_keys_previous" / old_version).exists()
     _all_readable(blobs)
+
+
+def test_a_grant_issued_just_before_midnight_ends_at_midnight_so_its_keys_match_its_records(us_employee):
+    grant_consent(us_employee, "keystrokes")
+    late = timezone.now().replace(hour=23, minute=59, second=50, microsecond=0) + timedelta(days=1)
+    with time_machine.travel(late, tick=False):
+        response = capture(device_client(us_employee), "keystrokes")
+    grant = response["grant"]
+    midnight = (late + timedelta(days=1)).replace(hour=0, minute=0, second=0)
+    assert grant["expires_at"] == midnight.isoformat().replace("+00:00", "Z")
+    key = DataKey.objects.get(id=grant["data_keys"]["keystrokes"]["key_id"])
+    assert key.day == late.date()
+
+
+def test_a_grant_issued_earlier_in_the_day_keeps_its_full_lifetime(us_employee, settings):
+    settings.CONSENTRY_GRANT_LIFETIME_SECONDS = 60
+    grant_consent(us_employee, "keystrokes")
+    noon = timezone.now().replace(hour=12, minute=0, second=0, microsecond=0) + timedelta(days=1)
+    with time_machine.travel(noon, tick=False):
+        grant = capture(device_client(us_employee), "keystrokes")["grant"]
+    assert grant["expires_at"] == (noon + timedelta(seconds=60)).isoformat().replace("+00:00", "Z")
