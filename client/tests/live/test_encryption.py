@@ -17,9 +17,9 @@ import pytest
 from consentry_client import CaptureGate, Context, UsageGate
 from consentry_client.agent.agent import Agent
 from consentry_client.agent.sink import EncryptingSink, JsonlSpool
-from decisions.datakeys import destroy_employee_keys
 
 from conftest import SYSTEM, make_employee
+from decisions.datakeys import destroy_employee_keys
 from decisions.tests.conftest import grant_consent, relay
 from people.tokens import token_issue
 from tests.live.conftest import BEHIND_TLS_PROXY, DEVICE, PURPOSE, eventually, transport
