@@ -73,6 +73,10 @@ class ExportForm(forms.Form):
         widget=forms.RadioSelect,
     )
 
+    # One id per rendered form: sending the same form twice (a double click, a
+    # resubmitted page) starts one export, not two.
+    submission = forms.UUIDField(widget=forms.HiddenInput, required=False)
+
     def clean_actor(self) -> str:
         return self.cleaned_data["actor"].strip()
 

@@ -10,6 +10,7 @@ frozen into the job; an auditor lists and downloads only their own jobs.
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import timedelta
 from functools import wraps
 
@@ -34,6 +35,8 @@ from consentry.errors import DomainError, Forbidden
 # The daily check runs once a day: older than this, the page says it is overdue.
 VERIFICATION_OVERDUE = timedelta(hours=26)
 CHECKPOINTS_SHOWN = 20
+SUBMISSIONS_KEY = "audit_export_submissions"
+SUBMISSIONS_KEPT = 20
 
 
 def auditor_page(view):
@@ -101,6 +104,10 @@ def exports(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         form = ExportForm(request.POST)
         if form.is_valid():
+            started = _started_exports(request)
+            submission = str(form.cleaned_data["submission"] or "")
+            if submission and submission in started:
+                return redirect(f"{reverse('audit:exports')}#export-{started[submission]}")
             try:
                 export = services.export_request(
                     user=request.user, access=access, filters=form.filters(), format=form.cleaned_data["format"]
@@ -110,10 +117,12 @@ def exports(request: HttpRequest) -> HttpResponse:
             except DomainError as error:
                 form.add_error(None, error.detail)
             else:
+                if submission:
+                    _remember_export(request, started, submission, export.pk)
                 messages.success(request, "Export started. Its progress shows below; the download appears when done.")
                 return redirect(f"{reverse('audit:exports')}#export-{export.pk}")
     else:
-        form = ExportForm()
+        form = ExportForm(initial={"submission": uuid.uuid4()})
     paginator = Paginator(selectors.exports_of(user=request.user), settings.CONSENTRY_PAGE_SIZE)
     page = paginator.get_page(request.GET.get("page"))
     return render(
@@ -129,6 +138,18 @@ def exports(request: HttpRequest) -> HttpResponse:
             "any_unfinished": any(job.status not in services.FINISHED for job in page.object_list),
         },
     )
+
+
+def _started_exports(request: HttpRequest) -> dict[str, str]:
+    """Form submissions of this session that already started an export: submission id → export id."""
+    started = request.session.get(SUBMISSIONS_KEY)
+    return started if isinstance(started, dict) else {}
+
+
+def _remember_export(request: HttpRequest, started: dict[str, str], submission: str, export_id: uuid.UUID) -> None:
+    # The last few are enough: a resubmission comes seconds after the first.
+    kept = list(started.items())[-(SUBMISSIONS_KEPT - 1) :]
+    request.session[SUBMISSIONS_KEY] = dict([*kept, (submission, str(export_id))])
 
 
 def describe_filters(filters: dict) -> str:

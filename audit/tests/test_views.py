@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -232,6 +233,29 @@ def test_an_auditor_starts_an_export_through_the_same_service_as_the_api(
     assert f'data-status-url="{reverse("audit:export-detail", args=[export.pk])}"' in html
     assert f'id="progress-{export.pk}" max="100" value="0"' in html
     assert "Refresh the list" in html and "audit/exports.js" in html
+
+
+def test_sending_the_same_export_form_twice_starts_one_export(client, ledger):
+    sign_in(client, make_auditor(make_user("aurelio")))
+    form = client.get(reverse("audit:exports")).context["form"]
+    submission = str(form.initial["submission"])
+    first = client.post(reverse("audit:exports"), {"format": "jsonl", "submission": submission})
+    again = client.post(reverse("audit:exports"), {"format": "jsonl", "submission": submission})
+    export = AuditExport.objects.get()
+    assert first["Location"] == again["Location"] == f"{reverse('audit:exports')}#export-{export.pk}"
+    # A new form is a new export.
+    client.post(reverse("audit:exports"), {"format": "jsonl", "submission": str(uuid.uuid4())})
+    assert AuditExport.objects.count() == 2
+
+
+def test_the_export_form_carries_a_fresh_submission_id_and_no_visible_field_for_it(client, ledger):
+    sign_in(client, make_auditor(make_user("aurelio")))
+    first, second = (client.get(reverse("audit:exports")) for _ in range(2))
+    ids = [str(page.context["form"].initial["submission"]) for page in (first, second)]
+    assert ids[0] != ids[1]
+    html = first.content.decode()
+    assert f'type="hidden" name="submission" value="{ids[0]}"' in html
+    assert ">Submission<" not in html
 
 
 def test_a_scoped_auditor_exports_only_within_their_regions(client, small_policy, ledger):
