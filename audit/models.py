@@ -12,6 +12,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from consentry_client.verify import Checkpoint
 from django.conf import settings
 from django.db import models
 
@@ -207,6 +208,22 @@ class AuditCheckpoint(ImmutableModel):
 
     def __str__(self) -> str:
         return f"checkpoint #{self.number} (size {self.size})"
+
+    def record(self) -> Checkpoint:
+        """The checkpoint as exported and as the shared verifier reads it (its time as canonical text)."""
+        from audit.chain import format_time
+
+        return Checkpoint(
+            number=self.number,
+            size=self.size,
+            root=self.root,
+            head=self.head,
+            prev_signature=self.prev_signature,
+            issued_at=format_time(self.issued_at),
+            kid=self.kid,
+            signature=self.signature,
+            frontier=tuple(self.frontier),
+        )
 
 
 # Subtrees of 2**8 = 256 leaves and up are stored; smaller ones are rebuilt from one block of leaves.

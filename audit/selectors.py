@@ -15,7 +15,6 @@ from audit.access import AuditAccess
 from audit.chain import format_time
 from audit.models import AuditCheckpoint, AuditEntry, AuditExport, AuditHead, EventType
 from audit.statements import audit_public_key, signature_valid
-from audit.verification import CheckpointRecord
 
 # Entries an employee holds a signed receipt for: the next checkpoint tick
 # signs over them at once, so the receipt's inclusion proof follows within a
@@ -94,8 +93,7 @@ def checkpoints() -> QuerySet[AuditCheckpoint]:
 
 def checkpoint_signature_valid(checkpoint: AuditCheckpoint) -> bool:
     """Whether a stored checkpoint's signature verifies with the audit key its kid names."""
-    record = CheckpointRecord.from_model(checkpoint)
-    return signature_valid(record.statement().message(), checkpoint.signature, audit_public_key(checkpoint.kid))
+    return signature_valid(checkpoint.record().statement(), checkpoint.signature, audit_public_key(checkpoint.kid))
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +119,7 @@ class VerificationRun:
         return int(match.group(1)) if match else None
 
 
-# How audit.verification.Problem writes a problem located at an entry.
+# How consentry_client.verify.Finding writes a problem located at an entry.
 _ENTRY_PROBLEM = re.compile(r"entry #(\d+):")
 VERIFICATION_EVENTS = (EventType.AUDIT_VERIFIED, EventType.AUDIT_VERIFICATION_FAILED)
 

@@ -14,8 +14,9 @@ from collections.abc import Iterable, Mapping
 from contextlib import closing
 from datetime import datetime
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
+from consentry_client.verify import Result, Walk, not_intact, walk_all
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, connection, transaction
@@ -25,6 +26,7 @@ from audit.access import AuditAccess
 from audit.actors import Actor
 from audit.bundle import write_bundle
 from audit.chain import GENESIS_HASH, canonical_json, entry_hash, format_time, normalise_payload
+from audit.merkle import Frontier
 from audit.models import (
     TREE_NODE_LEVEL,
     AuditCheckpoint,
@@ -37,9 +39,8 @@ from audit.models import (
     ExportStatus,
 )
 from audit.selectors import EntryFilters
-from audit.statements import Statement, audit_public_key, current_kid, sign
-from audit.verification import CheckpointRecord, Report, TreeWalker, tampered, walk_complete
-from audit.verifiers import stored_entries, verify_live
+from audit.statements import Statement, audit_public_keys, current_kid, sign
+from audit.verifiers import stored_entries, summary, verify_live
 from consentry.errors import DomainError, Forbidden
 
 logger = logging.getLogger(__name__)
@@ -279,23 +280,24 @@ def checkpoint_create(*, at: datetime | None = None) -> AuditCheckpoint | None:
     writers never wait on this: every entry up to a committed head is
     committed and immutable. Before signing, the new entries are rehashed and
     their links followed from the previous checkpoint's frontier, so a
-    checkpoint never vouches for a broken chain (``TamperDetected`` instead).
+    checkpoint never vouches for a broken chain (``NotIntact`` instead).
     Perfect subtrees of 256 leaves and up are stored for inclusion proofs.
     """
     size = AuditHead.objects.filter(pk=1).values_list("seq", flat=True).first() or 0
     previous = AuditCheckpoint.objects.order_by("-number").first()
     if size <= (previous.size if previous else 0):
         return None
-    walker = TreeWalker(
-        (),
-        key_for=audit_public_key,
-        start=CheckpointRecord.from_model(previous) if previous else None,
-        keep_level=TREE_NODE_LEVEL,
+    walk = Walk(
+        [],
+        audit_public_keys(),
+        previous.record() if previous else None,
+        tree=partial(Frontier, keep_level=TREE_NODE_LEVEL),
     )
-    with closing(stored_entries(after=walker.size, upto=size)) as entries:
-        walk_complete(entries, walker, Report())
-    if walker.size != size:
-        raise tampered(f"the chain head names entry #{size} but the log ends at entry #{walker.size}")
+    frontier = cast(Frontier, walk.tree)
+    with closing(stored_entries(after=frontier.size, upto=size)) as entries:
+        walk_all(entries, walk, Result(kind="ledger"))
+    if frontier.size != size:
+        raise not_intact(f"the chain head names entry #{size} but the log ends at entry #{frontier.size}")
     moment = at or timezone.now()
     if previous and moment < previous.issued_at:
         # Clocks of different hosts disagree: checkpoint times never go back.
@@ -303,8 +305,8 @@ def checkpoint_create(*, at: datetime | None = None) -> AuditCheckpoint | None:
     statement = Statement(
         number=previous.number + 1 if previous else 1,
         size=size,
-        root=walker.frontier.root().hex(),
-        head=walker.last_entry_hash,
+        root=frontier.root().hex(),
+        head=walk.head,
         prev_signature=previous.signature if previous else "",
         issued_at=format_time(moment),
         kid=current_kid(),
@@ -316,17 +318,14 @@ def checkpoint_create(*, at: datetime | None = None) -> AuditCheckpoint | None:
                 size=statement.size,
                 root=statement.root,
                 head=statement.head,
-                frontier=walker.frontier.hex_nodes(),
+                frontier=frontier.hex_nodes(),
                 prev_signature=statement.prev_signature,
                 issued_at=moment,
                 kid=statement.kid,
                 signature=sign(statement.message()),
             )
             AuditTreeNode.objects.bulk_create(
-                [
-                    AuditTreeNode(level=level, index=index, hash=node.hex())
-                    for level, index, node in walker.frontier.completed
-                ],
+                [AuditTreeNode(level=level, index=index, hash=node.hex()) for level, index, node in frontier.completed],
                 batch_size=1000,
             )
     except IntegrityError:
@@ -334,17 +333,17 @@ def checkpoint_create(*, at: datetime | None = None) -> AuditCheckpoint | None:
     return checkpoint
 
 
-def ledger_verify(*, actor: Actor) -> Report:
+def ledger_verify(*, actor: Actor) -> Result:
     """Verify the live ledger and put the outcome on it: the daily proof that nobody edited history."""
     report = verify_live()
     if not report.ok:
-        logger.error("audit ledger verification failed: %s", "; ".join(map(str, report.problems)))
+        logger.error("audit ledger verification failed: %s", "; ".join(map(str, report.findings)))
     with transaction.atomic():
         record(
             event_type=EventType.AUDIT_VERIFIED if report.ok else EventType.AUDIT_VERIFICATION_FAILED,
             actor=actor,
             object_type="audit_ledger",
-            payload=report.summary(),
+            payload=summary(report),
         )
     return report
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from consentry_client.verify import NotIntact
 
 from audit.merkle import leaf_hash, root_of_leaves
 from audit.models import TREE_NODE_LEVEL, AuditCheckpoint, AuditEntry, AuditTreeNode, EventType
@@ -11,7 +12,6 @@ from audit.services import checkpoint_create, record
 from audit.statements import audit_public_key, signature_valid
 from audit.tasks import checkpoint_tick
 from audit.tests.conftest import ACTOR, START, seed_chain, tamper, write_entries
-from audit.verification import CheckpointRecord, TamperDetected
 from audit.verifiers import verify_live
 from consentry.signing import rotate_local_key
 
@@ -37,7 +37,7 @@ def test_a_checkpoint_signs_size_head_and_merkle_root_of_every_entry():
     assert (checkpoint.number, checkpoint.size, checkpoint.head) == (1, 7, entries[-1].hash)
     assert checkpoint.root == _root_over_all_entries()
     assert checkpoint.prev_signature == ""
-    statement = CheckpointRecord.from_model(checkpoint).statement().message()
+    statement = checkpoint.record().statement()
     assert statement.startswith(b"consentry-audit-checkpoint/v1\nnumber 1\nsize 7\n")
     assert signature_valid(statement, checkpoint.signature, audit_public_key(checkpoint.kid))
 
@@ -76,9 +76,9 @@ def test_no_checkpoint_is_signed_over_a_broken_chain():
     checkpoint_create()
     write_entries(4)
     tamper("UPDATE audit_auditentry SET actor = 'user:mallory' WHERE seq = 6")
-    with pytest.raises(TamperDetected) as caught:
+    with pytest.raises(NotIntact) as caught:
         checkpoint_create()
-    assert caught.value.problem.seq == 6
+    assert caught.value.finding.seq == 6
     assert AuditCheckpoint.objects.count() == 1
 
 

@@ -94,5 +94,5 @@ def test_eight_concurrent_writers_leave_one_gapless_unforked_chain():
     checkpoint_create()
     assert AuditCheckpoint.objects.count() > 1
     report = verify_live()
-    assert report.ok, report.problems
+    assert report.ok, report.findings
     assert report.size == WRITERS * EACH and report.checkpoints == AuditCheckpoint.objects.count()
