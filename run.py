@@ -115,31 +115,7 @@ def postgres_reachable(url: str) -> bool:
     return subprocess.run([str(PY), "-c", probe, dsn], capture_output=True).returncode == 0  # noqa: S603
 
 
-CHROMIUM = Path("/usr/bin/chromium")
 E2E = ROOT / "e2e"
-
-
-def ensure_chromium() -> None:
-    """Install Debian's chromium for the browser tests when it is missing and apt-get can.
-
-    The browser tests drive the distribution's browser (never a downloaded
-    one). Without root or apt-get this only says so: outside CI the browser
-    tests then skip with that reason; in CI (CI=true) they fail.
-    """
-    if CHROMIUM.exists():
-        return
-    apt = shutil.which("apt-get")
-    if apt is None:
-        say("no /usr/bin/chromium and no apt-get: browser tests will be skipped (or fail in CI)")
-        return
-    prefix = [] if os.geteuid() == 0 else ([sudo] if (sudo := shutil.which("sudo")) else None)
-    if prefix is None:
-        say("no /usr/bin/chromium and not root: install it with 'apt-get install chromium' for the browser tests")
-        return
-    say("installing chromium for the browser tests (apt-get)")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    run(*prefix, apt, "update", "-qq", env=env, check=False)
-    run(*prefix, apt, "install", "-y", "-qq", "--no-install-recommends", "chromium", env=env, check=False)
 
 
 def ensure_axe() -> None:
@@ -162,6 +138,7 @@ def ensure_system_packages(packages: list[str]) -> None:
     """
     apt, dpkg = shutil.which("apt-get"), shutil.which("dpkg-query")
     if not apt or not dpkg:
+        say(f"no apt-get: install {' '.join(packages)} by hand, or the tests that need them are skipped")
         return
     missing = [
         package
@@ -175,17 +152,17 @@ def ensure_system_packages(packages: list[str]) -> None:
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     say(f"installing system packages: {' '.join(missing)}")
     subprocess.run([*sudo, apt, "update", "-qq"], env=env, check=False)  # noqa: S603
-    if subprocess.run([*sudo, apt, "install", "-y", "-qq", *missing], env=env).returncode != 0:  # noqa: S603
+    install = [*sudo, apt, "install", "-y", "-qq", "--no-install-recommends", *missing]
+    if subprocess.run(install, env=env).returncode != 0:  # noqa: S603
         say(f"could not install {' '.join(missing)}; the tests that need them will be skipped")
 
 
 def test(args: list[str]) -> None:
     ensure_venv("requirements-dev.txt")
-    ensure_chromium()
+    # Browser tests drive Debian's chromium (never a downloaded browser); the capture
+    # agent's end-to-end tests need a virtual X display and xdotool to type into it.
+    ensure_system_packages(["chromium", "xvfb", "xdotool"])
     ensure_axe()
-
-    # The capture agent's end-to-end tests: a virtual X display and xdotool to type into it.
-    ensure_system_packages(["xvfb", "xdotool"])
     say("ruff check")
     run(BIN / "ruff", "check", ".")
     say("ruff format --check")

@@ -42,20 +42,24 @@ from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from typing import IO, Any
 
+from consentry_client.verify import BUNDLE_FORMAT, LINE_HASH_KEY, LINE_HEAD, not_intact
+from consentry_client.verify import CSV_COLUMNS as CSV_HEADER
 from django.db.models import Count, Max, Min
 
 from audit.access import AuditAccess
-from audit.chain import HASHED_FIELDS, format_time, line_hash, stored_line
+from audit.chain import HASHED_FIELDS, entry_line, format_time, line_hash
 from audit.models import AuditCheckpoint, AuditEntry, AuditExport, ExportFormat
 from audit.selectors import EntryFilters, entries_visible
-from audit.statements import MANIFEST_HEADER, current_kid, sign
-from audit.verification import CheckpointRecord, TamperDetected, jsonl_line, tampered
-from consentry.signing import keyring, public_jwk
+from audit.statements import MANIFEST_HEADER, audit_jwks, current_kid, sign
 
-BUNDLE_FORMAT = "consentry-audit-export/v1"
-CSV_HEADER = (*HASHED_FIELDS, "hash")
 ENTRIES_FILE = {ExportFormat.JSONL: "entries.jsonl", ExportFormat.CSV: "entries.csv"}
 CHUNK = 2000
+
+
+def jsonl_line(content: bytes, entry_hash: str) -> bytes:
+    """One export line for an entry's canonical content and its hash (no newline), as the verifier frames it."""
+    return LINE_HEAD + content + LINE_HASH_KEY + entry_hash.encode() + b'"}'
+
 
 README = """Consentry audit export ({format})
 
@@ -123,9 +127,9 @@ def _entry_rows(entries) -> Iterator[tuple[Any, ...]]:
 
 def _checked_line(row: tuple[Any, ...]) -> bytes:
     """The entry's canonical line; a stored entry that no longer matches its hash stops the export."""
-    line = stored_line(dict(zip(HASHED_FIELDS, row[:10], strict=True)))
+    line = entry_line(dict(zip(HASHED_FIELDS, row[:10], strict=True)))
     if line_hash(line) != row[10]:
-        raise tampered("its content does not match its stored hash: the ledger was altered", seq=row[0])
+        raise not_intact("its content does not match its stored hash: the ledger was altered", seq=row[0])
     return line
 
 
@@ -178,7 +182,7 @@ def write_bundle(*, export: AuditExport, out: IO[bytes], on_progress: Callable[[
             numbers = {"number__gte": start.number if start else 1, "number__lte": end.number}
             checkpoints = AuditCheckpoint.objects.filter(**numbers).order_by("number")
             for checkpoint in checkpoints:
-                record = CheckpointRecord.from_model(checkpoint).as_json()
+                record = checkpoint.record().as_json()
                 writer.write(json.dumps(record, sort_keys=True, separators=(",", ":")).encode() + b"\n")
         if not complete:
             with member(archive, "leaves.txt") as writer:
@@ -187,13 +191,12 @@ def write_bundle(*, export: AuditExport, out: IO[bytes], on_progress: Callable[[
                 with closing(leaves.values_list("seq", "hash").iterator(chunk_size=CHUNK * 5)) as rows:
                     for seq, entry_hash in rows:
                         if seq != expected:
-                            raise tampered("is missing from the ledger", seq=expected)
+                            raise not_intact("is missing from the ledger", seq=expected)
                         writer.write(entry_hash.encode() + b"\n")
                         expected += 1
                         progress.step()
         with member(archive, "keys.json") as writer:
-            jwks = {"keys": [public_jwk(key) for key in keyring("audit").public_keys()]}
-            writer.write(json.dumps(jwks, indent=2, sort_keys=True).encode() + b"\n")
+            writer.write(json.dumps(audit_jwks(), indent=2, sort_keys=True).encode() + b"\n")
         with member(archive, "README.txt") as writer:
             writer.write(README.format(format=BUNDLE_FORMAT).encode())
         manifest = {
@@ -235,10 +238,10 @@ def _write_entries(writer: _HashingWriter, rows: Iterator[tuple[Any, ...]], form
     table.writerow(CSV_HEADER)
     for row in rows:
         _checked_line(row)
-        table.writerow((*row[:8], stored_line(row[8]).decode(), row[9], row[10]))
+        table.writerow((*row[:8], entry_line(row[8]).decode(), row[9], row[10]))
         progress.step()
     text.flush()
     text.detach().detach()
 
 
-__all__ = ("BUNDLE_FORMAT", "CSV_HEADER", "BundleResult", "TamperDetected", "write_bundle")
+__all__ = ("BUNDLE_FORMAT", "CSV_HEADER", "BundleResult", "write_bundle")

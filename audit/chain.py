@@ -5,31 +5,36 @@ of its content, which includes the previous entry's hash. Canonical JSON is
 UTF-8, keys sorted, no insignificant white space, and no floats (their text
 form is not stable across languages), so an offline verifier in any language
 rebuilds the same bytes. This module has no Django imports for that reason.
+
+The tag, the hashed fields and the canonical encoding of a stored entry are
+the standalone verifier's (``consentry_client.verify``): one definition for
+the server that writes entries and for every verifier that reads them. Here is
+only what a writer adds: turning Python values into that plain JSON.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-GENESIS_HASH = "0" * 64
-HASH_TAG = b"consentry.audit.entry.v1\x00"
-# The fields an entry's hash covers, in the canonical document.
-HASHED_FIELDS = (
-    "seq",
-    "at",
-    "event_type",
-    "actor",
-    "subject",
-    "object_type",
-    "object_id",
-    "region",
-    "payload",
-    "prev_hash",
+from consentry_client.verify import ENTRY_TAG as HASH_TAG
+from consentry_client.verify import FIELDS as HASHED_FIELDS
+from consentry_client.verify import GENESIS as GENESIS_HASH
+from consentry_client.verify import entry_line, line_hash
+
+__all__ = (
+    "GENESIS_HASH",
+    "HASHED_FIELDS",
+    "HASH_TAG",
+    "canonical_json",
+    "entry_hash",
+    "entry_line",
+    "format_time",
+    "line_hash",
+    "normalise_payload",
 )
 
 
@@ -64,6 +69,7 @@ def _reject_floats(value: Any) -> None:
 
 
 def canonical_json(value: Any) -> bytes:
+    """Canonical JSON of a value about to be stored: ``entry_line``'s bytes once its values are plain JSON."""
     _reject_floats(value)
     return json.dumps(
         value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_plain, allow_nan=False
@@ -75,29 +81,10 @@ def normalise_payload(payload: dict[str, Any] | None) -> dict[str, Any]:
     return json.loads(canonical_json(payload or {}))
 
 
-# The same encoding as canonical_json, for documents read back from storage:
-# their values are plain JSON already, so the type checks are skipped.
-_STORED_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-
-
-def stored_document(row: tuple[Any, ...]) -> dict[str, Any]:
-    """The hashed document of a stored entry, from its values in ``HASHED_FIELDS`` order (``at`` as text)."""
-    return dict(zip(HASHED_FIELDS, row, strict=True))
-
-
-def stored_line(document: dict[str, Any]) -> bytes:
-    """Canonical bytes of a stored entry's document: what its hash covers, and its export line."""
-    return _STORED_ENCODER.encode(document).encode()
-
-
-def line_hash(line: bytes) -> str:
-    return hashlib.sha256(HASH_TAG + line).hexdigest()
-
-
 def entry_hash(content: dict[str, Any]) -> str:
     """Hash of one entry's canonical content (which holds ``prev_hash``)."""
     missing = set(HASHED_FIELDS) - content.keys()
     if missing:
         raise ValueError(f"entry content lacks {sorted(missing)}")
     document = {name: content[name] for name in HASHED_FIELDS}
-    return hashlib.sha256(HASH_TAG + canonical_json(document)).hexdigest()
+    return line_hash(canonical_json(document))

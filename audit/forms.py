@@ -1,11 +1,13 @@
-"""The auditor's search form: every filter optional, every value checked."""
+"""The auditor console's forms: log search and export requests, every filter optional, every value checked."""
 
 from __future__ import annotations
 
 from django import forms
 from django.db.models import Q
 
-from audit.models import EventType
+from audit.models import EventType, ExportFormat
+from audit.selectors import EntryFilters
+from audit.serializers import MAX_TEXT
 from consentry.form_fields import UTCDateTimeField
 
 
@@ -45,3 +47,54 @@ class AuditSearchForm(forms.Form):
         if data.get("object_id"):
             entries = entries.filter(object_id=data["object_id"].strip())
         return entries
+
+
+class ExportForm(forms.Form):
+    """What an auditor exports: the API's export filters, one field each, checked the same way."""
+
+    since = UTCDateTimeField(label="From (UTC)", required=False, help_text="Leave empty to start at the first entry.")
+    until = UTCDateTimeField(label="Until (UTC)", required=False, help_text="Leave empty to end at the latest entry.")
+    event_types = forms.MultipleChoiceField(
+        label="Event types",
+        choices=EventType.choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="None ticked exports every type.",
+    )
+    # The API matches the actor label exactly (unlike the log search, which matches part of it).
+    actor = forms.CharField(
+        max_length=MAX_TEXT, required=False, help_text="The exact actor label, e.g. user:lena or system:audit-verify"
+    )
+    subject = forms.CharField(label="Employee (HR id)", max_length=MAX_TEXT, required=False)
+    format = forms.ChoiceField(
+        label="Entries file format",
+        choices=ExportFormat.choices,
+        initial=ExportFormat.JSONL,
+        widget=forms.RadioSelect,
+    )
+
+    # One id per rendered form: sending the same form twice (a double click, a
+    # resubmitted page) starts one export, not two.
+    submission = forms.UUIDField(widget=forms.HiddenInput, required=False)
+
+    def clean_actor(self) -> str:
+        return self.cleaned_data["actor"].strip()
+
+    def clean_subject(self) -> str:
+        return self.cleaned_data["subject"].strip()
+
+    def clean(self):
+        data = super().clean()
+        if data.get("since") and data.get("until") and data["until"] <= data["since"]:
+            self.add_error("until", "The end of the period must come after its start.")
+        return data
+
+    def filters(self) -> EntryFilters:
+        data = self.cleaned_data
+        return EntryFilters(
+            since=data.get("since"),
+            until=data.get("until"),
+            event_types=tuple(dict.fromkeys(data.get("event_types") or ())),
+            actor=data.get("actor", ""),
+            subject=data.get("subject", ""),
+        )

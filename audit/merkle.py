@@ -1,52 +1,39 @@
-"""RFC 9162 Merkle tree hashing over the ledger's entry hashes.
+"""RFC 9162 Merkle trees over the ledger's entry hashes: what the server adds to the shared verifier's.
 
-The tree's leaves are the entries' hashes in sequence order. Hashing follows
-RFC 9162 §2.1.1: a leaf is SHA-256(0x00 || entry-hash bytes), an interior
-node SHA-256(0x01 || left || right) (the two prefixes keep a leaf from ever
-passing for a node), and a tree of n leaves splits at the largest power of two
-below n, so every left subtree is perfect and aligned.
+The tree's leaves are the entries' hashes in sequence order; leaf and node
+hashing, the compact tree a verifier streams entries through, and checking an
+audit path are ``consentry_client.merkle``'s, the code auditors run offline.
+A tree of n leaves splits at the largest power of two below n, so every left
+subtree is perfect and aligned: the roots of the perfect subtrees making up
+the first n leaves (the frontier) are all a checkpoint keeps to extend the
+tree, and a verifier streams a million entries through them in O(log n)
+memory.
 
-That shape lets the tree grow without rereading it: the roots of the perfect
-subtrees that make up the first n leaves (one per set bit of n, the *compact
-range* or frontier) are all a checkpoint keeps to extend the tree by the next
-entries, and folding them from the right gives the root. A verifier streams a
-million entries through a frontier in one pass with O(log n) memory.
-
-No Django imports: the standalone verifier in ``client/`` implements the same
-rules independently, and tests hold the two to the same answers.
+Here only what the server needs besides: a frontier that reports the perfect
+subtrees it completes (stored, so an inclusion proof reads O(log n) rows), and
+building audit paths from those subtrees.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterable, Sequence
 
-LEAF_PREFIX = b"\x00"
-NODE_PREFIX = b"\x01"
-# MTH of the empty tree (RFC 9162 §2.1.1): the hash of the empty string.
-EMPTY_ROOT = hashlib.sha256(b"").digest()
+from consentry_client.merkle import EMPTY_ROOT, CompactTree, root_from_path, tree_root
+from consentry_client.merkle import leaf as leaf_hash
+from consentry_client.merkle import node as node_hash
 
-_sha256 = hashlib.sha256
+root_of_leaves = tree_root
 
-
-def leaf_hash(entry_hash_hex: str) -> bytes:
-    """The tree leaf of one entry, from its hex entry hash."""
-    return _sha256(LEAF_PREFIX + bytes.fromhex(entry_hash_hex)).digest()
-
-
-def node_hash(left: bytes, right: bytes) -> bytes:
-    return _sha256(NODE_PREFIX + left + right).digest()
-
-
-def root_of_leaves(leaves: Sequence[bytes]) -> bytes:
-    """MTH(D[n]) by the RFC's recursive definition; for small trees and tests."""
-    n = len(leaves)
-    if n == 0:
-        return EMPTY_ROOT
-    if n == 1:
-        return leaves[0]
-    k = largest_power_of_two_below(n)
-    return node_hash(root_of_leaves(leaves[:k]), root_of_leaves(leaves[k:]))
+__all__ = (
+    "EMPTY_ROOT",
+    "Frontier",
+    "inclusion_path",
+    "leaf_hash",
+    "node_hash",
+    "range_hash",
+    "root_from_inclusion_path",
+    "root_of_leaves",
+)
 
 
 def largest_power_of_two_below(n: int) -> int:
@@ -64,47 +51,37 @@ def fold(nodes: Sequence[bytes]) -> bytes:
     return root
 
 
-class Frontier:
-    """The compact range of a growing tree: perfect-subtree roots, one per set bit of ``size``.
+class Frontier(CompactTree):
+    """A compact tree that, with ``keep_level`` set, reports each perfect subtree it completes.
 
-    ``append`` costs one leaf hash plus one node hash per trailing one-bit of
-    the old size (amortised two hashes per leaf). When ``keep_level`` is set,
-    every completed perfect subtree of at least that height is reported in
-    ``completed`` as (level, index, hash), so callers can store them for proofs.
+    A completed subtree of at least that height lands in ``completed`` as
+    (level, index, hash), for the caller to store for inclusion proofs.
     """
 
-    __slots__ = ("completed", "keep_level", "nodes", "size")
+    __slots__ = ("completed", "keep_level")
 
     def __init__(self, size: int = 0, nodes: Iterable[bytes] = (), *, keep_level: int | None = None):
-        self.size = size
-        self.nodes = list(nodes)
-        if len(self.nodes) != size.bit_count():
-            raise ValueError(f"a frontier of size {size} has {size.bit_count()} nodes, not {len(self.nodes)}")
+        super().__init__(size, list(nodes))
         self.keep_level = keep_level
         self.completed: list[tuple[int, int, bytes]] = []
 
-    def append(self, leaf: bytes) -> None:
-        node, level, index = leaf, 0, self.size
-        remaining = self.size
+    def push(self, leaf: bytes) -> None:
+        if self.keep_level is None:
+            super().push(leaf)
+            return
+        node, level, index, remaining = leaf, 0, self.size, self.size
         while remaining & 1:
-            node = node_hash(self.nodes.pop(), node)
+            node = node_hash(self.stack.pop(), node)
             level += 1
             index >>= 1
             remaining >>= 1
-            if self.keep_level is not None and level >= self.keep_level:
+            if level >= self.keep_level:
                 self.completed.append((level, index, node))
-        self.nodes.append(node)
+        self.stack.append(node)
         self.size += 1
 
-    def extend_hex(self, entry_hashes: Iterable[str]) -> None:
-        for entry_hash in entry_hashes:
-            self.append(leaf_hash(entry_hash))
-
-    def root(self) -> bytes:
-        return fold(self.nodes)
-
     def hex_nodes(self) -> list[str]:
-        return [node.hex() for node in self.nodes]
+        return [node.hex() for node in self.stack]
 
     @classmethod
     def from_hex(cls, size: int, nodes: Iterable[str], *, keep_level: int | None = None) -> Frontier:
@@ -150,24 +127,8 @@ def inclusion_path(index: int, size: int, perfect: PerfectHash) -> list[bytes]:
 
 
 def root_from_inclusion_path(index: int, size: int, leaf: bytes, path: Sequence[bytes]) -> bytes:
-    """RFC 9162 §2.1.3.2: the root an audit path leads to, or ValueError if it cannot fit."""
-    if not 0 <= index < size:
-        raise ValueError(f"leaf {index} is outside a tree of {size}")
-    fn, sn = index, size - 1
-    root = leaf
-    for sibling in path:
-        if sn == 0:
-            raise ValueError("the audit path is longer than the tree is deep")
-        if fn & 1 or fn == sn:
-            root = node_hash(sibling, root)
-            if not fn & 1:
-                while fn and not fn & 1:
-                    fn >>= 1
-                    sn >>= 1
-        else:
-            root = node_hash(root, sibling)
-        fn >>= 1
-        sn >>= 1
-    if sn != 0:
-        raise ValueError("the audit path is shorter than the tree is deep")
+    """RFC 9162 §2.1.3.2: the root an audit path leads to, or ValueError if it cannot fit the tree."""
+    root = root_from_path(index, size, leaf, path)
+    if root is None:
+        raise ValueError(f"the audit path does not fit leaf {index} of a tree of {size}")
     return root

@@ -12,6 +12,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from consentry_client.verify import Checkpoint
 from django.conf import settings
 from django.db import models
 
@@ -68,6 +69,18 @@ class EventType(models.TextChoices):
     # decisions
     GRANT_ISSUED = "grant.issued", "Capture grant issued"
     USE_BATCH_DECIDED = "use.batch_decided", "Use decision answered for a batch of records"
+    # rights requests (GDPR Art. 15 and 17, CCPA)
+    RIGHTS_ACCESS_REQUESTED = "rights.access_requested", "Employee asked for a copy of their data"
+    RIGHTS_ACCESS_COMPLETED = "rights.access_completed", "Copy of an employee's data prepared"
+    RIGHTS_ACCESS_DOWNLOADED = "rights.access_downloaded", "Employee downloaded the copy of their data"
+    RIGHTS_ACCESS_FAILED = "rights.access_failed", "Copy of an employee's data could not be prepared"
+    RIGHTS_ERASURE_REQUESTED = "rights.erasure_requested", "Employee asked for their data to be erased"
+    RIGHTS_ERASURE_COMPLETED = "rights.erasure_completed", "Employee's data erased (evidence retained)"
+    RIGHTS_ERASURE_FAILED = "rights.erasure_failed", "Erasure of an employee's data failed"
+    DATA_KEYS_RELEASED = "data_key.released", "Data keys released to a pipeline"
+    DATA_KEY_DESTROYED = "data_key.destroyed", "Data key destroyed (crypto-shredding)"
+    DATA_KEYS_REWRAPPED = "data_key.rewrapped", "Data keys re-wrapped under a new master key"
+    MASTER_KEY_ROTATED = "master_key.rotated", "Master key rotation completed"
 
 
 class ImmutableQuerySet(models.QuerySet):
@@ -195,6 +208,22 @@ class AuditCheckpoint(ImmutableModel):
 
     def __str__(self) -> str:
         return f"checkpoint #{self.number} (size {self.size})"
+
+    def record(self) -> Checkpoint:
+        """The checkpoint as exported and as the shared verifier reads it (its time as canonical text)."""
+        from audit.chain import format_time
+
+        return Checkpoint(
+            number=self.number,
+            size=self.size,
+            root=self.root,
+            head=self.head,
+            prev_signature=self.prev_signature,
+            issued_at=format_time(self.issued_at),
+            kid=self.kid,
+            signature=self.signature,
+            frontier=tuple(self.frontier),
+        )
 
 
 # Subtrees of 2**8 = 256 leaves and up are stored; smaller ones are rebuilt from one block of leaves.

@@ -1,7 +1,8 @@
-"""Reads of the ledger: auditor search, checkpoints, exports."""
+"""Reads of the ledger: auditor search, checkpoints, exports, the last verification run."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -12,7 +13,14 @@ from django.utils.dateparse import parse_datetime
 
 from audit.access import AuditAccess
 from audit.chain import format_time
-from audit.models import AuditCheckpoint, AuditEntry, AuditExport, AuditHead
+from audit.models import AuditCheckpoint, AuditEntry, AuditExport, AuditHead, EventType
+from audit.statements import audit_public_key, signature_valid
+
+# Entries an employee holds a signed receipt for: the next checkpoint tick
+# signs over them at once, so the receipt's inclusion proof follows within a
+# poll interval. Ticks come at most once per poll, which batches a burst of
+# consent changes into one checkpoint.
+PROMPTLY_CHECKPOINTED = (EventType.CONSENT_GRANTED, EventType.CONSENT_WITHDRAWN)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +91,61 @@ def checkpoints() -> QuerySet[AuditCheckpoint]:
     return AuditCheckpoint.objects.order_by("number")
 
 
+def checkpoint_signature_valid(checkpoint: AuditCheckpoint) -> bool:
+    """Whether a stored checkpoint's signature verifies with the audit key its kid names."""
+    return signature_valid(checkpoint.record().statement(), checkpoint.signature, audit_public_key(checkpoint.kid))
+
+
+@dataclass(frozen=True, slots=True)
+class VerificationRun:
+    """One run of the live ledger verification, as its own audit entry tells it."""
+
+    seq: int
+    at: datetime
+    actor: str
+    ok: bool
+    entries: int
+    checkpoints: int
+    problems: tuple[str, ...]
+
+    @property
+    def first_problem(self) -> str:
+        return self.problems[0] if self.problems else ""
+
+    @property
+    def first_bad_entry(self) -> int | None:
+        """The entry number the first problem names, if it names one (``entry #12: ...``)."""
+        match = _ENTRY_PROBLEM.match(self.first_problem)
+        return int(match.group(1)) if match else None
+
+
+# How consentry_client.verify.Finding writes a problem located at an entry.
+_ENTRY_PROBLEM = re.compile(r"entry #(\d+):")
+VERIFICATION_EVENTS = (EventType.AUDIT_VERIFIED, EventType.AUDIT_VERIFICATION_FAILED)
+
+
+def last_verification() -> VerificationRun | None:
+    """The latest live verification, read from the entry ``ledger_verify`` appends after each run.
+
+    The outcome is on the ledger already, so it is not kept anywhere else.
+    It names no person or region: every auditor may read it, whatever their scope.
+    """
+    entry = AuditEntry.objects.filter(event_type__in=VERIFICATION_EVENTS).order_by("-seq").first()
+    if entry is None:
+        return None
+    payload = entry.payload if isinstance(entry.payload, dict) else {}
+    problems = payload.get("problems") or []
+    return VerificationRun(
+        seq=entry.seq,
+        at=entry.at,
+        actor=entry.actor,
+        ok=entry.event_type == EventType.AUDIT_VERIFIED,
+        entries=int(payload.get("entries") or 0),
+        checkpoints=int(payload.get("checkpoints") or 0),
+        problems=tuple(str(problem) for problem in problems if problem),
+    )
+
+
 def exports_of(*, user: Any) -> QuerySet[AuditExport]:
     """An auditor sees only the exports they asked for: each holds their scope's entries."""
     return AuditExport.objects.filter(requested_by=user).order_by("-requested_at")
@@ -96,5 +159,19 @@ def checkpoint_due(*, now: datetime) -> bool:
         return False
     if size - covered >= settings.CONSENTRY_CHECKPOINT_EVERY_ENTRIES:
         return True
+    if AuditEntry.objects.filter(seq__gt=covered, event_type__in=PROMPTLY_CHECKPOINTED).exists():
+        return True
     oldest = AuditEntry.objects.filter(seq=covered + 1).values_list("at", flat=True).first()
     return oldest is None or now - oldest >= timedelta(minutes=settings.CONSENTRY_CHECKPOINT_EVERY_MINUTES)
+
+
+def checkpoint_expected_by(*, event_type: str, at: datetime) -> datetime:
+    """When the checkpoint tick should have signed over an entry of this type written at ``at``.
+
+    An upper bound while the beat runs: a receipt's entry makes the very next
+    tick sign, any other entry waits at most the age limit and one more tick.
+    """
+    poll = timedelta(seconds=settings.CONSENTRY_CHECKPOINT_POLL_SECONDS)
+    if event_type in PROMPTLY_CHECKPOINTED:
+        return at + poll
+    return at + timedelta(minutes=settings.CONSENTRY_CHECKPOINT_EVERY_MINUTES) + poll

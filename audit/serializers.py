@@ -10,7 +10,6 @@ from rest_framework import serializers
 from audit.chain import format_time
 from audit.models import AuditCheckpoint, AuditEntry, AuditExport, EventType, ExportFormat, ExportStatus
 from audit.selectors import EntryFilters
-from audit.verification import CheckpointRecord
 
 MAX_TEXT = 200
 
@@ -108,7 +107,7 @@ class CheckpointSerializer(serializers.Serializer):
     signature = serializers.CharField(help_text="Ed25519 over the checkpoint statement, base64url.")
 
     def to_representation(self, instance: AuditCheckpoint) -> dict[str, Any]:
-        return CheckpointRecord.from_model(instance).as_json(with_frontier=False)
+        return instance.record().as_json(with_frontier=False)
 
 
 class ExportSerializer(serializers.ModelSerializer):

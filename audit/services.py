@@ -10,11 +10,13 @@ import hashlib
 import logging
 import tempfile
 import uuid
+from collections.abc import Iterable, Mapping
 from contextlib import closing
 from datetime import datetime
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
+from consentry_client.verify import Result, Walk, not_intact, walk_all
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, connection, transaction
@@ -24,6 +26,7 @@ from audit.access import AuditAccess
 from audit.actors import Actor
 from audit.bundle import write_bundle
 from audit.chain import GENESIS_HASH, canonical_json, entry_hash, format_time, normalise_payload
+from audit.merkle import Frontier
 from audit.models import (
     TREE_NODE_LEVEL,
     AuditCheckpoint,
@@ -36,9 +39,8 @@ from audit.models import (
     ExportStatus,
 )
 from audit.selectors import EntryFilters
-from audit.statements import Statement, audit_public_key, current_kid, sign
-from audit.verification import CheckpointRecord, Report, TreeWalker, tampered, walk_complete
-from audit.verifiers import stored_entries, verify_live
+from audit.statements import Statement, audit_public_keys, current_kid, sign
+from audit.verifiers import stored_entries, summary, verify_live
 from consentry.errors import DomainError, Forbidden
 
 logger = logging.getLogger(__name__)
@@ -47,9 +49,11 @@ FINISHED = (ExportStatus.DONE, ExportStatus.FAILED)
 EXPORTER = Actor.system("audit-export")
 
 
-# The append path is three plain statements: it runs under the chain head's row
-# lock, which every writer waits for, so each round trip saved there is
-# throughput gained for all of them (docs/benchmarks.md).
+# Appends run under the chain head's row lock, which every writer waits for, so
+# each round trip saved there is throughput gained for all of them
+# (docs/benchmarks.md). On PostgreSQL an append, or a whole batch, is one call
+# to a function (migrations 0005, 0006); elsewhere it is these three plain
+# statements, once per batch.
 _LOCK_HEAD = "SELECT seq, hash FROM audit_audithead WHERE id = 1"
 _INSERT_ENTRY = (
     "INSERT INTO audit_auditentry (seq, at, event_type, actor, subject, object_type, object_id, region, payload,"
@@ -70,47 +74,63 @@ def _locked_head(cursor: Any) -> tuple[int, str]:
     return row
 
 
-def _append(cursor: Any, entry: AuditEntry) -> None:
-    """Three statements under the head lock: read the head, insert the entry, move the head."""
-    entry.seq, entry.prev_hash = _locked_head(cursor)
-    entry.seq += 1
-    entry.hash = entry_hash(entry.content())
-    cursor.execute(
-        _INSERT_ENTRY,
-        (
-            entry.seq,
-            connection.ops.adapt_datetimefield_value(entry.at),
-            entry.event_type,
-            entry.actor,
-            entry.subject,
-            entry.object_type,
-            entry.object_id,
-            entry.region,
-            connection.ops.adapt_json_value(entry.payload, None),
-            entry.prev_hash,
-            entry.hash,
-        ),
+def _insert_row(entry: AuditEntry) -> tuple[Any, ...]:
+    return (
+        entry.seq,
+        connection.ops.adapt_datetimefield_value(entry.at),
+        entry.event_type,
+        entry.actor,
+        entry.subject,
+        entry.object_type,
+        entry.object_id,
+        entry.region,
+        connection.ops.adapt_json_value(entry.payload, None),
+        entry.prev_hash,
+        entry.hash,
     )
-    cursor.execute(_MOVE_HEAD, (entry.seq, entry.hash))
+
+
+def _append_plain(cursor: Any, entries: list[AuditEntry]) -> None:
+    """Any database: read the locked head, insert the entries, move the head (three statements for a batch)."""
+    seq, previous = _locked_head(cursor)
+    for entry in entries:
+        seq += 1
+        entry.seq, entry.prev_hash = seq, previous
+        entry.hash = previous = entry_hash(entry.content())
+    cursor.executemany(_INSERT_ENTRY, [_insert_row(entry) for entry in entries])
+    cursor.execute(_MOVE_HEAD, (seq, previous))
 
 
 _SEQ_KEY = ',"seq":'
 _PREV_KEY = '"prev_hash":"'
 
 
-def _append_in_database(cursor: Any, entry: AuditEntry) -> None:
-    """One round trip under the head lock (PostgreSQL function ``consentry_audit_append``, migration 0006).
+def _text_pieces(entry: AuditEntry) -> tuple[str, str, str]:
+    """The entry's canonical text in three pieces around ``prev_hash`` and ``seq``, which only the head knows.
 
-    The canonical text goes in three pieces around ``prev_hash`` and ``seq``:
-    keys are sorted, so both follow the payload and only strings follow
+    Keys are sorted, so both follow the payload and only strings follow
     them, and a quote inside a JSON string is always escaped, so the last
-    ``"prev_hash":"`` and ``,"seq":`` are the entry's own. The hash the
-    database computes is checked here against ``audit.chain``'s.
+    ``"prev_hash":"`` and ``,"seq":`` are the entry's own.
     """
     entry.seq, entry.prev_hash = 0, GENESIS_HASH
     text = canonical_json(entry.content()).decode()
     prev_at = text.rindex(_PREV_KEY) + len(_PREV_KEY)
     seq_at = text.rindex(_SEQ_KEY) + len(_SEQ_KEY)
+    return text[:prev_at], text[prev_at + 64 : seq_at], text[seq_at + 1 :]
+
+
+def _check_database_hash(entry: AuditEntry) -> None:
+    if entry_hash(entry.content()) != entry.hash:
+        # Never append an entry whose stored hash the verifiers would reject.
+        raise RuntimeError(f"the database hashed audit entry #{entry.seq} differently; append refused")
+
+
+def _append_in_database(cursor: Any, entry: AuditEntry) -> None:
+    """One round trip under the head lock (PostgreSQL function ``consentry_audit_append``, migration 0005).
+
+    The database fills in ``prev_hash`` and ``seq`` and hashes; the hash is
+    checked here against ``audit.chain``'s.
+    """
     cursor.execute(
         "SELECT o_seq, o_prev_hash, o_hash FROM consentry_audit_append(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
         (
@@ -122,15 +142,71 @@ def _append_in_database(cursor: Any, entry: AuditEntry) -> None:
             entry.object_id,
             entry.region,
             connection.ops.adapt_json_value(entry.payload, None),
-            text[:prev_at],
-            text[prev_at + 64 : seq_at],
-            text[seq_at + 1 :],
+            *_text_pieces(entry),
         ),
     )
     entry.seq, entry.prev_hash, entry.hash = cursor.fetchone()
-    if entry_hash(entry.content()) != entry.hash:
-        # Never append an entry whose stored hash the verifiers would reject.
-        raise RuntimeError(f"the database hashed audit entry #{entry.seq} differently; append refused")
+    _check_database_hash(entry)
+
+
+def _append_many_in_database(cursor: Any, entries: list[AuditEntry]) -> None:
+    """A batch in one round trip under the head lock (``consentry_audit_append_many``, migration 0006)."""
+    pieces = [_text_pieces(entry) for entry in entries]
+    cursor.execute(
+        "SELECT o_first_seq, o_prev_hash, o_hashes FROM consentry_audit_append_many("
+        "%s::timestamptz[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::jsonb[],"
+        " %s::text[], %s::text[], %s::text[])",
+        (
+            [entry.at for entry in entries],
+            [entry.event_type for entry in entries],
+            [entry.actor for entry in entries],
+            [entry.subject for entry in entries],
+            [entry.object_type for entry in entries],
+            [entry.object_id for entry in entries],
+            [entry.region for entry in entries],
+            [connection.ops.adapt_json_value(entry.payload, None) for entry in entries],
+            [piece[0] for piece in pieces],
+            [piece[1] for piece in pieces],
+            [piece[2] for piece in pieces],
+        ),
+    )
+    seq, previous, hashes = cursor.fetchone()
+    for entry, value in zip(entries, hashes, strict=True):
+        entry.seq, entry.prev_hash, entry.hash = seq, previous, value
+        _check_database_hash(entry)
+        seq, previous = seq + 1, value
+
+
+def _new_entry(
+    *,
+    event_type: str,
+    actor: Actor,
+    subject: str = "",
+    object_type: str = "",
+    object_id: str | int = "",
+    region: str = "",
+    payload: dict[str, Any] | None = None,
+    at: datetime | None = None,
+) -> AuditEntry:
+    if event_type not in _VALID_TYPES:
+        raise ValueError(f"unknown audit event type {event_type!r}")
+    return AuditEntry(
+        at=at or timezone.now(),
+        event_type=str(event_type),
+        actor=actor.label,
+        subject=subject,
+        object_type=object_type,
+        object_id=str(object_id),
+        region=region,
+        payload=normalise_payload(payload),
+    )
+
+
+def _as_stored(entry: AuditEntry) -> AuditEntry:
+    # As if loaded: saving it again is refused like any stored entry.
+    entry._state.adding = False
+    entry._state.db = connection.alias
+    return entry
 
 
 def record(
@@ -150,30 +226,50 @@ def record(
     change it records: if the append fails, the change rolls back with it.
     The head row lock makes sequence numbers gapless and the chain unforked
     under concurrent writers (on PostgreSQL; SQLite serialises writers anyway).
+    The lock is held until the caller's transaction ends, so record as late
+    in the transaction as the change allows.
     """
-    if event_type not in _VALID_TYPES:
-        raise ValueError(f"unknown audit event type {event_type!r}")
-    body = normalise_payload(payload)
-    moment = at or timezone.now()
-    entry = AuditEntry(
-        at=moment,
-        event_type=str(event_type),
-        actor=actor.label,
+    entry = _new_entry(
+        event_type=event_type,
+        actor=actor,
         subject=subject,
         object_type=object_type,
-        object_id=str(object_id),
+        object_id=object_id,
         region=region,
-        payload=body,
+        payload=payload,
+        at=at,
     )
     with transaction.atomic(savepoint=False), connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             _append_in_database(cursor, entry)
         else:
-            _append(cursor, entry)
-    # As if loaded: saving it again is refused like any stored entry.
-    entry._state.adding = False
-    entry._state.db = connection.alias
-    return entry
+            _append_plain(cursor, [entry])
+    return _as_stored(entry)
+
+
+# A batch is one statement; past this size it goes in several (all under the one lock).
+RECORD_MANY_CHUNK = 500
+
+
+def record_many(items: Iterable[Mapping[str, Any]]) -> list[AuditEntry]:
+    """Append several entries, in order, in the caller's transaction: ``record`` for a batch.
+
+    Each item holds ``record``'s keyword arguments. For a change audited as
+    several entries: the head is locked once and the batch goes in one round
+    trip on PostgreSQL, instead of one per entry. The entries get consecutive
+    sequence numbers; nothing else can come between them.
+    """
+    entries = [_new_entry(**item) for item in items]
+    if not entries:
+        return []
+    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
+        for first in range(0, len(entries), RECORD_MANY_CHUNK):
+            chunk = entries[first : first + RECORD_MANY_CHUNK]
+            if connection.vendor == "postgresql":
+                _append_many_in_database(cursor, chunk)
+            else:
+                _append_plain(cursor, chunk)
+    return [_as_stored(entry) for entry in entries]
 
 
 def checkpoint_create(*, at: datetime | None = None) -> AuditCheckpoint | None:
@@ -184,23 +280,24 @@ def checkpoint_create(*, at: datetime | None = None) -> AuditCheckpoint | None:
     writers never wait on this: every entry up to a committed head is
     committed and immutable. Before signing, the new entries are rehashed and
     their links followed from the previous checkpoint's frontier, so a
-    checkpoint never vouches for a broken chain (``TamperDetected`` instead).
+    checkpoint never vouches for a broken chain (``NotIntact`` instead).
     Perfect subtrees of 256 leaves and up are stored for inclusion proofs.
     """
     size = AuditHead.objects.filter(pk=1).values_list("seq", flat=True).first() or 0
     previous = AuditCheckpoint.objects.order_by("-number").first()
     if size <= (previous.size if previous else 0):
         return None
-    walker = TreeWalker(
-        (),
-        key_for=audit_public_key,
-        start=CheckpointRecord.from_model(previous) if previous else None,
-        keep_level=TREE_NODE_LEVEL,
+    walk = Walk(
+        [],
+        audit_public_keys(),
+        previous.record() if previous else None,
+        tree=partial(Frontier, keep_level=TREE_NODE_LEVEL),
     )
-    with closing(stored_entries(after=walker.size, upto=size)) as entries:
-        walk_complete(entries, walker, Report())
-    if walker.size != size:
-        raise tampered(f"the chain head names entry #{size} but the log ends at entry #{walker.size}")
+    frontier = cast(Frontier, walk.tree)
+    with closing(stored_entries(after=frontier.size, upto=size)) as entries:
+        walk_all(entries, walk, Result(kind="ledger"))
+    if frontier.size != size:
+        raise not_intact(f"the chain head names entry #{size} but the log ends at entry #{frontier.size}")
     moment = at or timezone.now()
     if previous and moment < previous.issued_at:
         # Clocks of different hosts disagree: checkpoint times never go back.
@@ -208,8 +305,8 @@ def checkpoint_create(*, at: datetime | None = None) -> AuditCheckpoint | None:
     statement = Statement(
         number=previous.number + 1 if previous else 1,
         size=size,
-        root=walker.frontier.root().hex(),
-        head=walker.last_entry_hash,
+        root=frontier.root().hex(),
+        head=walk.head,
         prev_signature=previous.signature if previous else "",
         issued_at=format_time(moment),
         kid=current_kid(),
@@ -221,17 +318,14 @@ def checkpoint_create(*, at: datetime | None = None) -> AuditCheckpoint | None:
                 size=statement.size,
                 root=statement.root,
                 head=statement.head,
-                frontier=walker.frontier.hex_nodes(),
+                frontier=frontier.hex_nodes(),
                 prev_signature=statement.prev_signature,
                 issued_at=moment,
                 kid=statement.kid,
                 signature=sign(statement.message()),
             )
             AuditTreeNode.objects.bulk_create(
-                [
-                    AuditTreeNode(level=level, index=index, hash=node.hex())
-                    for level, index, node in walker.frontier.completed
-                ],
+                [AuditTreeNode(level=level, index=index, hash=node.hex()) for level, index, node in frontier.completed],
                 batch_size=1000,
             )
     except IntegrityError:
@@ -239,17 +333,17 @@ def checkpoint_create(*, at: datetime | None = None) -> AuditCheckpoint | None:
     return checkpoint
 
 
-def ledger_verify(*, actor: Actor) -> Report:
+def ledger_verify(*, actor: Actor) -> Result:
     """Verify the live ledger and put the outcome on it: the daily proof that nobody edited history."""
     report = verify_live()
     if not report.ok:
-        logger.error("audit ledger verification failed: %s", "; ".join(map(str, report.problems)))
+        logger.error("audit ledger verification failed: %s", "; ".join(map(str, report.findings)))
     with transaction.atomic():
         record(
             event_type=EventType.AUDIT_VERIFIED if report.ok else EventType.AUDIT_VERIFICATION_FAILED,
             actor=actor,
             object_type="audit_ledger",
-            payload=report.summary(),
+            payload=summary(report),
         )
     return report
 

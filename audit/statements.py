@@ -6,22 +6,34 @@ field, in this order, each ending in a newline. A manifest signature covers a
 header line and the manifest file's exact bytes. The header lines keep a
 signature made for one from passing for the other. Signatures are Ed25519,
 base64url without padding; ``kid`` is the key's RFC 7638 thumbprint as in the
-JWKS.
+JWKS. Both formats, and checking a signature, are the standalone verifier's
+(``consentry_client.verify``), so what the server signs is by definition
+what auditors check.
 """
 
 from __future__ import annotations
 
-import base64
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
-from cryptography.exceptions import InvalidSignature
+from consentry_client.verify import MANIFEST_TAG as MANIFEST_HEADER
+from consentry_client.verify import checkpoint_statement, signature_valid
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from consentry.signing import b64url, keyring
+from consentry.signing import b64url, keyring, public_jwk, thumbprint
 
-CHECKPOINT_HEADER = "consentry-audit-checkpoint/v1"
-MANIFEST_HEADER = b"consentry-audit-export-manifest/v1\n"
 AUDIT_RING = "audit"
+
+__all__ = (
+    "AUDIT_RING",
+    "MANIFEST_HEADER",
+    "Statement",
+    "audit_jwks",
+    "audit_public_key",
+    "audit_public_keys",
+    "current_kid",
+    "sign",
+    "signature_valid",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,16 +49,7 @@ class Statement:
     kid: str
 
     def message(self) -> bytes:
-        return (
-            f"{CHECKPOINT_HEADER}\n"
-            f"number {self.number}\n"
-            f"size {self.size}\n"
-            f"root {self.root}\n"
-            f"head {self.head}\n"
-            f"previous {self.prev_signature or '-'}\n"
-            f"time {self.issued_at}\n"
-            f"kid {self.kid}\n"
-        ).encode()
+        return checkpoint_statement(**asdict(self))
 
 
 def current_kid() -> str:
@@ -59,20 +62,16 @@ def sign(message: bytes) -> str:
     return b64url(keyring(AUDIT_RING).private_key.sign(message))
 
 
-def b64url_decode(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def signature_valid(message: bytes, signature: str, key: Ed25519PublicKey | None) -> bool:
-    if key is None:
-        return False
-    try:
-        key.verify(b64url_decode(signature), message)
-    except (InvalidSignature, ValueError):
-        return False
-    return True
-
-
 def audit_public_key(kid: str) -> Ed25519PublicKey | None:
     """The audit ring's key with this kid, current or retired; None if unknown."""
     return keyring(AUDIT_RING).public_key(kid)
+
+
+def audit_public_keys() -> dict[str, Ed25519PublicKey]:
+    """Every audit key, current and retired, by kid: the only keys a ledger or bundle is checked against."""
+    return {thumbprint(key): key for key in keyring(AUDIT_RING).public_keys()}
+
+
+def audit_jwks() -> dict[str, list[dict[str, str]]]:
+    """The audit keys as a JWKS, as the standalone verifier takes pinned keys."""
+    return {"keys": [public_jwk(key) for key in keyring(AUDIT_RING).public_keys()]}

@@ -14,6 +14,7 @@ from datetime import timedelta
 
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
+from consentry_client.verify import NotIntact
 from django.conf import settings
 from django.db import DatabaseError
 from django.utils import timezone
@@ -22,7 +23,6 @@ from audit import services
 from audit.actors import Actor
 from audit.models import AuditExport, ExportStatus
 from audit.selectors import checkpoint_due
-from audit.verification import TamperDetected
 
 logger = logging.getLogger(__name__)
 EXPORT_RETRIES = 3
@@ -35,7 +35,7 @@ def checkpoint_tick() -> int | None:
         return None
     try:
         checkpoint = services.checkpoint_create()
-    except TamperDetected as exc:
+    except NotIntact as exc:
         # Never sign over a broken chain; the failure goes on the ledger as evidence.
         logger.error("refusing to sign an audit checkpoint: %s", exc)
         services.ledger_verify(actor=Actor.system("audit-checkpoint"))
@@ -64,7 +64,7 @@ def export_build_task(self, export_id: str) -> None:
         services.export_build(export_id=job)
     except SoftTimeLimitExceeded:
         services.export_fail(export_id=job, error="The export took longer than its time limit.")
-    except TamperDetected as exc:
+    except NotIntact as exc:
         services.export_fail(export_id=job, error=f"The ledger failed verification: {exc}")
     except (DatabaseError, OSError) as exc:
         if self.request.retries >= EXPORT_RETRIES:

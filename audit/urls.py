@@ -22,6 +22,8 @@ api_urlpatterns = [
 console_urlpatterns = [
     path("", views.entries, name="entries"),
     path("entries/<int:seq>/", views.entry_detail, name="entry"),
+    path("exports/", views.exports, name="exports"),
+    path("checkpoints/", views.checkpoints, name="checkpoints"),
 ]
 
 # Mounted once at the root: two includes sharing a namespace would hide each other's names.

@@ -2,13 +2,14 @@
 
     python bench/audit_append.py [--entries 2000] [--writers 1 8]
 
-Every scenario runs twice: ``record()`` (lock the chain head, hash, insert,
-move the head) and, as the baseline, a bare INSERT of the same row into a
-plain table with no lock, no hash and no chain. Rows are written one per
+Every scenario runs ``record()`` (lock the chain head, hash, insert, move
+the head) and, as the baseline, a bare INSERT of the same row into a plain
+table with no lock, no hash and no chain. Rows are written one per
 transaction (each a durable commit: what a state change costs), then in
 transactions of 25 (how services that change several things at once write),
-then one per transaction with ``synchronous_commit = off`` (no wait for the
-disk flush: the ledger's own cost). Writers are processes, each with its own
+where ``record_many()`` (the 25 entries in one call) runs too, then one per
+transaction with ``synchronous_commit = off`` (no wait for the disk flush:
+the ledger's own cost). Writers are processes, each with its own
 database connection. The benchmark database is dropped and recreated.
 """
 
@@ -38,7 +39,7 @@ def _writer(kind: str, index: int, per_writer: int, batch: int, synchronous: boo
 
     from audit.actors import Actor
     from audit.models import EventType
-    from audit.services import record
+    from audit.services import record, record_many
 
     actor = Actor(kind="system", ref=f"bench{index}")
     try:
@@ -47,6 +48,20 @@ def _writer(kind: str, index: int, per_writer: int, batch: int, synchronous: boo
         barrier.wait()
         for first in range(0, per_writer, batch):
             with transaction.atomic(), connection.cursor() as cursor:
+                if kind == "batch":
+                    record_many(
+                        {
+                            "event_type": EventType.CONSENT_GRANTED,
+                            "actor": actor,
+                            "subject": "E1001",
+                            "object_type": "consent_event",
+                            "object_id": n,
+                            "region": "US-NY",
+                            "payload": {"purpose": "ai_agent_training", "categories": ["keystrokes"], "n": n},
+                        }
+                        for n in range(first, min(first + batch, per_writer))
+                    )
+                    continue
                 for n in range(first, min(first + batch, per_writer)):
                     payload = {"purpose": "ai_agent_training", "categories": ["keystrokes"], "n": n}
                     if kind == "ledger":
@@ -112,7 +127,7 @@ def main() -> None:
     with connection.cursor() as cursor:
         cursor.execute(PLAIN_TABLE)
     print(load_note())
-    print(f"{'scenario':<44}{'bare INSERT':>14}{'record()':>14}{'ratio':>8}")
+    print(f"{'scenario':<44}{'bare INSERT':>14}{'record()':>14}{'ratio':>8}{'record_many()':>16}{'ratio':>8}")
     scenarios = ((True, 1, "durable, 1/tx"), (True, 25, "durable, 25/tx"), (False, 1, "async commit, 1/tx"))
     for synchronous, batch, label in scenarios:
         for writers in args.writers:
@@ -120,7 +135,11 @@ def main() -> None:
             baseline = run("plain", writers=writers, per_writer=per_writer, batch=batch, synchronous=synchronous)
             ledger = run("ledger", writers=writers, per_writer=per_writer, batch=batch, synchronous=synchronous)
             name = f"{label}, {writers} writer{'s' if writers > 1 else ''}"
-            print(f"{name:<44}{baseline:>12,.0f}/s{ledger:>12,.0f}/s{ledger / baseline:>8.2f}", flush=True)
+            line = f"{name:<44}{baseline:>12,.0f}/s{ledger:>12,.0f}/s{ledger / baseline:>8.2f}"
+            if batch > 1:
+                many = run("batch", writers=writers, per_writer=per_writer, batch=batch, synchronous=synchronous)
+                line += f"{many:>14,.0f}/s{many / baseline:>8.2f}"
+            print(line, flush=True)
     from audit.verifiers import verify_live
 
     report = verify_live()

@@ -20,7 +20,7 @@ from rest_framework.views import APIView
 
 from audit.actors import Actor
 from consent.models import Channel, Receipt
-from consent.selectors import consent_overview, receipt_of, receipts_of
+from consent.selectors import consent_overview, receipt_inclusion, receipt_of, receipts_of
 from consent.serializers import (
     AcknowledgementInputSerializer,
     AcknowledgementSerializer,
@@ -362,7 +362,9 @@ class MeReceiptDetailView(_MeView):
         summary="One signed receipt: the compact JWS and its decoded claims",
         description=(
             "Verify `jws` with the keys at /.well-known/jwks.json (EdDSA, Ed25519; JWS typ "
-            "consent-receipt+jwt). Another employee's receipt id answers 404."
+            "consent-receipt+jwt). `inclusion` proves the receipt's audit entry is in the ledger under a "
+            "signed checkpoint; it is null, with `inclusion_status` pending, until the next checkpoint "
+            "(due within a poll interval of the change). Another employee's receipt id answers 404."
         ),
         responses={
             200: OpenApiResponse(
@@ -383,6 +385,10 @@ class MeReceiptDetailView(_MeView):
                             },
                             "issued_at": "2026-11-21T09:30:00Z",
                             "kind": "granted",
+                            "inclusion": None,
+                            "inclusion_status": "pending",
+                            "inclusion_detail": "pending: the next checkpoint is due by 2026-11-21T09:30:30.000000Z; "
+                            "fetch this again after that to get the proof that audit entry #812 is in the ledger.",
                         },
                     )
                 ],
@@ -394,4 +400,4 @@ class MeReceiptDetailView(_MeView):
         receipt: Receipt | None = receipt_of(employee=_employee(request), receipt_id=receipt_id)
         if receipt is None:
             raise NotFound("No such receipt.", code="not_found")
-        return Response(ReceiptSerializer(receipt).data)
+        return Response(ReceiptSerializer(receipt, context={"inclusion": receipt_inclusion(receipt=receipt)}).data)

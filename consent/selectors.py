@@ -17,7 +17,10 @@ from datetime import datetime
 
 from django.db import models
 from django.db.models import Count, Max, Q, QuerySet
+from django.utils import timezone
 
+from audit.proofs import Inclusion, entry_inclusion
+from audit.selectors import latest_checkpoint
 from consent.models import ConsentEvent, ConsentEventKind, ConsentState, NoticeAcknowledgement, Pause, Receipt
 from governance.models import (
     ACKNOWLEDGEMENT_PRECONDITIONS,
@@ -244,6 +247,15 @@ def receipt_of(*, employee: Employee, receipt_id: str) -> Receipt | None:
     return receipts_of(employee=employee).filter(pk=receipt_id).first()
 
 
+def receipt_inclusion(*, receipt: Receipt, at: datetime | None = None) -> Inclusion:
+    """The ledger's proof that the receipt's audit entry is under a signed checkpoint, or when it will be.
+
+    The receipt's JWS is signed when consent changes, before any checkpoint
+    covers its entry, so the proof travels beside it, never inside it.
+    """
+    return entry_inclusion(receipt.audit_seq, now=at or timezone.now())
+
+
 # The employee portal's landing page ---------------------------------------------------
 #
 # The same standing as ``GET /me/consent`` (``consent_overview``), dressed for
@@ -465,6 +477,8 @@ class HistoryEntry:
     title: str
     detail: str
     receipt_id: str = ""
+    # For receipts: whether a signed checkpoint covers its audit entry yet (None: no receipt).
+    proven: bool | None = None
 
 
 def consent_history(*, employee: Employee) -> list[HistoryEntry]:
@@ -476,6 +490,8 @@ def consent_history(*, employee: Employee) -> list[HistoryEntry]:
         ConsentEventKind.WITHDRAWN: "You withdrew",
         ConsentEventKind.EXPIRED: "Consent expired",
     }
+    checkpoint = latest_checkpoint()
+    covered = checkpoint.size if checkpoint else 0
     entries = [
         HistoryEntry(
             at=event.at,
@@ -485,8 +501,9 @@ def consent_history(*, employee: Employee) -> list[HistoryEntry]:
             f"{event.notice.version}, via {event.get_channel_display().lower()}.",
             # Grants and withdrawals carry a signed receipt; an expiry is the system's, not a choice.
             receipt_id=event.receipt_id if event.kind != ConsentEventKind.EXPIRED else "",
+            proven=event.receipt.audit_seq <= covered if hasattr(event, "receipt") else None,
         )
-        for event in ConsentEvent.objects.filter(employee=employee).select_related("notice")
+        for event in ConsentEvent.objects.filter(employee=employee).select_related("notice", "receipt")
     ]
     entries += [
         HistoryEntry(

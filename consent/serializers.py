@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from audit.proofs import Inclusion, InclusionStatus
+from audit.serializers import ProofSerializer
 from consent.models import Receipt
 from consent.selectors import REGION_UNKNOWN, ConsentOverview, PairState
 from consent.services import MAX_PAUSE
@@ -100,11 +103,43 @@ class ReceiptSummarySerializer(serializers.ModelSerializer):
 
 
 class ReceiptSerializer(serializers.ModelSerializer):
+    """The signed receipt and, beside it, the ledger's proof that its audit entry is under a signed checkpoint.
+
+    The view passes the receipt's ``Inclusion`` in the context as ``inclusion``.
+    """
+
     receipt = serializers.JSONField(source="claims", help_text="The decoded, signed claims.")
+    inclusion = serializers.SerializerMethodField(
+        help_text=(
+            "RFC 9162 inclusion proof of the receipt's audit entry (record.evidence.ledger_seq) against the latest "
+            "signed checkpoint, as at /api/v1/audit/entries/<seq>/proof; null until a checkpoint covers it. "
+            "Verify the whole file offline with `consentry-verify receipt FILE --keys jwks.json`."
+        )
+    )
+    inclusion_status = serializers.SerializerMethodField(
+        help_text="proven (inclusion holds the proof), pending (no checkpoint covers the entry yet) or unavailable."
+    )
+    inclusion_detail = serializers.SerializerMethodField(
+        help_text="In plain words: which checkpoint proves it, or when the next checkpoint is due."
+    )
 
     class Meta:
         model = Receipt
-        fields = ("id", "jws", "receipt", "issued_at", "kind")
+        fields = ("id", "jws", "receipt", "issued_at", "kind", "inclusion", "inclusion_status", "inclusion_detail")
+
+    def _inclusion(self) -> Inclusion:
+        return self.context["inclusion"]
+
+    @extend_schema_field(ProofSerializer(allow_null=True))
+    def get_inclusion(self, receipt: Receipt) -> dict[str, Any] | None:
+        return self._inclusion().proof
+
+    @extend_schema_field(serializers.ChoiceField(choices=InclusionStatus.values))
+    def get_inclusion_status(self, receipt: Receipt) -> str:
+        return str(self._inclusion().status)
+
+    def get_inclusion_detail(self, receipt: Receipt) -> str:
+        return self._inclusion().detail
 
 
 # Input ------------------------------------------------------------------------------

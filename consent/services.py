@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from audit.actors import Actor
 from audit.models import EventType
-from audit.services import record
+from audit.services import record, record_many
 from consent.models import Channel, ConsentEvent, ConsentEventKind, ConsentState, NoticeAcknowledgement, Pause
 from consent.receipts import RECEIPTED_KINDS, receipt_issue
 from consentry.errors import Conflict, DomainError
@@ -143,7 +143,7 @@ def _append(
     expires_at: datetime | None,
     state: ConsentState | None,
 ) -> ConsentEvent:
-    """Append one event, move the projection, audit it and sign its receipt: the caller holds the lock."""
+    """Append one event and move the projection; the caller holds the lock and audits the events with ``_audit``."""
     event = ConsentEvent.objects.create(
         employee=employee,
         purpose_id=purpose_id,
@@ -173,31 +173,48 @@ def _append(
         for key, value in fields.items():
             setattr(state, key, value)
         state.save()
-    entry = record(
-        event_type={
-            ConsentEventKind.GRANTED: EventType.CONSENT_GRANTED,
-            ConsentEventKind.WITHDRAWN: EventType.CONSENT_WITHDRAWN,
-            ConsentEventKind.EXPIRED: EventType.CONSENT_EXPIRED,
-        }[kind],
-        actor=actor,
-        subject=employee.hr_id,
-        object_type="consent_event",
-        object_id=event.pk,
-        region=employee.region_code,
-        payload={
-            "purpose": purpose_id,
-            "category": category_id,
-            "notice_version": notice.version,
-            "channel": channel,
-            "version": event.version,
-            "receipt_id": event.receipt_id,
-            "expires_at": expires_at,
-        },
-    )
-    if kind in RECEIPTED_KINDS:
-        # Same transaction: an event never exists without its signed receipt.
-        receipt_issue(event=event, employee=employee, ledger_entry=entry)
     return event
+
+
+_AUDIT_TYPES = {
+    ConsentEventKind.GRANTED: EventType.CONSENT_GRANTED,
+    ConsentEventKind.WITHDRAWN: EventType.CONSENT_WITHDRAWN,
+    ConsentEventKind.EXPIRED: EventType.CONSENT_EXPIRED,
+}
+
+
+def _audit(*, employee: Employee, events: list[ConsentEvent], actor: Actor) -> None:
+    """Audit the events just appended, in their order, then sign their receipts.
+
+    Last in the change on purpose: the entries go in as one batch, so the
+    ledger's head lock, which every writer in the system queues on until this
+    transaction commits, is taken once and as late as the receipts allow
+    (they name their entries' sequence numbers and hashes).
+    """
+    entries = record_many(
+        {
+            "event_type": _AUDIT_TYPES[ConsentEventKind(event.kind)],
+            "actor": actor,
+            "subject": employee.hr_id,
+            "object_type": "consent_event",
+            "object_id": event.pk,
+            "region": employee.region_code,
+            "payload": {
+                "purpose": event.purpose_id,
+                "category": event.category_id,
+                "notice_version": event.notice.version,
+                "channel": event.channel,
+                "version": event.version,
+                "receipt_id": event.receipt_id,
+                "expires_at": event.expires_at,
+            },
+        }
+        for event in events
+    )
+    for event, entry in zip(events, entries, strict=True):
+        if event.kind in RECEIPTED_KINDS:
+            # Same transaction: an event never exists without its signed receipt.
+            receipt_issue(event=event, employee=employee, ledger_entry=entry)
 
 
 def consent_apply_choices(
@@ -258,6 +275,7 @@ def consent_apply_choices(
                 )
             )
             states[pair] = ConsentState.objects.get(employee=employee, purpose_id=pair[0], category_id=pair[1])
+        _audit(employee=employee, events=events, actor=actor)
         _publish_revocations(employee=employee, events=events)
     return events
 
@@ -333,6 +351,7 @@ def consent_withdraw_pairs(
                     state=state,
                 )
             )
+        _audit(employee=employee, events=events, actor=actor)
         _publish_revocations(employee=employee, events=events)
     return events
 
@@ -353,6 +372,7 @@ def consent_expire_due(*, at: datetime | None = None, limit: int = 1000) -> int:
         .distinct()[:limit]
     )
     count = 0
+    actor = Actor.system("expiry")
     for employee_id in list(due):
         with transaction.atomic():
             employee = Employee.objects.select_for_update().get(pk=employee_id)
@@ -367,13 +387,14 @@ def consent_expire_due(*, at: datetime | None = None, limit: int = 1000) -> int:
                     kind=ConsentEventKind.EXPIRED,
                     notice=state.notice,
                     channel=Channel.SYSTEM,
-                    actor=Actor.system("expiry"),
+                    actor=actor,
                     at=moment,
                     expires_at=None,
                     state=state,
                 )
                 for state in states.select_related("notice")
             ]
+            _audit(employee=employee, events=expired, actor=actor)
             _publish_revocations(employee=employee, events=expired)
             count += len(expired)
     return count

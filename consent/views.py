@@ -26,7 +26,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from audit.actors import Actor
 from consent.forms import AcknowledgeForm, ConsentChoicesForm, PauseForm
-from consent.selectors import consent_history, opt_in_rates, portal_overview, receipt_of
+from consent.selectors import consent_history, opt_in_rates, portal_overview, receipt_inclusion, receipt_of
 from consent.serializers import ReceiptSerializer
 from consent.services import (
     Choice,
@@ -200,11 +200,12 @@ def history(request: HttpRequest, employee: Employee) -> HttpResponse:
 @require_GET
 @employee_page
 def receipt(request: HttpRequest, employee: Employee, receipt_id: str) -> HttpResponse:
-    """The signed receipt as a file: the same document as ``GET /api/v1/me/receipts/<id>``."""
+    """The signed receipt as a file: the same document as ``GET /api/v1/me/receipts/<id>``, proof included."""
     found = receipt_of(employee=employee, receipt_id=receipt_id)
     if found is None:
         raise Http404("No such receipt.")
-    body = json.dumps(ReceiptSerializer(found).data, indent=2, ensure_ascii=False, cls=DjangoJSONEncoder)
+    document = ReceiptSerializer(found, context={"inclusion": receipt_inclusion(receipt=found)}).data
+    body = json.dumps(document, indent=2, ensure_ascii=False, cls=DjangoJSONEncoder)
     response = HttpResponse(body + "\n", content_type="application/json; charset=utf-8")
     # Receipt ids are ours (rcpt_ + URL-safe base64), so they are safe in the header as they are.
     response["Content-Disposition"] = f'attachment; filename="consent-receipt-{found.pk}.json"'

@@ -53,7 +53,10 @@ class Topic:
       mean every purpose and every category, as for a pause or termination);
     - ``jurisdiction_blocked`` from a transfer adds ``"from"`` and ``"to"``
       locations; ``policy_changed`` from a rule approval names ``"rule"`` and
-      the ``"retired"`` rules instead of an employee;
+      the ``"retired"`` rules instead of an employee; a material notice
+      change (``"notice"``: version) or a narrowed purpose
+      (``"purpose_changed"``) names the ``"pairs"`` ("purpose/category")
+      whose granted consent no longer counts;
     - ``grant_revoked`` names the revoked device ``"token"``.
     """
 

@@ -311,6 +311,29 @@ CELERY_BEAT_SCHEDULE.update(
 # How long a capture grant lives; the wire contract caps it at 15 minutes.
 CONSENTRY_GRANT_LIFETIME_SECONDS = env_int("CONSENTRY_GRANT_LIFETIME_SECONDS", 60, minimum=1, maximum=900)
 
+# Rights requests (decisions/rights.py): hard time limit in seconds of an access
+# export or an erasure; the sweep enqueues again requests a broker outage lost.
+CONSENTRY_RIGHTS_TIME_LIMIT = env_int("CONSENTRY_RIGHTS_TIME_LIMIT", 1800, minimum=60)
+CELERY_BEAT_SCHEDULE["rights-sweep"] = {"task": "decisions.rights_sweep", "schedule": 300.0}
+
+# Data keys (decisions/datakeys.py, docs/data-keys.md). The class that wraps
+# data keys under the master key; a cloud KMS implementation can replace it.
+CONSENTRY_KEK_CLASS = env_str("CONSENTRY_KEK_CLASS", "decisions.kms.LocalKeyEncryptionKey")
+# Master keys a rotation retired (base64, comma-separated): kept until every
+# data key is re-wrapped under the current CONSENTRY_MASTER_KEY.
+CONSENTRY_MASTER_KEY_PREVIOUS = env_list("CONSENTRY_MASTER_KEY_PREVIOUS")
+# The shredding sweep (retention, withdrawal and termination windows): how
+# often beat runs it, how many keys each transaction destroys, and its time limits.
+CONSENTRY_KEY_SWEEP_SECONDS = env_int("CONSENTRY_KEY_SWEEP_SECONDS", 3600, minimum=10)
+CONSENTRY_KEY_SWEEP_BATCH = env_int("CONSENTRY_KEY_SWEEP_BATCH", 100, minimum=1, maximum=5000)
+CONSENTRY_KEY_SWEEP_TIME_LIMIT = env_int("CONSENTRY_KEY_SWEEP_TIME_LIMIT", 1800, minimum=30)
+CELERY_BEAT_SCHEDULE["data-key-sweep"] = {
+    "task": "decisions.data_key_sweep",
+    "schedule": float(CONSENTRY_KEY_SWEEP_SECONDS),
+    # A sweep that is still running makes the next one pointless: never queue a backlog.
+    "options": {"expires": float(CONSENTRY_KEY_SWEEP_SECONDS)},
+}
+
 # Revocation feed and outbox relay (decisions/revocations.py, consentry/outbox.py).
 # The relay runs right after each publishing commit; this periodic run catches
 # up whatever a crash between commit and relay left behind.

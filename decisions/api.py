@@ -21,6 +21,7 @@ from rest_framework.views import APIView
 from audit.actors import Actor
 from consentry.errors import Forbidden, NotFound
 from decisions import engine
+from decisions.datakeys import b64, data_keys_release
 from decisions.parsers import (
     BoundedJSONParser,
     PayloadTooLarge,
@@ -116,7 +117,7 @@ def _decision_body(outcome: CaptureOutcome, *, revocation_cursor: str | None = N
             for result in decision.categories
         },
         "grant": None,
-        # Where this device starts following the revocation feed (data keys come from their own component).
+        # Where this device starts following the revocation feed.
         "revocation_cursor": revocation_cursor,
     }
     if outcome.grant is not None:
@@ -129,7 +130,10 @@ def _decision_body(outcome: CaptureOutcome, *, revocation_cursor: str | None = N
             "subject": grant.subject,
             "issued_at": grant.issued_at,
             "expires_at": grant.expires_at,
-            "data_keys": {},
+            "data_keys": {
+                category: {"key_id": key.key_id, "key": b64(key.key)}
+                for category, key in outcome.grant.data_keys.items()
+            },
         }
     return body
 
@@ -167,7 +171,10 @@ DECISION_EXAMPLE = {
         "subject": "p_4c1e…",
         "issued_at": "2026-11-21T09:30:00Z",
         "expires_at": "2026-11-21T09:31:00Z",
-        "data_keys": {},
+        "data_keys": {
+            "keystrokes": {"key_id": "k_Vd3q9mZk1xR8wLp0sT2yAg", "key": "q8Bz…base64 of 32 bytes…="},
+            "mouse_movement": {"key_id": "k_3JfQw0a9PzX1c5Lr7uYb2Q", "key": "Zm9v…base64 of 32 bytes…="},
+        },
     },
     "revocation_cursor": "c_29",
 }
@@ -192,7 +199,10 @@ class CaptureDecisionView(APIView):
         description=(
             "Device token only; the employee is the token's employee. Answers 200 with a decision per category "
             "even when everything is denied; `grant` is null when no category is allowed. Reasons are in SPEC.md "
-            "order. `data_keys` is empty until data keys exist. Follow `GET /api/v1/revocations?after=` "
+            "order. `grant.data_keys` holds, per allowed category, today's (UTC) data key: encrypt what is captured "
+            "with it (AES-256, standard base64) and keep the `key_id` with the record; a category whose key for "
+            "today was destroyed has none, so capture nothing for it. The answer is `Cache-Control: no-store`. "
+            "Follow `GET /api/v1/revocations?after=` "
             "from `revocation_cursor`: every change after this decision that takes a category away appears there. "
             "Any 4xx or 5xx answer means: capture nothing."
         ),
@@ -227,7 +237,10 @@ class CaptureDecisionView(APIView):
         except DatabaseError as exc:
             logger.exception("capture decision failed")
             raise DecisionUnavailable() from exc
-        return Response(CAPTURE_OUTPUT.to_representation(_decision_body(outcome, revocation_cursor=cursor)))
+        response = Response(CAPTURE_OUTPUT.to_representation(_decision_body(outcome, revocation_cursor=cursor)))
+        # It may carry data keys: no cache anywhere may keep a copy.
+        response["Cache-Control"] = "no-store"
+        return response
 
 
 class SimulateView(APIView):
@@ -346,11 +359,20 @@ class UseDecisionView(APIView):
             "not a valid record gets `invalid_record`. Send the body while reading the answer: results start "
             "before the upload ends. A stream that ends without its summary line (the last line is then "
             '`{"error": …}` or nothing) must be treated as denying every record.\n\n'
-            "`keys` is empty until data keys exist."
+            'With `release_keys` (JSON body `"release_keys": true`; NDJSON `?release_keys=true`) the answer also '
+            'holds `keys`: `{"<key_id>": "<base64 AES-256 key>"}` for the data keys of the allowed records only, '
+            "each key once (a record maps to the key of its employee, category and UTC day of `captured_at`). "
+            'With NDJSON, `keys` is a member of the final `{"summary": …}` line. A record whose key was destroyed '
+            "is denied with `data_key_destroyed`; a key destroyed while the batch is answered is left out. Every "
+            "release is audited (key ids, or a digest and the count). Answers are `Cache-Control: no-store`."
         ),
         parameters=[
             OpenApiParameter("purpose", str, description="NDJSON only: the purpose of the use."),
-            OpenApiParameter("release_keys", bool, description="NDJSON only: return data keys in the summary line."),
+            OpenApiParameter(
+                "release_keys",
+                bool,
+                description="NDJSON only: add the allowed records' data keys to the summary line as `keys`.",
+            ),
             OpenApiParameter(
                 "Idempotency-Key",
                 str,
@@ -390,14 +412,16 @@ class UseDecisionView(APIView):
         purpose = serializer.validated_data["purpose"]
         self._check_scope(token, purpose)
         at = timezone.now()
+        release_keys = serializer.validated_data["release_keys"]
         try:
             policy = current_policy()
-            evaluator = UseEvaluator(policy=policy, purpose=purpose, at=at)
+            evaluator = UseEvaluator(policy=policy, purpose=purpose, at=at, release_keys=release_keys)
             results = []
             for chunk in chunked(map(parse_record, serializer.validated_data["records"])):
                 results.extend(map(evaluator.result_json, evaluator.evaluate(chunk)))
             batch_id = uuid.uuid4().hex
             self._audit(token, evaluator, batch_id=batch_id, media_type="application/json", complete=True)
+            keys = dict(data_keys_release(sorted(evaluator.released))) if release_keys else None
         except DatabaseError as exc:
             logger.exception("use decision failed")
             raise DecisionUnavailable() from exc
@@ -408,11 +432,14 @@ class UseDecisionView(APIView):
             "results": results,
             "summary": evaluator.summary(),
         }
-        if serializer.validated_data["release_keys"]:
-            body["keys"] = {}
+        if keys is not None:
+            body["keys"] = keys
         # Built by hand, not through UseResponseSerializer: 10,000 results through
         # serializer fields would cost more than deciding them.
-        return Response(body)
+        response = Response(body)
+        # It may carry data keys: no cache anywhere may keep a copy.
+        response["Cache-Control"] = "no-store"
+        return response
 
     @staticmethod
     def _check_scope(token: ApiToken, purpose: str) -> None:
@@ -443,6 +470,8 @@ class UseDecisionView(APIView):
             records_digest=evaluator.records_digest,
             complete=complete,
             idempotency_key=self._retry_key(self.request),
+            # Only a complete answer releases keys.
+            released_keys=evaluator.released if evaluator.release_keys and complete else None,
         )
 
     def _stream(self, request: Request, token: ApiToken) -> StreamingHttpResponse:
@@ -458,9 +487,9 @@ class UseDecisionView(APIView):
         except DatabaseError as exc:
             logger.exception("use decision failed")
             raise DecisionUnavailable() from exc
-        evaluator = UseEvaluator(policy=policy, purpose=purpose, at=at)
-        batch_id = uuid.uuid4().hex
         release_keys = query.validated_data["release_keys"]
+        evaluator = UseEvaluator(policy=policy, purpose=purpose, at=at, release_keys=release_keys)
+        batch_id = uuid.uuid4().hex
         # The unread Django request: read block by block, never as a whole body.
         raw = request._request
 
@@ -479,9 +508,17 @@ class UseDecisionView(APIView):
                     "policy_version": policy.version,
                     "batch_id": batch_id,
                 }
-                if release_keys:
-                    summary["keys"] = {}
-                yield json.dumps(summary) + "\n"
+                if not release_keys:
+                    yield json.dumps(summary) + "\n"
+                    return
+                # The summary line ends with the keys, written a batch at a time: the
+                # server holds only the released ids, never all the keys at once.
+                yield json.dumps(summary)[:-1] + ', "keys": {'
+                separator = ""
+                for batch in chunked(data_keys_release(sorted(evaluator.released)), 1000):
+                    yield separator + ", ".join(f'"{key_id}": "{key}"' for key_id, key in batch)
+                    separator = ", "
+                yield "}}\n"
             except Exception:
                 logger.exception("use decision stream failed")
                 yield (

@@ -323,7 +323,7 @@ class EmployeeFacts:
     acknowledgements: tuple[tuple[int, datetime], ...] = ()
     # (from, until) of each pause, ended early pauses cut at their resume time.
     pauses: tuple[tuple[datetime, datetime], ...] = ()
-    # Erasure and data keys come from the data-key store; empty until it exists.
+    # The latest erasure request (decisions.rights); destroyed data keys come from the data-key store.
     erasure_requested_at: datetime | None = None
     destroyed_keys: frozenset[tuple[str, date]] = frozenset()
 

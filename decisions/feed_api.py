@@ -100,6 +100,11 @@ class RevocationEventSerializer(serializers.Serializer):
         required=False,
         help_text="grant_revoked only: the grants that stop (other devices of the employee keep theirs).",
     )
+    keys = serializers.ListField(
+        child=serializers.CharField(),
+        required=False,
+        help_text="keys_destroyed only: the data key ids destroyed; data encrypted with them is unreadable for good.",
+    )
 
 
 class RevocationFeedSerializer(serializers.Serializer):

@@ -41,3 +41,13 @@ class SimulateForm(forms.Form):
         if data.get("who") == "region" and not data.get("region"):
             self.add_error("region", "Choose the region to simulate a new employee in.")
         return data
+
+
+class ErasureConfirmForm(forms.Form):
+    """The confirmation step before an erasure: the employee says they understood what it does."""
+
+    understood = forms.BooleanField(
+        label="I understand that my consents are withdrawn and the recordings of my activity become unreadable "
+        "for good.",
+        error_messages={"required": "Tick the box to confirm you understand, or go back."},
+    )

@@ -1,7 +1,10 @@
-"""What the decision API keeps: the grants it issued and counts of denied checks."""
+"""What the decision API keeps: the grants it issued, counts of denied checks, the feed, rights requests."""
 
 from __future__ import annotations
 
+import uuid
+
+from django.conf import settings
 from django.db import models
 
 from governance.models import Purpose
@@ -99,6 +102,8 @@ class RevocationEvent(models.Model):
     categories = models.JSONField(default=list)
     # For grant_revoked: the grants that stop, so the employee's other devices can tell it is not theirs.
     grants = models.JSONField(default=list, blank=True)
+    # For keys_destroyed: the data key ids that are gone, so pipelines can drop what they hold.
+    keys = models.JSONField(default=list, blank=True)
     # When the change happened, and when the relay published it (their gap is the relay's delay).
     at = models.DateTimeField()
     published_at = models.DateTimeField()
@@ -118,3 +123,156 @@ class RevocationEvent(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.type} {self.purpose} {','.join(self.categories)}"
+
+
+class RightsKind(models.TextChoices):
+    """What an employee asks for about their own data (GDPR Art. 15 and 17, CCPA §1798.100 and §1798.105)."""
+
+    ACCESS = "access", "A copy of my data"
+    ERASURE = "erasure", "Erase my data"
+
+
+class RightsStatus(models.TextChoices):
+    RECEIVED = "received", "Received"
+    RUNNING = "running", "In progress"
+    COMPLETED = "completed", "Completed"
+    FAILED = "failed", "Failed"
+
+
+# Requests still being worked on: at most one per employee and kind.
+RIGHTS_PENDING = (RightsStatus.RECEIVED, RightsStatus.RUNNING)
+
+
+class RightsRequest(models.Model):
+    """An employee's access or erasure request, and what came of it.
+
+    Written only by ``decisions.rights``. An access request ends with a zip
+    the employee downloads; an erasure request ends with ``result`` saying
+    what was deleted and what was kept as evidence, and why. The request
+    itself is kept after an erasure: it is the proof that it was honoured.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    employee = models.ForeignKey(Employee, on_delete=models.PROTECT, related_name="rights_requests")
+    kind = models.CharField(max_length=16, choices=RightsKind.choices)
+    status = models.CharField(max_length=16, choices=RightsStatus.choices, default=RightsStatus.RECEIVED)
+    progress = models.PositiveSmallIntegerField(default=0)
+    requested_at = models.DateTimeField()
+    # The signed-in person who asked (the employee); kept as the ledger's actor label too.
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Work location when asked: auditors see requests of the regions they cover, as with ledger entries.
+    region = models.CharField(max_length=6, blank=True, default="")
+    attempts = models.PositiveIntegerField(default=0)
+    started_at = models.DateTimeField(null=True, blank=True)
+    # Touched by every progress report: a running job silent past its time limit is dead.
+    updated_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    # Access: the export zip, until it is downloaded-and-erased or the employee asks for erasure.
+    file = models.FileField(upload_to="rights-exports/", blank=True, default="")
+    sha256 = models.CharField(max_length=64, blank=True, default="")
+    byte_size = models.BigIntegerField(null=True, blank=True)
+    # Access: counts per section. Erasure: {"deleted": [...], "retained": [...]} with counts and reasons.
+    result = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ("-requested_at",)
+        constraints = [
+            models.CheckConstraint(condition=models.Q(progress__lte=100), name="rights_progress_percent"),
+            models.CheckConstraint(condition=models.Q(kind__in=RightsKind.values), name="rights_kind_valid"),
+            models.CheckConstraint(condition=models.Q(status__in=RightsStatus.values), name="rights_status_valid"),
+            # Asking again while a request of the same kind is pending returns that one: the
+            # service's check, and the database's answer to two requests racing past it.
+            models.UniqueConstraint(
+                fields=["employee", "kind"],
+                condition=models.Q(status__in=["received", "running"]),
+                name="rights_one_pending_per_kind",
+            ),
+        ]
+        indexes = [
+            # An employee's requests, newest first; "erasure requested" for the use decision.
+            models.Index(fields=["employee", "kind", "requested_at"], name="rights_employee_kind_at"),
+            # The sweep: pending requests by age.
+            models.Index(fields=["status", "updated_at"], name="rights_status_updated"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} request {self.id} ({self.status})"
+
+    @property
+    def pending(self) -> bool:
+        return self.status in RIGHTS_PENDING
+
+
+class DataKey(models.Model):
+    """The AES-256 key for one employee × category × UTC day, stored only wrapped (decisions.kms).
+
+    Agents encrypt with it, pipelines get it only for records they may use;
+    deleting the row makes every copy of the data unreadable (crypto-shredding).
+    The id is random, so it says nothing about whose key it is.
+    """
+
+    id = models.CharField(max_length=40, primary_key=True)
+    employee = models.ForeignKey(Employee, on_delete=models.PROTECT, related_name="+")
+    category = models.CharField(max_length=64)
+    day = models.DateField()
+    # Purposes it was handed out for: retention and withdrawal follow each of them.
+    purposes = models.JSONField(default=list)
+    # Work location when the key was made: retention of the data follows where it was captured.
+    country = models.CharField(max_length=2)
+    subdivision = models.CharField(max_length=6, blank=True, default="")
+    wrapped = models.BinaryField()
+    # Which master key wrapped it (decisions.kms.KeyEncryptionKey.version).
+    master_version = models.CharField(max_length=64)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ("day", "id")
+        constraints = [
+            # One key per employee × category × day: the lazy get-or-create's conflict target.
+            models.UniqueConstraint(fields=["employee", "category", "day"], name="data_key_unique_day"),
+        ]
+        indexes = [
+            # The retention sweep walks keys oldest day first.
+            models.Index(fields=["day", "id"], name="data_key_day"),
+            # Master-key rotation finds keys still under an old version.
+            models.Index(fields=["master_version", "id"], name="data_key_master_version"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.id} {self.category} {self.day}"
+
+
+class DestructionReason(models.TextChoices):
+    WITHDRAWAL = "withdrawal", "Consent withdrawn and the deletion window passed"
+    RETENTION = "retention", "Past the retention limit"
+    TERMINATION = "termination", "Employee left and the termination window passed"
+    ERASURE = "erasure", "The employee asked for erasure"
+
+
+class DestroyedKey(models.Model):
+    """The tombstone of a destroyed data key: no key material, only that it existed and why it went.
+
+    It lets the use decision answer ``data_key_destroyed`` and makes destroying
+    a key twice impossible (the key id is the primary key). A key is never
+    handed out for an employee × category × day that has a tombstone.
+    """
+
+    key_id = models.CharField(max_length=40, primary_key=True)
+    employee = models.ForeignKey(Employee, on_delete=models.PROTECT, related_name="+")
+    category = models.CharField(max_length=64)
+    day = models.DateField()
+    reason = models.CharField(max_length=16, choices=DestructionReason.choices)
+    destroyed_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ("-destroyed_at",)
+        indexes = [
+            # The use decision's look-up: is the key of this employee × category × day gone?
+            models.Index(fields=["employee", "category", "day"], name="destroyed_key_day"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.key_id} {self.reason}"

@@ -13,7 +13,11 @@ transaction, which turns it into ``RevocationEvent`` rows:
   evaluates the employee's capture decision under the old and the new
   location or rule and publishes the categories that were allowed before and
   are denied now (``jurisdiction_blocked`` when the region blocks or is
-  unknown, ``policy_changed`` otherwise).
+  unknown, ``policy_changed`` otherwise);
+- a material notice change or a purpose that drops categories (or becomes
+  prohibited) names "purpose/category" pairs: every active employee whose
+  granted consent on a pair predates the change gets ``policy_changed`` for
+  those categories.
 
 Then it wakes long polls and streams: ``NOTIFY`` on PostgreSQL (delivered at
 commit to every web process's listener), and the in-process signal after
@@ -107,6 +111,7 @@ class _Spec:
     categories: tuple[str, ...]
     at: datetime
     grants: tuple[str, ...] = ()
+    keys: tuple[str, ...] = ()
 
 
 @consumer(*(topic for topic in FEED_TOPICS if topic != Topic.POLICY_CHANGED))
@@ -127,6 +132,7 @@ def feed_from_outbox(message: OutboxMessage) -> None:
                 subject=pseudonym(purpose=spec.purpose, hr_id=spec.employee.hr_id),
                 categories=sorted(spec.categories),
                 grants=sorted(spec.grants),
+                keys=sorted(spec.keys),
                 at=spec.at,
                 published_at=now,
             )
@@ -139,6 +145,10 @@ def feed_from_outbox(message: OutboxMessage) -> None:
 # A rule approval compares the decisions of every consenting employee of the
 # region: left to the periodic relay (seconds later), never the approver's request.
 consumer(Topic.POLICY_CHANGED, deferred=True)(feed_from_outbox)
+# A shredding sweep publishes one message per employee per batch: relayed by the
+# periodic relay, so each batch commits and moves on without waiting for the feed
+# (the keys are gone at commit; the event only tells holders to drop their copies).
+consumer(Topic.KEYS_DESTROYED, deferred=True)(feed_from_outbox)
 
 
 def _announce() -> None:
@@ -175,6 +185,8 @@ def _expand(message: OutboxMessage) -> list[_Spec]:
     payload, topic, at = message.payload, message.topic, _at(message)
     if topic == Topic.POLICY_CHANGED and "rule" in payload:
         return _rule_change(payload, at)
+    if topic == Topic.POLICY_CHANGED and "pairs" in payload:
+        return _consent_no_longer_covers(payload["pairs"], at, notice=payload.get("notice"))
     employee = Employee.objects.filter(pk=payload.get("employee")).first()
     if employee is None:
         logger.warning("outbox message %s names no known employee; nothing to publish", message.pk)
@@ -185,8 +197,10 @@ def _expand(message: OutboxMessage) -> list[_Spec]:
         return _transfer(employee, payload, at)
     policy = current_policy()
     named = payload.get("categories")
+    # keys_destroyed names the data keys that are gone.
+    keys = tuple(payload.get("keys") or ())
     return [
-        _Spec(topic, employee, purpose.slug, tuple(named) if named else tuple(purpose.categories), at)
+        _Spec(topic, employee, purpose.slug, tuple(named) if named else tuple(purpose.categories), at, keys=keys)
         for purpose in _purposes(policy, employee, payload.get("purpose"))
     ]
 
@@ -265,6 +279,38 @@ def _rule_change(payload: dict, at: datetime) -> list[_Spec]:
     for employee in _employees_in(rule["region_id"]):
         facts = employee_facts(employee=employee, at=at)
         specs.extend(_lost(before, after, facts, facts, employee, at))
+    return specs
+
+
+def _consent_no_longer_covers(pairs: Iterable[str], at: datetime, *, notice: int | None) -> list[_Spec]:
+    """A material notice change or a narrowed purpose: granted consent on these "purpose/category" pairs stops counting.
+
+    Every active employee holding such a consent, given before the change
+    (and, for a notice, under an earlier version), loses those categories of
+    that purpose: re-consent is needed, or the purpose no longer covers them.
+    Consent given after the change, before this message was relayed, stands.
+    """
+    by_purpose: dict[str, set[str]] = {}
+    for pair in pairs:
+        purpose, _, category = pair.partition("/")
+        by_purpose.setdefault(purpose, set()).add(category)
+    specs: list[_Spec] = []
+    for purpose, categories in sorted(by_purpose.items()):
+        held: dict[int, list[str]] = {}
+        rows = ConsentState.objects.filter(
+            purpose_id=purpose,
+            category_id__in=categories,
+            state=engine.GRANTED,
+            since__lte=at,
+            employee__status=EmployeeStatus.ACTIVE,
+        )
+        if notice is not None:
+            rows = rows.filter(notice__version__lt=notice)
+        rows = rows.values_list("employee_id", "category_id")
+        for employee_id, category in rows.order_by("employee_id", "category_id"):
+            held.setdefault(employee_id, []).append(category)
+        employees = Employee.objects.in_bulk(list(held))
+        specs.extend(_Spec(Topic.POLICY_CHANGED, employees[pk], purpose, tuple(lost), at) for pk, lost in held.items())
     return specs
 
 
@@ -361,4 +407,6 @@ def event_json(event: RevocationEvent) -> dict:
     }
     if event.grants:
         body["grants"] = event.grants
+    if event.keys:
+        body["keys"] = event.keys
     return body

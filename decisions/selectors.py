@@ -19,7 +19,7 @@ from psycopg.types.datetime import TimestamptzLoader
 
 from consent.models import ConsentState, NoticeAcknowledgement, Pause
 from decisions import engine
-from decisions.models import CaptureGrant
+from decisions.models import CaptureGrant, RightsKind, RightsRequest
 from governance.models import Notice
 from people.models import Employee
 
@@ -165,9 +165,14 @@ def employees_for_use(*, hr_ids: Iterable[str], purpose: str) -> dict[str, engin
     if not wanted:
         return {}
     q = connection.ops.quote_name
-    employee, state, notice = (q(m._meta.db_table) for m in (Employee, ConsentState, Notice))
+    employee, state, notice, rights = (q(m._meta.db_table) for m in (Employee, ConsentState, Notice, RightsRequest))
+    # The latest erasure request, whatever became of it: asking is what stops the use of earlier
+    # data. A correlated subquery, so the batch still reads its employees with one query
+    # (rights_employee_kind_at serves it).
     sql = (
         "SELECT e.hr_id, e.country, e.subdivision, e.entity, e.site, e.status, e.terminated_at, "  # noqa: S608
+        f"(SELECT r.requested_at FROM {rights} r WHERE r.employee_id = e.id AND r.kind = %s "
+        "ORDER BY r.requested_at DESC LIMIT 1), "
         "s.purpose_id, s.category_id, s.state, n.version, s.since, s.expires_at, s.withdrawn_at, s.version "
         f"FROM {employee} e LEFT JOIN {state} s ON s.employee_id = e.id AND s.purpose_id = %s "
         f"LEFT JOIN {notice} n ON n.id = s.notice_id WHERE e.hr_id "
@@ -175,23 +180,23 @@ def employees_for_use(*, hr_ids: Iterable[str], purpose: str) -> dict[str, engin
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.cursor.adapters.register_loader("timestamptz", TimestamptzLoader)
-            cursor.execute(sql + "= ANY(%s)", [purpose, wanted])
+            cursor.execute(sql + "= ANY(%s)", [RightsKind.ERASURE, purpose, wanted])
         else:
-            cursor.execute(sql + f"IN ({', '.join(['%s'] * len(wanted))})", [purpose, *wanted])
+            cursor.execute(sql + f"IN ({', '.join(['%s'] * len(wanted))})", [RightsKind.ERASURE, purpose, *wanted])
         rows = cursor.fetchall()
     people: dict[str, tuple] = {}
     states: dict[str, list[tuple]] = {}
     for row in rows:
         hr_id = row[0]
         if hr_id not in people:
-            people[hr_id] = row[1:7]
+            people[hr_id] = row[1:8]
             states[hr_id] = []
-        if row[7] is not None:
+        if row[8] is not None:
             states[hr_id].append(
-                (row[7], row[8], row[9], row[10], _aware(row[11]), _aware(row[12]), _aware(row[13]), row[14])
+                (row[8], row[9], row[10], row[11], _aware(row[12]), _aware(row[13]), _aware(row[14]), row[15])
             )
     facts = {}
-    for hr_id, (country, subdivision, entity, site, status, terminated_at) in people.items():
+    for hr_id, (country, subdivision, entity, site, status, terminated_at, erasure_at) in people.items():
         consents, version = _consents(states[hr_id])
         facts[hr_id] = engine.EmployeeFacts(
             hr_id=intern(hr_id),
@@ -203,5 +208,6 @@ def employees_for_use(*, hr_ids: Iterable[str], purpose: str) -> dict[str, engin
             terminated_at=_aware(terminated_at),
             consents=consents,
             consent_version=version,
+            erasure_requested_at=_aware(erasure_at),
         )
     return facts

@@ -1,4 +1,4 @@
-"""Request and response shapes of the decision, simulation and token APIs (API.md)."""
+"""Request and response shapes of the decision, simulation, token and rights-request APIs (API.md)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,13 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from decisions.models import RightsKind, RightsRequest, RightsStatus
+from decisions.rights import erasure_outcome, rights_message
 from decisions.services import SIMULATION_ASSUMPTIONS
 from decisions.usebatch import MAX_FIELD_LENGTH, MAX_ID_LENGTH, MAX_JSON_RECORDS, parse_time
 from people.models import ApiToken
@@ -153,7 +156,7 @@ class CategoryResultSerializer(serializers.Serializer):
 
 class DataKeySerializer(serializers.Serializer):
     key_id = serializers.CharField()
-    key = serializers.CharField(help_text="Base64 AES-256 key.")
+    key = serializers.CharField(help_text="The AES-256 key, standard base64 (32 bytes).")
 
 
 class GrantSerializer(serializers.Serializer):
@@ -164,7 +167,12 @@ class GrantSerializer(serializers.Serializer):
     subject = serializers.CharField(help_text="The employee's pseudonym for this purpose.")
     issued_at = serializers.DateTimeField()
     expires_at = serializers.DateTimeField()
-    data_keys = serializers.DictField(child=DataKeySerializer(), help_text="Per category; empty until data keys exist.")
+    data_keys = serializers.DictField(
+        child=DataKeySerializer(),
+        help_text=(
+            "Per allowed category: today's (UTC) data key. Absent for a category whose key for today was destroyed."
+        ),
+    )
 
 
 class CaptureDecisionSerializer(serializers.Serializer):
@@ -255,7 +263,9 @@ class UseResponseSerializer(serializers.Serializer):
     results = UseResultSerializer(many=True)
     summary = UseSummarySerializer()
     keys = serializers.DictField(
-        child=serializers.CharField(), required=False, help_text="With release_keys: empty until data keys exist."
+        child=serializers.CharField(),
+        required=False,
+        help_text="With release_keys: key id → base64 AES-256 key, for the allowed records only, each once.",
     )
 
 
@@ -290,3 +300,88 @@ class TokenSerializer(serializers.ModelSerializer):
         if token.expires_at <= self.context["now"]:
             return "expired"
         return "active"
+
+
+# Rights requests (decisions/rights.py) --------------------------------------------------
+
+
+class RightsRequestInputSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(
+        choices=RightsKind.choices, help_text="access: a copy of your data; erasure: erase your data."
+    )
+
+
+class OutcomeItemSerializer(serializers.Serializer):
+    item = serializers.CharField(help_text="Stable key of the item.")
+    what = serializers.CharField()
+    detail = serializers.CharField(required=False, help_text="What was done (stopped and deleted items).")
+    why = serializers.CharField(required=False, help_text="Why it is kept (retained items).")
+    count = serializers.IntegerField(allow_null=True, help_text="How many; null until the erasure completed.")
+
+
+class ErasureOutcomeSerializer(serializers.Serializer):
+    summary = serializers.CharField()
+    stopped = OutcomeItemSerializer(many=True)
+    deleted = OutcomeItemSerializer(many=True)
+    retained = OutcomeItemSerializer(many=True)
+
+
+class RightsRequestSerializer(serializers.ModelSerializer):
+    """A rights request as its owner sees it; ``message`` and ``erasure`` are in plain language."""
+
+    message = serializers.SerializerMethodField(help_text="Where the request stands, in one sentence.")
+    download = serializers.SerializerMethodField(help_text="Where to download the copy, once ready (access).")
+    contents = serializers.SerializerMethodField(help_text="How many items each list of the copy holds (access).")
+    erasure = serializers.SerializerMethodField(help_text="What was (or will be) deleted and what is kept, and why.")
+
+    class Meta:
+        model = RightsRequest
+        fields = (
+            "id",
+            "kind",
+            "status",
+            "progress",
+            "requested_at",
+            "completed_at",
+            "message",
+            "download",
+            "byte_size",
+            "sha256",
+            "contents",
+            "erasure",
+            "error",
+        )
+        read_only_fields = fields
+
+    def get_message(self, rights: RightsRequest) -> str:
+        return rights_message(rights)
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_download(self, rights: RightsRequest) -> str | None:
+        if rights.kind != RightsKind.ACCESS or rights.status != RightsStatus.COMPLETED or not rights.file:
+            return None
+        return reverse("me-rights-request-download", kwargs={"pk": rights.pk})
+
+    @extend_schema_field(serializers.DictField(child=serializers.IntegerField(), allow_null=True))
+    def get_contents(self, rights: RightsRequest) -> dict[str, int] | None:
+        if rights.kind != RightsKind.ACCESS or rights.status != RightsStatus.COMPLETED:
+            return None
+        return rights.result.get("counts")
+
+    @extend_schema_field(ErasureOutcomeSerializer(allow_null=True))
+    def get_erasure(self, rights: RightsRequest) -> dict[str, Any] | None:
+        return erasure_outcome(rights) if rights.kind == RightsKind.ERASURE else None
+
+
+class StaffRightsRequestSerializer(RightsRequestSerializer):
+    """A rights request as HR administrators and auditors in scope see it: whose, never the copy itself."""
+
+    employee = serializers.SlugRelatedField(slug_field="hr_id", read_only=True)
+
+    class Meta(RightsRequestSerializer.Meta):
+        fields = ("id", "employee", "region", *RightsRequestSerializer.Meta.fields[1:])
+        read_only_fields = fields
+
+    @extend_schema_field(serializers.CharField(allow_null=True, help_text="Always null: only the owner downloads."))
+    def get_download(self, rights: RightsRequest) -> None:
+        return None

@@ -10,9 +10,9 @@ from __future__ import annotations
 import logging
 import secrets
 import uuid
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime, timedelta
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, time, timedelta
 from functools import cache
 from typing import Any
 
@@ -26,6 +26,7 @@ from audit.services import record
 from consentry.rows import ModelRows, insert
 from consentry.signing import sign_jws
 from decisions import engine
+from decisions.datakeys import IssuedKey, data_keys_for_grant, keys_release_payload
 from decisions.models import CaptureGrant, DecisionCounter
 from decisions.pseudonyms import pseudonym
 from decisions.selectors import employee_facts
@@ -48,10 +49,25 @@ def grant_lifetime() -> timedelta:
     return min(timedelta(seconds=settings.CONSENTRY_GRANT_LIFETIME_SECONDS), MAX_GRANT_LIFETIME)
 
 
+def grant_expiry(issued_at: datetime) -> datetime:
+    """When a grant issued at ``issued_at`` (UTC) ends: after its lifetime, and never past that UTC day.
+
+    A grant carries the data keys of the day it was issued, and a pipeline is
+    released the key of the day a record was captured: a grant that ran past
+    midnight would seal records with a key no pipeline could be given. Near
+    midnight the agent simply asks again, and the new grant carries the new
+    day's keys.
+    """
+    midnight = datetime.combine(issued_at.date() + timedelta(days=1), time.min, tzinfo=UTC)
+    return min(issued_at + grant_lifetime(), midnight)
+
+
 @dataclass(frozen=True, slots=True)
 class IssuedGrant:
     grant: CaptureGrant
     jws: str
+    # Category → today's data key, for the agent to encrypt with (decisions.datakeys).
+    data_keys: Mapping[str, IssuedKey] = field(default_factory=dict, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +92,7 @@ def grant_issue(*, token: ApiToken, employee: Employee, purpose: str, decision: 
         raise ValueError("a grant needs at least one allowed category")
     # Full precision: a withdrawal in the same second must still order before or after it.
     issued_at = decision.at.astimezone(UTC)
-    expires_at = issued_at + grant_lifetime()
+    expires_at = grant_expiry(issued_at)
     grant_id = "g_" + secrets.token_urlsafe(16)
     subject = pseudonym(purpose=purpose, hr_id=employee.hr_id)
     jws = sign_jws(
@@ -110,6 +126,7 @@ def grant_issue(*, token: ApiToken, employee: Employee, purpose: str, decision: 
         )
         # Plain SQL: the queryset's INSERT compilation cost more than the insert.
         insert(grant)
+        data_keys = data_keys_for_grant(employee=employee, categories=categories, purpose=purpose, at=issued_at)
         record(
             event_type=EventType.GRANT_ISSUED,
             actor=token_actor(token),
@@ -131,9 +148,11 @@ def grant_issue(*, token: ApiToken, employee: Employee, purpose: str, decision: 
                 "consent_version": decision.consent_version,
                 "issued_at": issued_at,
                 "expires_at": expires_at,
+                # Which keys the agent got (never the keys themselves).
+                "data_keys": {category: key.key_id for category, key in data_keys.items()},
             },
         )
-    return IssuedGrant(grant=grant, jws=jws)
+    return IssuedGrant(grant=grant, jws=jws, data_keys=data_keys)
 
 
 def decision_counters_add(*, day: date, purpose: str, reasons: Iterable[str]) -> None:
@@ -284,6 +303,7 @@ def use_batch_record(
     records_digest: str,
     complete: bool,
     idempotency_key: str = "",
+    released_keys: Collection[str] | None = None,
 ) -> None:
     """One audit entry per use batch: counts by reason and a digest of the record ids.
 
@@ -292,6 +312,10 @@ def use_batch_record(
     ledger without the ledger holding millions of ids. A retried batch is
     decided again (a withdrawal in between must count) and carries the same
     ``Idempotency-Key``, so the ledger shows the retries as one batch.
+
+    With ``released_keys`` (the batch asked for data keys) a second entry in
+    the same transaction names the keys handed out (their ids, or a digest and
+    the count when there are many), before any key leaves the server.
     """
     payload: dict[str, Any] = {
         "purpose": purpose,
@@ -316,3 +340,11 @@ def use_batch_record(
             object_id=batch_id,
             payload=payload,
         )
+        if released_keys is not None:
+            record(
+                event_type=EventType.DATA_KEYS_RELEASED,
+                actor=token_actor(token),
+                object_type="use_batch",
+                object_id=batch_id,
+                payload={"purpose": purpose, "pipeline": token.name, **keys_release_payload(released_keys)},
+            )

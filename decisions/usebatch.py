@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from itertools import islice
 from typing import Any, BinaryIO
@@ -21,6 +21,7 @@ from typing import Any, BinaryIO
 import orjson
 
 from decisions import engine
+from decisions.datakeys import DESTROYED, Triple, key_states
 from decisions.selectors import employees_for_use, grants_by_id
 
 MAX_JSON_RECORDS = 10_000
@@ -34,6 +35,8 @@ MAX_FIELD_LENGTH = 64
 GRANT_CACHE_LIMIT = 150_000
 EMPLOYEE_CACHE_LIMIT = 20_000
 FLOOR_CACHE_LIMIT = 100_000
+# Data-key look-ups ((employee, category, day) → key id or destroyed), about 150 bytes each.
+KEY_CACHE_LIMIT = 200_000
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 LATEST = datetime(2100, 1, 1, tzinfo=UTC)
 
@@ -218,8 +221,12 @@ def _make_room(cache: dict[Any, Any], incoming: int, limit: int) -> bool:
 class UseEvaluator:
     """Evaluates records for one purpose at one moment, and keeps the batch's counts and digest."""
 
-    def __init__(self, *, policy: engine.Policy, purpose: str, at: datetime):
+    def __init__(self, *, policy: engine.Policy, purpose: str, at: datetime, release_keys: bool = False):
         self.policy = policy
+        self.release_keys = release_keys
+        # Ids of the data keys of allowed records, each once: all a release keeps in memory.
+        self.released: set[str] = set()
+        self._keys: dict[Triple, str | None] = {}
         self.purpose = purpose
         self.at = at
         self.allowed = 0
@@ -339,12 +346,46 @@ class UseEvaluator:
                 windows[category] = window
         return windows
 
+    def _key_triples(self, records: list[engine.UseRecord]) -> tuple[list[Triple | None], dict[str, frozenset]]:
+        """Each record's (employee, category, UTC day), and per employee the destroyed (category, day) pairs.
+
+        The engine denies a record whose day's key is destroyed; only the pairs
+        this chunk needs are handed to it, so memory stays bounded.
+        """
+        grants, cache = self._grants, self._keys
+        triples: list[Triple | None] = []
+        for record in records:
+            grant = grants[record.grant_id]
+            if grant is None:
+                triples.append(None)
+                continue
+            captured = record.captured_at
+            day = (captured if captured.tzinfo is UTC else captured.astimezone(UTC)).date()
+            triples.append((grant.employee, record.category, day))
+        wanted = {triple for triple in triples if triple is not None}
+        # Room first, then what is missing: an entry this chunk needs is never dropped after its look-up.
+        # Lookups, not `wanted - cache.keys()`: that walks the whole cache.
+        missing = [triple for triple in wanted if triple not in cache]
+        if _make_room(cache, len(missing), KEY_CACHE_LIMIT):
+            missing = [triple for triple in wanted if triple not in cache]
+        if missing:
+            found = key_states(missing)
+            cache.update((triple, found.get(triple)) for triple in missing)
+        destroyed: dict[str, set] = {}
+        for triple in wanted:
+            if cache.get(triple) == DESTROYED:
+                destroyed.setdefault(triple[0], set()).add((triple[1], triple[2]))
+        return triples, {hr_id: frozenset(pairs) for hr_id, pairs in destroyed.items()}
+
     def evaluate(self, items: list[engine.UseRecord | InvalidRecord]) -> list[Result]:
         """Decide each item, in order, counting outcomes and hashing ids as it goes.
 
-        A record inside its grant's window for its category is allowed with
-        one comparison (``engine.use_window``); every other record goes
-        through ``engine.decide_use``, which says why it is denied.
+        A record inside its grant's window for its category, whose day's data
+        key is not destroyed, is allowed with one comparison
+        (``engine.use_window``); every other record goes through
+        ``engine.decide_use``, which says why it is denied. Windows are built
+        from the employees' cached facts, which never hold destroyed keys:
+        those are checked here for each record, as the engine would.
         """
         record_type, windows = engine.UseRecord, self._windows
         # One pass for the windows already known: a grant with windows has its
@@ -360,28 +401,54 @@ class UseEvaluator:
             # A cache was trimmed: what this chunk counted on may be gone.
             self._load({item.grant_id for item in items if type(item) is record_type})
             known = [None] * len(items)
+        triples, destroyed = self._key_triples([item for item in items if type(item) is record_type])
         policy, purpose, at = self.policy, self.purpose, self.at
         grants, employees, by_reason = self._grants, self._employees, self.by_reason
         decide, limits_for, windows_for = engine.decide_use, self._limits_for, self._windows_of
+        keys, released, release = self._keys, self.released, self.release_keys
+        # This chunk's view of employees whose data keys were destroyed.
+        shredded = {
+            hr_id: replace(facts, destroyed_keys=destroyed[hr_id])
+            for hr_id in destroyed
+            if (facts := employees.get(hr_id)) is not None
+        }
         results: list[Result] = []
         append = results.append
         denied = 0
+        position = 0
         for item, windows_of in zip(items, known, strict=True):
             if type(item) is record_type:
+                triple = triples[position]
+                position += 1
                 if windows_of is None:
                     windows_of = windows.get(item.grant_id)
                     if windows_of is None:
                         windows_of = windows_for(item.grant_id)
                 window = windows_of.get(item.category)
-                if window is not None and item.subject == window[0] and window[1] <= item.captured_at < window[2]:
+                if (
+                    window is not None
+                    and item.subject == window[0]
+                    and window[1] <= item.captured_at < window[2]
+                    and not (triple[0] in destroyed and (triple[1], triple[2]) in destroyed[triple[0]])
+                ):
                     append((item.id, ()))
+                    if release:
+                        key_id = keys.get(triple)
+                        if key_id is not None and key_id != DESTROYED:
+                            released.add(key_id)
                     continue
                 grant = grants[item.grant_id]
-                employee = employees.get(grant.employee) if grant is not None else None
+                employee = None
+                if grant is not None:
+                    employee = shredded.get(grant.employee) or employees.get(grant.employee)
                 limits = limits_for(grant, employee, item.category) if employee is not None else None
                 reasons = decide(
                     policy, record=item, purpose=purpose, grant=grant, employee=employee, at=at, limits=limits
                 )
+                if release and not reasons:
+                    key_id = keys.get(triple)
+                    if key_id is not None and key_id != DESTROYED:
+                        released.add(key_id)
             else:
                 reasons = (engine.Reason(engine.Code.INVALID_RECORD, item.detail),)
             if reasons:

@@ -1,4 +1,4 @@
-"""Pages that read decisions: the legal simulator and an employee's "what was captured about me".
+"""Pages that read decisions: the legal simulator, an employee's "what was captured about me", and rights requests.
 
 They sit here because they read the decision engine and capture grants,
 which the apps above may not import. The simulator runs the same service as
@@ -11,17 +11,30 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import timedelta
 
+from django.contrib import messages
 from django.db.models import Count
 from django.db.models.functions import TruncDate
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
 from django.utils import timezone
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from audit.actors import Actor
 from consent.views import employee_page
+from consentry.errors import DomainError
 from decisions import engine
-from decisions.forms import SimulateForm
-from decisions.models import CaptureGrant
+from decisions.forms import ErasureConfirmForm, SimulateForm
+from decisions.models import CaptureGrant, RightsKind, RightsRequest, RightsStatus
+from decisions.rights import (
+    erasure_outcome,
+    rights_access_downloaded,
+    rights_message,
+    rights_request_access,
+    rights_request_erasure,
+    rights_request_of,
+    rights_requests_of,
+)
+from decisions.rights_api import download_response
 from decisions.services import SIMULATION_ASSUMPTIONS, capture_simulate
 from decisions.snapshot import current_policy
 from governance.models import DataCategory, Purpose
@@ -127,3 +140,104 @@ def captured(request: HttpRequest, employee: Employee) -> HttpResponse:
         "decisions/captured.html",
         {"section": "captured", "days": table, "window": CAPTURED_DAYS, "employee": employee},
     )
+
+
+# Rights requests ------------------------------------------------------------------------
+
+BADGES = {
+    RightsStatus.RECEIVED: "pending",
+    RightsStatus.RUNNING: "running",
+    RightsStatus.COMPLETED: "done",
+    RightsStatus.FAILED: "failed",
+}
+RIGHTS_SHOWN = 50
+
+
+def _card(rights: RightsRequest) -> dict:
+    """What the page shows of one request; the same words as the API's ``message``."""
+    return {
+        "request": rights,
+        "badge": BADGES[rights.status],
+        "message": rights_message(rights),
+        "ready": rights.kind == RightsKind.ACCESS and rights.status == RightsStatus.COMPLETED and bool(rights.file),
+        "outcome": erasure_outcome(rights) if rights.kind == RightsKind.ERASURE else None,
+    }
+
+
+@require_GET
+@employee_page
+def rights_page(request: HttpRequest, employee: Employee) -> HttpResponse:
+    """The employee's data rights: ask for a copy or for erasure, and follow each request live."""
+    requests = list(rights_requests_of(employee=employee)[:RIGHTS_SHOWN])
+    return render(
+        request,
+        "decisions/rights.html",
+        {
+            "section": "rights",
+            "cards": [_card(item) for item in requests],
+            "access_pending": any(item.pending and item.kind == RightsKind.ACCESS for item in requests),
+            "erasure_pending": any(item.pending and item.kind == RightsKind.ERASURE for item in requests),
+        },
+    )
+
+
+@require_POST
+@employee_page
+def rights_access(request: HttpRequest, employee: Employee) -> HttpResponse:
+    _, created = rights_request_access(employee=employee, user=request.user, actor=Actor.for_user(request.user))
+    if created:
+        messages.success(request, "We are preparing a copy of your data. This page shows when it is ready.")
+    else:
+        messages.info(request, "A copy of your data is already being prepared; here it is.")
+    return redirect("portal:rights")
+
+
+@require_http_methods(["GET", "POST"])
+@employee_page
+def rights_erasure(request: HttpRequest, employee: Employee) -> HttpResponse:
+    """A confirmation step that says what erasure does, then the request."""
+    form = ErasureConfirmForm(request.POST if request.method == "POST" else None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            rights, created = rights_request_erasure(
+                employee=employee, user=request.user, actor=Actor.for_user(request.user)
+            )
+        except DomainError as error:
+            messages.error(request, error.detail)
+            return redirect("portal:rights")
+        if created:
+            messages.success(
+                request, "Your erasure request is recorded. Use of your earlier data is refused from now on."
+            )
+        else:
+            messages.info(request, "Your earlier erasure request is still being carried out; here it is.")
+        return redirect("portal:rights_detail", pk=rights.pk)
+    preview = erasure_outcome(RightsRequest(kind=RightsKind.ERASURE, status=RightsStatus.RECEIVED))
+    return render(request, "decisions/rights_erase.html", {"section": "rights", "form": form, "outcome": preview})
+
+
+def _own(employee: Employee, pk) -> RightsRequest:
+    found = rights_request_of(employee=employee, request_id=pk)
+    if found is None:
+        raise Http404("No such request.")
+    return found
+
+
+@require_GET
+@employee_page
+def rights_detail(request: HttpRequest, employee: Employee, pk) -> HttpResponse:
+    return render(request, "decisions/rights_detail.html", {"section": "rights", "card": _card(_own(employee, pk))})
+
+
+@require_GET
+@employee_page
+def rights_download(request: HttpRequest, employee: Employee, pk) -> HttpResponse:
+    """The copy, for its owner only: the same file as the API's download."""
+    rights = _own(employee, pk)
+    try:
+        response = download_response(rights)
+    except DomainError as error:
+        messages.error(request, error.detail)
+        return redirect("portal:rights")
+    rights_access_downloaded(rights=rights, actor=Actor.for_user(request.user))
+    return response

@@ -115,6 +115,33 @@ def people(policy):
     return {"nina": nina, "tess": tess, **staff}
 
 
+class ExportWorker:
+    """Stands in for the Celery worker that builds audit exports.
+
+    The live server runs in the test process, so a job the page (or the test)
+    enqueues lands in ``queued`` instead of the broker; ``run_next`` then runs
+    the real task, as a worker would, while the browser watches.
+    """
+
+    def __init__(self, task):
+        self.task = task
+        self.queued: list[str] = []
+
+    def run_next(self) -> None:
+        self.task.apply(args=[self.queued.pop(0)], throw=True)
+
+
+@pytest.fixture
+def export_worker(monkeypatch, settings, tmp_path) -> ExportWorker:
+    """Export jobs queue here, and their bundles are stored in a throwaway folder."""
+    from audit.tasks import export_build_task
+
+    settings.MEDIA_ROOT = tmp_path / "media"
+    worker = ExportWorker(export_build_task)
+    monkeypatch.setattr(export_build_task, "delay", worker.queued.append)
+    return worker
+
+
 @pytest.fixture
 def open_browser(browser, http_live_server):
     """``open_browser(username=None, mobile=False)`` → a Browser, signed in through the form when named."""

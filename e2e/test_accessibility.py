@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from audit.access import access_for
+from audit.actors import Actor
+from audit.selectors import EntryFilters
+from audit.services import export_request, ledger_verify
+from decisions import rights
 from e2e.browser import describe
 from governance.models import ApprovalState, JurisdictionRule
 
@@ -35,7 +40,12 @@ def test_the_sign_in_pages_are_accessible(open_browser, people):
     assert tab.console_errors == []
 
 
-def test_the_employee_portal_is_accessible(open_browser, people):
+def test_the_employee_portal_is_accessible(open_browser, people, monkeypatch):
+    # A copy being prepared, so the rights pages show a live progress bar (no worker runs it here).
+    monkeypatch.setattr(rights, "_enqueue", lambda kind, request_id: None)
+    pending, _ = rights.rights_request_access(
+        employee=people["nina"], user=people["nina"].user, actor=Actor.for_user(people["nina"].user)
+    )
     tab = open_browser("nina")
     found = _check(
         tab,
@@ -43,6 +53,9 @@ def test_the_employee_portal_is_accessible(open_browser, people):
             "portal-home": "/portal/",
             "portal-history-empty": "/portal/history/",
             "portal-captured-empty": "/portal/captured/",
+            "portal-rights": "/portal/rights/",
+            "portal-rights-request": f"/portal/rights/{pending.pk}/",
+            "portal-rights-erase": "/portal/rights/erase",
         },
     )
     assert found == {}, describe(found)
@@ -83,10 +96,42 @@ def test_forms_with_errors_stay_accessible(open_browser, people):
     assert violations == [], describe(violations)
 
 
-def test_the_audit_console_is_accessible(open_browser, people):
+def test_the_audit_console_is_accessible(open_browser, people, export_worker):
+    auditor = people["aurelio"]
+    # One finished export, one waiting for a worker, a signed checkpoint and a verification run.
+    for format in ("jsonl", "csv"):
+        export_request(user=auditor, access=access_for(auditor), filters=EntryFilters(), format=format)
+    export_worker.run_next()
+    ledger_verify(actor=Actor.system("audit-verify"))
     tab = open_browser("aurelio")
-    found = _check(tab, {"audit-log": "/audit/", "audit-log-entry": "/audit/entries/1/"})
+    pages = {
+        "audit-log": "/audit/",
+        "audit-log-entry": "/audit/entries/1/",
+        "audit-exports-list": "/audit/exports/",
+        "audit-checkpoints-page": "/audit/checkpoints/",
+    }
+    found = _check(tab, pages)
     assert found == {}, describe(found)
+    tab.go("/audit/exports/")
+    tab.page.get_by_text("Event types: every type").click()
+    tab.page.get_by_label("From (UTC)").fill("2026-02-01T00:00")
+    tab.page.get_by_label("Until (UTC)").fill("2026-01-01T00:00")
+    tab.page.get_by_role("button", name="Start export").click()
+    assert tab.page.get_by_role("alert").is_visible()
+    tab.screenshot("audit-export-form-errors")
+    violations = tab.axe_violations()
+    assert violations == [], describe(violations)
+    assert tab.console_errors == []
+
+
+def test_the_audit_console_works_on_a_phone(open_browser, people, export_worker):
+    tab = open_browser("aurelio", mobile=True)
+    found = _check(tab, {"audit-exports-phone": "/audit/exports/", "audit-checkpoints-phone": "/audit/checkpoints/"})
+    assert found == {}, describe(found)
+    # Nothing wider than the screen: tables and commands scroll in their own frame.
+    for path in ("/audit/exports/", "/audit/checkpoints/"):
+        tab.go(path)
+        assert tab.page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), path
 
 
 def test_the_check_itself_catches_an_unlabelled_field(open_browser, people):

@@ -100,6 +100,44 @@ class PolicyView(GenericAPIView):
         return value
 
 
+class PolicyListView(PolicyView):
+    """A collection of policy objects: GET lists what the caller may see; each resource adds its POST."""
+
+    def get(self, request: Request) -> Response:
+        return self.listing()
+
+
+class PolicyItemView(PolicyView):
+    """One policy object: GET reads it; PUT replaces and PATCH changes it through ``change``."""
+
+    def change(self, request: Request, partial: bool) -> Response:
+        raise NotImplementedError
+
+    def get(self, request: Request, **lookup: Any) -> Response:
+        return self.respond(self.get_object())
+
+    @idempotent
+    def put(self, request: Request, **lookup: Any) -> Response:
+        return self.change(request, partial=False)
+
+    @idempotent
+    def patch(self, request: Request, **lookup: Any) -> Response:
+        return self.change(request, partial=True)
+
+
+class RemovablePolicyItemView(PolicyItemView):
+    """A policy object that DELETE can remove (drafts, exclusions) through ``remove``."""
+
+    def remove(self) -> None:
+        raise NotImplementedError
+
+    @idempotent
+    def delete(self, request: Request, **lookup: Any) -> Response:
+        request.data  # noqa: B018 - no body is expected, but a malformed or oversized one is refused
+        self.remove()
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
 def _invalid(field: str, message: str) -> DomainError:
     return DomainError(message, code="invalid", errors={field: [message]})
 
@@ -151,15 +189,12 @@ def _region_queryset(user) -> QuerySet[Region]:
 
 
 @collection_schema("regions", RegionSerializer, RegionInputSerializer, scoped=True)
-class RegionListView(PolicyView):
+class RegionListView(PolicyListView):
     model = Region
     output = RegionSerializer
 
     def get_queryset(self) -> QuerySet[Region]:
         return _region_queryset(self.request.user)
-
-    def get(self, request: Request) -> Response:
-        return self.listing()
 
     @idempotent
     def post(self, request: Request) -> Response:
@@ -184,7 +219,7 @@ class RegionListView(PolicyView):
 
 
 @item_schema("regions", RegionSerializer, RegionInputSerializer, lookup="code", deletable=False)
-class RegionDetailView(PolicyView):
+class RegionDetailView(PolicyItemView):
     model = Region
     output = RegionSerializer
     lookup_field = "code"
@@ -192,10 +227,7 @@ class RegionDetailView(PolicyView):
     def get_queryset(self) -> QuerySet[Region]:
         return _region_queryset(self.request.user)
 
-    def get(self, request: Request, code: str) -> Response:
-        return self.respond(self.get_object())
-
-    def _update(self, request: Request, partial: bool) -> Response:
+    def change(self, request: Request, partial: bool) -> Response:
         region = self.get_object()
         scope = managed_regions(request.user)
         require_region(scope, region.code, doing="change regions")
@@ -214,26 +246,15 @@ class RegionDetailView(PolicyView):
         )
         return self.respond(self.get_queryset().get(pk=region.pk))
 
-    @idempotent
-    def put(self, request: Request, code: str) -> Response:
-        return self._update(request, partial=False)
-
-    @idempotent
-    def patch(self, request: Request, code: str) -> Response:
-        return self._update(request, partial=True)
-
 
 # Data categories and purposes (company-wide) ---------------------------------------------------
 
 
 @collection_schema("data-categories", DataCategorySerializer, DataCategoryInputSerializer)
-class DataCategoryListView(PolicyView):
+class DataCategoryListView(PolicyListView):
     model = DataCategory
     output = DataCategorySerializer
     queryset = DataCategory.objects.order_by("slug")
-
-    def get(self, request: Request) -> Response:
-        return self.listing()
 
     @idempotent
     def post(self, request: Request) -> Response:
@@ -247,29 +268,18 @@ class DataCategoryListView(PolicyView):
 
 
 @item_schema("data-categories", DataCategorySerializer, DataCategoryInputSerializer, lookup="slug", deletable=False)
-class DataCategoryDetailView(PolicyView):
+class DataCategoryDetailView(PolicyItemView):
     model = DataCategory
     output = DataCategorySerializer
     queryset = DataCategory.objects.all()
     lookup_field = "slug"
 
-    def get(self, request: Request, slug: str) -> Response:
-        return self.respond(self.get_object())
-
-    def _update(self, request: Request, partial: bool) -> Response:
+    def change(self, request: Request, partial: bool) -> Response:
         category = self.get_object()
         current = DataCategorySerializer(category).data
         data = merged(DataCategoryInputSerializer, current, _body(request), partial=partial).validated_data
         _same("slug", data["slug"], category.slug)
         return self.respond(services.category_save(**data, actor=self.actor()))
-
-    @idempotent
-    def put(self, request: Request, slug: str) -> Response:
-        return self._update(request, partial=False)
-
-    @idempotent
-    def patch(self, request: Request, slug: str) -> Response:
-        return self._update(request, partial=True)
 
 
 def _save_purpose(data: dict, actor: Actor, existing: Purpose | None = None) -> Purpose:
@@ -280,13 +290,10 @@ def _save_purpose(data: dict, actor: Actor, existing: Purpose | None = None) -> 
 
 
 @collection_schema("purposes", PurposeSerializer, PurposeInputSerializer)
-class PurposeListView(PolicyView):
+class PurposeListView(PolicyListView):
     model = Purpose
     output = PurposeSerializer
     queryset = Purpose.objects.prefetch_related("categories").order_by("slug")
-
-    def get(self, request: Request) -> Response:
-        return self.listing()
 
     @idempotent
     def post(self, request: Request) -> Response:
@@ -300,30 +307,19 @@ class PurposeListView(PolicyView):
 
 
 @item_schema("purposes", PurposeSerializer, PurposeInputSerializer, lookup="slug", deletable=False)
-class PurposeDetailView(PolicyView):
+class PurposeDetailView(PolicyItemView):
     model = Purpose
     output = PurposeSerializer
     queryset = Purpose.objects.prefetch_related("categories")
     lookup_field = "slug"
 
-    def get(self, request: Request, slug: str) -> Response:
-        return self.respond(self.get_object())
-
-    def _update(self, request: Request, partial: bool) -> Response:
+    def change(self, request: Request, partial: bool) -> Response:
         purpose = self.get_object()
         current = PurposeSerializer(purpose).data
         data = merged(PurposeInputSerializer, current, _body(request), partial=partial).validated_data
         _same("slug", data["slug"], purpose.slug)
         _save_purpose(data, self.actor(), existing=purpose)
         return self.respond(self.get_queryset().get(pk=purpose.pk))
-
-    @idempotent
-    def put(self, request: Request, slug: str) -> Response:
-        return self._update(request, partial=False)
-
-    @idempotent
-    def patch(self, request: Request, slug: str) -> Response:
-        return self._update(request, partial=True)
 
 
 # Notices (company-wide, four eyes) -----------------------------------------------------------------
@@ -334,7 +330,7 @@ def _notice_queryset() -> QuerySet[Notice]:
 
 
 @collection_schema("notices", NoticeSerializer, NoticeInputSerializer, filters=("state",))
-class NoticeListView(PolicyView):
+class NoticeListView(PolicyListView):
     model = Notice
     output = NoticeSerializer
 
@@ -342,9 +338,6 @@ class NoticeListView(PolicyView):
         queryset = _notice_queryset()
         state = self.query_choice("state", ApprovalState.values)
         return queryset.filter(state=state) if state else queryset
-
-    def get(self, request: Request) -> Response:
-        return self.listing()
 
     @idempotent
     def post(self, request: Request) -> Response:
@@ -356,16 +349,13 @@ class NoticeListView(PolicyView):
 
 
 @item_schema("notices", NoticeSerializer, NoticeInputSerializer, lookup="version", drafts_only=True)
-class NoticeDetailView(PolicyView):
+class NoticeDetailView(RemovablePolicyItemView):
     model = Notice
     output = NoticeSerializer
     lookup_field = "version"
 
     def get_queryset(self) -> QuerySet[Notice]:
         return _notice_queryset()
-
-    def get(self, request: Request, version: int) -> Response:
-        return self.respond(self.get_object())
 
     def _draft(self) -> Notice:
         notice = self.get_object()
@@ -376,7 +366,7 @@ class NoticeDetailView(PolicyView):
             )
         return notice
 
-    def _update(self, request: Request, partial: bool) -> Response:
+    def change(self, request: Request, partial: bool) -> Response:
         notice = self._draft()
         current = NoticeSerializer(notice).data
         current["items"] = [{k: i[k] for k in ("purpose", "category", "description")} for i in current["items"]]
@@ -385,19 +375,8 @@ class NoticeDetailView(PolicyView):
         services.notice_draft_update(notice=notice, **data, items=serializer.item_tuples(), actor=self.actor())
         return self.respond(_notice_queryset().get(pk=notice.pk))
 
-    @idempotent
-    def put(self, request: Request, version: int) -> Response:
-        return self._update(request, partial=False)
-
-    @idempotent
-    def patch(self, request: Request, version: int) -> Response:
-        return self._update(request, partial=True)
-
-    @idempotent
-    def delete(self, request: Request, version: int) -> Response:
-        request.data  # noqa: B018 - no body is expected, but a malformed or oversized one is refused
+    def remove(self) -> None:
         services.notice_discard_draft(notice=self._draft(), actor=self.actor())
-        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 @approve_schema("notices", NoticeSerializer, lookup="version")
@@ -435,7 +414,7 @@ def _rule_queryset(user) -> QuerySet[JurisdictionRule]:
 
 
 @collection_schema("jurisdiction-rules", RuleSerializer, RuleInputSerializer, scoped=True, filters=("region", "state"))
-class RuleListView(PolicyView):
+class RuleListView(PolicyListView):
     model = JurisdictionRule
     output = RuleSerializer
 
@@ -446,9 +425,6 @@ class RuleListView(PolicyView):
         if state:
             queryset = queryset.filter(state=state)
         return queryset.filter(region=region) if region else queryset
-
-    def get(self, request: Request) -> Response:
-        return self.listing()
 
     @idempotent
     def post(self, request: Request) -> Response:
@@ -468,15 +444,12 @@ class RuleListView(PolicyView):
 
 
 @item_schema("jurisdiction-rules", RuleSerializer, RuleInputSerializer, lookup="id", drafts_only=True)
-class RuleDetailView(PolicyView):
+class RuleDetailView(RemovablePolicyItemView):
     model = JurisdictionRule
     output = RuleSerializer
 
     def get_queryset(self) -> QuerySet[JurisdictionRule]:
         return _rule_queryset(self.request.user)
-
-    def get(self, request: Request, pk: int) -> Response:
-        return self.respond(self.get_object())
 
     def _draft(self) -> JurisdictionRule:
         rule = self.get_object()
@@ -488,7 +461,7 @@ class RuleDetailView(PolicyView):
             )
         return rule
 
-    def _update(self, request: Request, partial: bool) -> Response:
+    def change(self, request: Request, partial: bool) -> Response:
         rule = self._draft()
         current = {
             "region": rule.region_id,
@@ -507,19 +480,8 @@ class RuleDetailView(PolicyView):
         services.rule_draft_update(rule=rule, **data, actor=self.actor())
         return self.respond(self.get_queryset().get(pk=rule.pk))
 
-    @idempotent
-    def put(self, request: Request, pk: int) -> Response:
-        return self._update(request, partial=False)
-
-    @idempotent
-    def patch(self, request: Request, pk: int) -> Response:
-        return self._update(request, partial=True)
-
-    @idempotent
-    def delete(self, request: Request, pk: int) -> Response:
-        request.data  # noqa: B018 - no body is expected, but a malformed or oversized one is refused
+    def remove(self) -> None:
         services.rule_discard_draft(rule=self._draft(), actor=self.actor())
-        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 @approve_schema("jurisdiction-rules", RuleSerializer, lookup="id")
@@ -551,7 +513,7 @@ def _instrument_queryset(user) -> QuerySet[LegalInstrument]:
 @collection_schema(
     "legal-instruments", InstrumentSerializer, InstrumentInputSerializer, scoped=True, filters=("region",)
 )
-class InstrumentListView(PolicyView):
+class InstrumentListView(PolicyListView):
     model = LegalInstrument
     output = InstrumentSerializer
 
@@ -559,9 +521,6 @@ class InstrumentListView(PolicyView):
         queryset = _instrument_queryset(self.request.user)
         region = self.request.query_params.get("region")
         return queryset.filter(region=region) if region else queryset
-
-    def get(self, request: Request) -> Response:
-        return self.listing()
 
     @idempotent
     def post(self, request: Request) -> Response:
@@ -576,17 +535,14 @@ class InstrumentListView(PolicyView):
 
 
 @item_schema("legal-instruments", InstrumentSerializer, InstrumentInputSerializer, lookup="id", deletable=False)
-class InstrumentDetailView(PolicyView):
+class InstrumentDetailView(PolicyItemView):
     model = LegalInstrument
     output = InstrumentSerializer
 
     def get_queryset(self) -> QuerySet[LegalInstrument]:
         return _instrument_queryset(self.request.user)
 
-    def get(self, request: Request, pk: int) -> Response:
-        return self.respond(self.get_object())
-
-    def _update(self, request: Request, partial: bool) -> Response:
+    def change(self, request: Request, partial: bool) -> Response:
         instrument = self.get_object()
         scope = managed_regions(request.user)
         require_region(scope, instrument.region_id, doing="change legal instruments")
@@ -602,14 +558,6 @@ class InstrumentDetailView(PolicyView):
         services.instrument_save(instrument=instrument, region=region, employee=employee, **data, actor=self.actor())
         return self.respond(self.get_queryset().get(pk=instrument.pk))
 
-    @idempotent
-    def put(self, request: Request, pk: int) -> Response:
-        return self._update(request, partial=False)
-
-    @idempotent
-    def patch(self, request: Request, pk: int) -> Response:
-        return self._update(request, partial=True)
-
 
 # Retention (company-wide or regional) ---------------------------------------------------------------------
 
@@ -624,15 +572,12 @@ def _retention_queryset(user) -> QuerySet[RetentionPolicy]:
 
 
 @collection_schema("retention-policies", RetentionSerializer, RetentionInputSerializer, scoped=True)
-class RetentionListView(PolicyView):
+class RetentionListView(PolicyListView):
     model = RetentionPolicy
     output = RetentionSerializer
 
     def get_queryset(self) -> QuerySet[RetentionPolicy]:
         return _retention_queryset(self.request.user)
-
-    def get(self, request: Request) -> Response:
-        return self.listing()
 
     @idempotent
     def post(self, request: Request) -> Response:
@@ -658,17 +603,14 @@ class RetentionListView(PolicyView):
 
 
 @item_schema("retention-policies", RetentionSerializer, RetentionInputSerializer, lookup="id", deletable=False)
-class RetentionDetailView(PolicyView):
+class RetentionDetailView(PolicyItemView):
     model = RetentionPolicy
     output = RetentionSerializer
 
     def get_queryset(self) -> QuerySet[RetentionPolicy]:
         return _retention_queryset(self.request.user)
 
-    def get(self, request: Request, pk: int) -> Response:
-        return self.respond(self.get_object())
-
-    def _update(self, request: Request, partial: bool) -> Response:
+    def change(self, request: Request, partial: bool) -> Response:
         policy = self.get_object()
         if policy.region_id is not None:
             require_region(managed_regions(request.user), policy.region_id, doing="change retention")
@@ -686,26 +628,15 @@ class RetentionDetailView(PolicyView):
         )
         return self.respond(policy)
 
-    @idempotent
-    def put(self, request: Request, pk: int) -> Response:
-        return self._update(request, partial=False)
-
-    @idempotent
-    def patch(self, request: Request, pk: int) -> Response:
-        return self._update(request, partial=True)
-
 
 # Context exclusions (company-wide) ---------------------------------------------------------------------------
 
 
 @collection_schema("exclusions", ExclusionSerializer, ExclusionInputSerializer)
-class ExclusionListView(PolicyView):
+class ExclusionListView(PolicyListView):
     model = ContextExclusion
     output = ExclusionSerializer
     queryset = ContextExclusion.objects.order_by("kind", "pattern")
-
-    def get(self, request: Request) -> Response:
-        return self.listing()
 
     @idempotent
     def post(self, request: Request) -> Response:
@@ -719,15 +650,12 @@ class ExclusionListView(PolicyView):
 
 
 @item_schema("exclusions", ExclusionSerializer, ExclusionInputSerializer, lookup="id")
-class ExclusionDetailView(PolicyView):
+class ExclusionDetailView(RemovablePolicyItemView):
     model = ContextExclusion
     output = ExclusionSerializer
     queryset = ContextExclusion.objects.all()
 
-    def get(self, request: Request, pk: int) -> Response:
-        return self.respond(self.get_object())
-
-    def _update(self, request: Request, partial: bool) -> Response:
+    def change(self, request: Request, partial: bool) -> Response:
         exclusion = self.get_object()
         current = ExclusionSerializer(exclusion).data
         data = merged(ExclusionInputSerializer, current, _body(request), partial=partial).validated_data
@@ -735,16 +663,5 @@ class ExclusionDetailView(PolicyView):
         _same("pattern", data["pattern"], exclusion.pattern)
         return self.respond(services.exclusion_save(**data, actor=self.actor()))
 
-    @idempotent
-    def put(self, request: Request, pk: int) -> Response:
-        return self._update(request, partial=False)
-
-    @idempotent
-    def patch(self, request: Request, pk: int) -> Response:
-        return self._update(request, partial=True)
-
-    @idempotent
-    def delete(self, request: Request, pk: int) -> Response:
-        request.data  # noqa: B018 - no body is expected, but a malformed or oversized one is refused
+    def remove(self) -> None:
         services.exclusion_remove(exclusion=self.get_object(), actor=self.actor())
-        return Response(status=status.HTTP_204_NO_CONTENT)

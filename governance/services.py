@@ -165,6 +165,17 @@ def purpose_save(
             object_id=slug,
             payload={**fields, "categories": slugs, "created": created},
         )
+        # Categories the purpose no longer covers (all of them once it is prohibited) stop being captured.
+        lost = current if prohibited else sorted(set(current) - set(slugs))
+        if lost and not created:
+            publish(
+                topic=Topic.POLICY_CHANGED,
+                payload={
+                    "pairs": [f"{slug}/{category}" for category in lost],
+                    "purpose_changed": slug,
+                    "at": timezone.now().isoformat(),
+                },
+            )
         policy_changed()
     return purpose
 
@@ -535,6 +546,12 @@ def notice_approve(*, notice: Notice, actor: Actor, published_at: datetime | Non
             object_id=notice.version,
             payload={"material": notice.material, "reconsent_pairs": changed, "published_at": notice.published_at},
         )
+        if changed:
+            # Consent given under the previous wording no longer covers these pairs.
+            publish(
+                topic=Topic.POLICY_CHANGED,
+                payload={"notice": notice.version, "pairs": changed, "at": notice.published_at.isoformat()},
+            )
         policy_changed()
     return notice
 

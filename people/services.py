@@ -23,6 +23,19 @@ from people.models import Employee, EmployeeStatus
 _DETAIL_FIELDS = ("display_name", "email", "entity", "site", "department", "user_name", "external_id")
 
 
+def _audit_employee(employee: Employee, event_type: str, actor: Actor, payload: dict) -> None:
+    """The audit entry of a change to one employee, named by HR id and filed under their region."""
+    record(
+        event_type=event_type,
+        actor=actor,
+        subject=employee.hr_id,
+        object_type="employee",
+        object_id=employee.pk,
+        region=employee.region_code,
+        payload=payload,
+    )
+
+
 def _validate_location(country: str, subdivision: str) -> None:
     errors = location_errors(country, subdivision)
     if errors:
@@ -70,14 +83,11 @@ def employee_provision(
             department=department,
             user=user,
         )
-        record(
-            event_type=EventType.EMPLOYEE_PROVISIONED,
-            actor=actor,
-            subject=employee.hr_id,
-            object_type="employee",
-            object_id=employee.pk,
-            region=employee.region_code,
-            payload={"country": country, "subdivision": subdivision, "entity": entity, "site": site},
+        _audit_employee(
+            employee,
+            EventType.EMPLOYEE_PROVISIONED,
+            actor,
+            {"country": country, "subdivision": subdivision, "entity": entity, "site": site},
         )
     return employee
 
@@ -97,15 +107,7 @@ def employee_update_details(*, employee: Employee, actor: Actor, **details: Any)
         for name, value in changed.items():
             setattr(employee, name, value)
         employee.save(update_fields=[*changed, "updated_at"])
-        record(
-            event_type=EventType.EMPLOYEE_UPDATED,
-            actor=actor,
-            subject=employee.hr_id,
-            object_type="employee",
-            object_id=employee.pk,
-            region=employee.region_code,
-            payload={"changed": changed},
-        )
+        _audit_employee(employee, EventType.EMPLOYEE_UPDATED, actor, {"changed": changed})
     return employee
 
 
@@ -126,14 +128,11 @@ def employee_transfer(*, employee: Employee, country: str, subdivision: str = ""
             return employee
         employee.country, employee.subdivision = country, subdivision
         employee.save(update_fields=["country", "subdivision", "updated_at"])
-        record(
-            event_type=EventType.EMPLOYEE_TRANSFERRED,
-            actor=actor,
-            subject=employee.hr_id,
-            object_type="employee",
-            object_id=employee.pk,
-            region=employee.region_code,
-            payload={"from": before, "to": {"country": country, "subdivision": subdivision}},
+        _audit_employee(
+            employee,
+            EventType.EMPLOYEE_TRANSFERRED,
+            actor,
+            {"from": before, "to": {"country": country, "subdivision": subdivision}},
         )
         publish(
             topic=Topic.JURISDICTION_BLOCKED,
@@ -165,18 +164,15 @@ def employee_set_status(*, employee: Employee, status: str, actor: Actor) -> Emp
         employee.status = status
         employee.terminated_at = timezone.now() if status == EmployeeStatus.TERMINATED else None
         employee.save(update_fields=["status", "terminated_at", "updated_at"])
-        record(
-            event_type=(
+        _audit_employee(
+            employee,
+            (
                 EventType.EMPLOYEE_TERMINATED
                 if status == EmployeeStatus.TERMINATED
                 else EventType.EMPLOYEE_STATUS_CHANGED
             ),
-            actor=actor,
-            subject=employee.hr_id,
-            object_type="employee",
-            object_id=employee.pk,
-            region=employee.region_code,
-            payload={"from": previous, "to": status},
+            actor,
+            {"from": previous, "to": status},
         )
         if status != EmployeeStatus.ACTIVE:
             # Leave and termination stop every capture: devices hear it from the feed after commit.
@@ -301,14 +297,8 @@ def employee_deprovision(*, employee: Employee, actor: Actor) -> Employee:
             return employee
         employee.deprovisioned_at = timezone.now()
         employee.save(update_fields=["deprovisioned_at", "updated_at"])
-        record(
-            event_type=EventType.EMPLOYEE_DEPROVISIONED,
-            actor=actor,
-            subject=employee.hr_id,
-            object_type="employee",
-            object_id=employee.pk,
-            region=employee.region_code,
-            payload={"deprovisioned_at": employee.deprovisioned_at},
+        _audit_employee(
+            employee, EventType.EMPLOYEE_DEPROVISIONED, actor, {"deprovisioned_at": employee.deprovisioned_at}
         )
     return employee
 
@@ -369,13 +359,5 @@ def employee_attach_user(*, employee: Employee, user: AbstractBaseUser, actor: A
             raise Conflict("This employee already has a portal account.", code="user_attached")
         employee.user = user
         employee.save(update_fields=["user", "updated_at"])
-        record(
-            event_type=EventType.EMPLOYEE_UPDATED,
-            actor=actor,
-            subject=employee.hr_id,
-            object_type="employee",
-            object_id=employee.pk,
-            region=employee.region_code,
-            payload={"changed": {"user": user.get_username()}},
-        )
+        _audit_employee(employee, EventType.EMPLOYEE_UPDATED, actor, {"changed": {"user": user.get_username()}})
     return employee

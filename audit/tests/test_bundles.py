@@ -19,6 +19,7 @@ from types import SimpleNamespace
 
 import pytest
 from consentry_client import verify as standalone
+from consentry_client.verify import Checkpoint
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.core.management import call_command
 from django.core.management.base import CommandError
@@ -34,7 +35,6 @@ from audit.selectors import EntryFilters
 from audit.services import checkpoint_create
 from audit.statements import MANIFEST_HEADER
 from audit.tests.conftest import START, build_export, write_entries
-from audit.verification import CheckpointRecord
 from audit.verifiers import verify_bundle
 from conftest import make_user
 from consentry.signing import b64url, jwks, public_jwk, thumbprint
@@ -45,7 +45,7 @@ POSITION = 17
 
 def server(path: Path, **_):
     report = verify_bundle(path)
-    return report.ok, report.problems
+    return report.ok, report.findings
 
 
 def client(path: Path, *, keys=None):
@@ -309,11 +309,11 @@ def _forge_bundle(path: Path, key: Ed25519PrivateKey, *, replace_keys: bool) -> 
     members["entries.jsonl"] = b"".join(line + b"\n" for line in lines)
     checkpoints, previous = [], ""
     for line in members["checkpoints.jsonl"].splitlines():
-        record = CheckpointRecord.from_json(json.loads(line))
+        record = Checkpoint.parse(json.loads(line))
         frontier = Frontier()
         for value in hashes[: record.size]:
-            frontier.append(leaf_hash(value))
-        forged = CheckpointRecord(
+            frontier.push(leaf_hash(value))
+        forged = Checkpoint(
             number=record.number,
             size=record.size,
             root=frontier.root().hex(),
@@ -324,7 +324,7 @@ def _forge_bundle(path: Path, key: Ed25519PrivateKey, *, replace_keys: bool) -> 
             signature="",
             frontier=tuple(frontier.hex_nodes()),
         )
-        previous = b64url(key.sign(forged.statement().message()))
+        previous = b64url(key.sign(forged.statement()))
         checkpoints.append(canonical({**forged.as_json(), "signature": previous}))
     members["checkpoints.jsonl"] = b"".join(line + b"\n" for line in checkpoints)
     if replace_keys:

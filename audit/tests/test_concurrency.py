@@ -19,7 +19,7 @@ from django.db import connection, transaction
 
 from audit.actors import Actor
 from audit.models import AuditCheckpoint, AuditEntry, EventType
-from audit.services import checkpoint_create, record
+from audit.services import checkpoint_create, record, record_many
 from audit.verifiers import verify_live
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -40,14 +40,22 @@ def test_eight_concurrent_writers_leave_one_gapless_unforked_chain():
                 cursor.execute("SET synchronous_commit = off")
             start.wait()
             for first in range(0, EACH, BATCH):
+                items = [
+                    {
+                        "event_type": EventType.REGION_SAVED,
+                        "actor": actor,
+                        "object_id": n,
+                        "payload": {"writer": index, "n": n},
+                    }
+                    for n in range(first, first + BATCH)
+                ]
                 with transaction.atomic():
-                    for n in range(first, first + BATCH):
-                        record(
-                            event_type=EventType.REGION_SAVED,
-                            actor=actor,
-                            object_id=n,
-                            payload={"writer": index, "n": n},
-                        )
+                    # Half the writers append one by one, half in batches: both take the same lock.
+                    if index % 2:
+                        record_many(items)
+                    else:
+                        for item in items:
+                            record(**item)
         except BaseException as exc:  # noqa: BLE001 - collected and asserted below
             errors.append(exc)
         finally:
@@ -78,8 +86,13 @@ def test_eight_concurrent_writers_leave_one_gapless_unforked_chain():
     assert AuditEntry.objects.count() == WRITERS * EACH
     per_writer = Counter(AuditEntry.objects.values_list("payload__writer", flat=True))
     assert per_writer == dict.fromkeys(range(WRITERS), EACH)
+    # A batch is contiguous: nothing comes between the entries of one record_many call.
+    rows = [(p["writer"], p["n"]) for p in AuditEntry.objects.order_by("seq").values_list("payload", flat=True)]
+    for position, (writer, n) in enumerate(rows):
+        if writer % 2 and n % BATCH == 0:
+            assert rows[position : position + BATCH] == [(writer, n + i) for i in range(BATCH)]
     checkpoint_create()
     assert AuditCheckpoint.objects.count() > 1
     report = verify_live()
-    assert report.ok, report.problems
+    assert report.ok, report.findings
     assert report.size == WRITERS * EACH and report.checkpoints == AuditCheckpoint.objects.count()

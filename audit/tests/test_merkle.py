@@ -42,19 +42,19 @@ def test_a_growing_frontier_gives_the_rfc_root_at_every_size(size):
     leaves = _leaves(size)
     frontier = Frontier()
     for leaf in leaves:
-        frontier.append(leaf)
+        frontier.push(leaf)
     assert frontier.root() == root_of_leaves(leaves)
-    assert len(frontier.nodes) == size.bit_count()
+    assert len(frontier.stack) == size.bit_count()
 
 
 def test_a_frontier_restored_from_hex_continues_where_it_stopped():
     leaves = _leaves(45)
     first = Frontier()
     for leaf in leaves[:29]:
-        first.append(leaf)
+        first.push(leaf)
     resumed = Frontier.from_hex(29, first.hex_nodes())
     for leaf in leaves[29:]:
-        resumed.append(leaf)
+        resumed.push(leaf)
     assert resumed.root() == root_of_leaves(leaves)
 
 
@@ -67,7 +67,7 @@ def test_completed_subtrees_are_reported_with_their_position():
     leaves = _leaves(20)
     frontier = Frontier(keep_level=2)
     for leaf in leaves:
-        frontier.append(leaf)
+        frontier.push(leaf)
     expected = {
         (level, index): root_of_leaves(leaves[index << level : (index + 1) << level])
         for level in (2, 3, 4)

@@ -2,13 +2,13 @@ from __future__ import annotations
 
 import pytest
 from consentry_client import verify as standalone
+from consentry_client.verify import NotIntact
 
 from audit.merkle import leaf_hash, root_from_inclusion_path
 from audit.models import AuditCheckpoint, AuditEntry
 from audit.proofs import inclusion_proof
 from audit.services import checkpoint_create
 from audit.tests.conftest import seed_chain, tamper, write_entries
-from audit.verification import TamperDetected
 from consentry.signing import jwks
 
 pytestmark = pytest.mark.django_db
@@ -61,15 +61,15 @@ def test_an_unknown_entry_has_no_proof():
 
 def test_a_damaged_stored_subtree_stops_the_proof_instead_of_handing_out_a_bad_one(long_ledger):
     tamper('UPDATE audit_audittreenode SET hash = %s WHERE level = 10 AND "index" = 0', ("00" * 32,))
-    with pytest.raises(TamperDetected):
+    with pytest.raises(NotIntact):
         inclusion_proof(1050)
 
 
 def test_an_altered_entry_gets_no_proof(long_ledger):
     tamper("UPDATE audit_auditentry SET actor = 'user:mallory' WHERE seq = 40")
-    with pytest.raises(TamperDetected) as caught:
+    with pytest.raises(NotIntact) as caught:
         inclusion_proof(40)
-    assert caught.value.problem.seq == 40
+    assert caught.value.finding.seq == 40
 
 
 def test_a_single_entry_log_has_an_empty_path():

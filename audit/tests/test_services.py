@@ -7,7 +7,7 @@ from django.utils import timezone
 from audit.actors import Actor
 from audit.chain import GENESIS_HASH, entry_hash
 from audit.models import AuditEntry, AuditHead, EventType
-from audit.services import record
+from audit.services import record, record_many
 from consent.models import ConsentEvent, ConsentState
 from consent.services import consent_grant
 
@@ -64,4 +64,54 @@ def test_a_rolled_back_transaction_leaves_no_gap_in_the_sequence():
         record(event_type=EventType.REGION_SAVED, actor=ACTOR)
         raise RuntimeError("change failed after its audit entry")
     record(event_type=EventType.REGION_SAVED, actor=ACTOR)
+    assert list(AuditEntry.objects.values_list("seq", flat=True)) == [1, 2]
+
+
+def test_a_batch_is_chained_like_entries_recorded_one_by_one(monkeypatch):
+    monkeypatch.setattr("audit.services.RECORD_MANY_CHUNK", 3)
+    record(event_type=EventType.REGION_SAVED, actor=ACTOR)
+    items = [
+        {"event_type": EventType.CONSENT_GRANTED, "actor": ACTOR, "subject": "E1", "object_id": n, "payload": {"n": n}}
+        for n in range(7)
+    ]
+    batch = record_many(items)
+    assert [entry.seq for entry in batch] == list(range(2, 9))
+    stored = list(AuditEntry.objects.order_by("seq"))
+    previous = GENESIS_HASH
+    for entry in stored:
+        assert entry.prev_hash == previous and entry.hash == entry_hash(entry.content())
+        previous = entry.hash
+    assert [entry.hash for entry in batch] == [entry.hash for entry in stored[1:]]
+    assert [entry.payload["n"] for entry in stored[1:]] == list(range(7))
+    assert AuditHead.objects.get().seq == 8
+    assert record_many([]) == []
+
+
+def test_a_batch_entry_cannot_be_saved_again():
+    [entry] = record_many([{"event_type": EventType.REGION_SAVED, "actor": ACTOR}])
+    with pytest.raises(PermissionError):
+        entry.save()
+
+
+def test_a_batch_with_an_unknown_type_writes_nothing():
+    with pytest.raises(ValueError):
+        record_many([{"event_type": EventType.REGION_SAVED, "actor": ACTOR}, {"event_type": "made.up", "actor": ACTOR}])
+    assert AuditEntry.objects.count() == 0
+
+
+def test_a_failed_batch_rolls_back_with_the_change_and_leaves_no_gap():
+    record(event_type=EventType.REGION_SAVED, actor=ACTOR)
+    head = AuditHead.objects.get()
+    with pytest.raises(IntegrityError), transaction.atomic():
+        AuditEntry.objects.bulk_create(
+            [
+                AuditEntry(
+                    **{**AuditEntry.objects.get(seq=1).content(), "seq": 3, "at": timezone.now(), "hash": "e" * 64}
+                )
+            ]
+        )
+        record_many([{"event_type": EventType.REGION_SAVED, "actor": ACTOR} for _ in range(3)])
+    assert AuditHead.objects.get().seq == head.seq
+    assert list(AuditEntry.objects.values_list("seq", flat=True)) == [1]
+    record_many([{"event_type": EventType.REGION_SAVED, "actor": ACTOR}])
     assert list(AuditEntry.objects.values_list("seq", flat=True)) == [1, 2]

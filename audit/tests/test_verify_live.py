@@ -46,12 +46,12 @@ def _json_param() -> str:
 
 def _first(report):
     assert not report.ok, "the tampering went unnoticed"
-    return report.problems[0]
+    return report.findings[0]
 
 
 def test_an_untouched_ledger_verifies(ledger):
     report = verify_live()
-    assert report.ok, report.problems
+    assert report.ok, report.findings
     assert (report.entries, report.size, report.checkpoints) == (45, 45, 4)
 
 
@@ -192,7 +192,7 @@ def _resign_all(key: Ed25519PrivateKey, *, kid: str) -> None:
     for checkpoint in AuditCheckpoint.objects.order_by("number"):
         frontier = Frontier()
         for value in hashes[: checkpoint.size]:
-            frontier.append(leaf_hash(value))
+            frontier.push(leaf_hash(value))
         statement = Statement(
             number=checkpoint.number,
             size=checkpoint.size,

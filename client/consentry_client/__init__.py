@@ -10,6 +10,10 @@
     usage = UsageGate("https://consentry.example.com", pipeline_token, purpose="ai_agent_training")
     usable = list(usage.filter(records))
 
+``consentry_client.crypto`` encrypts records with the data keys grants carry
+(the agent does it before anything reaches its spool); ``UsageGate.decrypt``
+opens the ones a pipeline may use with the keys the use decision releases.
+
 ``consentry_client.verify`` checks audit export bundles and inclusion proofs
 offline, with nothing but ``cryptography`` and the audit public keys.
 
@@ -22,6 +26,16 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from consentry_client.capture import NO_CONTEXT, CaptureGate, Context, GateStatus, Grant, GrantRefused
+from consentry_client.crypto import (
+    DataKey,
+    MalformedEnvelope,
+    NonceSequence,
+    RecordCryptoError,
+    RecordTampered,
+    WrongKey,
+    decrypt_record,
+    encrypt_record,
+)
 from consentry_client.jws import InvalidToken, KeySet
 from consentry_client.transport import ApiError, ConsentryError, Transport, TransportError
 from consentry_client.usage import Reason, UsageGate, UsageGateError, UsageSummary, UseResult
@@ -32,16 +46,24 @@ __all__ = [
     "CaptureGate",
     "ConsentryError",
     "Context",
+    "DataKey",
     "GateStatus",
     "Grant",
     "GrantRefused",
     "InvalidToken",
     "KeySet",
+    "MalformedEnvelope",
+    "NonceSequence",
     "Reason",
+    "RecordCryptoError",
+    "RecordTampered",
     "Transport",
     "TransportError",
     "UsageGate",
     "UsageGateError",
     "UsageSummary",
     "UseResult",
+    "WrongKey",
+    "decrypt_record",
+    "encrypt_record",
 ]

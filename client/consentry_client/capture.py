@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
+from consentry_client.crypto import DataKey
 from consentry_client.jws import InvalidToken, KeySet
 from consentry_client.transport import ApiError, ConsentryError, Transport, TransportError, abort
 
@@ -73,8 +74,9 @@ class Grant:
     expires_at: datetime
     policy_version: str
     token: str = field(repr=False)
-    # Per-category data keys as the server sent them (record encryption is another component's job).
-    data_keys: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    # Category → the data key records of that category are encrypted with (crypto.py).
+    # A category the grant allows but has no usable key for is not captured.
+    data_keys: Mapping[str, DataKey] = field(default_factory=dict, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +119,19 @@ class GateStatus:
             "feed_connected": self.feed_connected,
             "detail": self.detail,
         }
+
+
+def _data_keys(wire: Any, categories: frozenset[str]) -> dict[str, DataKey]:
+    """The grant's usable data keys; a malformed one is left out, so its category is not captured."""
+    keys: dict[str, DataKey] = {}
+    for category, entry in (wire or {}).items() if isinstance(wire, Mapping) else ():
+        if category not in categories:
+            continue
+        try:
+            keys[category] = DataKey.from_wire(entry["key_id"], entry["key"])
+        except (TypeError, KeyError, ValueError):
+            logger.warning("the grant's data key for %s is malformed: that category is not captured", category)
+    return keys
 
 
 def _parse_time(text: str) -> datetime:
@@ -388,7 +403,7 @@ class CaptureGate:
             expires_at=expires_at,
             policy_version=str(claims.get("policy_version", "")),
             token=grant["token"],
-            data_keys=dict(grant.get("data_keys") or {}),
+            data_keys=_data_keys(grant.get("data_keys"), frozenset(claims["categories"])),
         )
 
     def _drop(self, problem: str, *, keep: bool) -> None:

@@ -12,6 +12,16 @@ one batch however many records go through.
 record with its ``UseResult`` (reasons for the denied ones); ``filter_frame``
 and ``filter_table`` do the same for a pandas DataFrame or a pyarrow Table
 (imported only when used).
+
+``decrypt`` takes encrypted record envelopes (``crypto.py``), asks with
+``release_keys=true`` and yields the plaintext of the allowed records only.
+The keys arrive with the batch's answers (a ``{"keys": …}`` line or the
+summary line), live in memory for that batch alone and are never written
+anywhere. A record is decrypted only if the server allowed it *and* released
+its key: a key released for one record of a day never opens another record
+of that day that was denied. Three client-side reasons join the server's for
+records the server allowed but that cannot be opened: ``key_not_released``,
+``invalid_envelope`` and ``record_tampered``.
 """
 
 from __future__ import annotations
@@ -19,6 +29,7 @@ from __future__ import annotations
 import http.client
 import json
 import logging
+import os
 import threading
 import time
 import uuid
@@ -26,8 +37,17 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import islice
+from pathlib import Path
 from typing import Any
 
+from consentry_client.crypto import (
+    DataKey,
+    MalformedEnvelope,
+    RecordCryptoError,
+    decrypt_blob,
+    decrypt_record,
+    parse_envelope,
+)
 from consentry_client.transport import (
     ApiError,
     ConsentryError,
@@ -42,6 +62,10 @@ logger = logging.getLogger(__name__)
 USE_PATH = "/api/v1/decisions/use"
 NDJSON = "application/x-ndjson"
 RECORD_FIELDS = ("id", "subject", "category", "captured_at", "grant_id")
+# Reasons the client adds when an allowed record cannot be opened.
+KEY_NOT_RELEASED = "key_not_released"
+INVALID_ENVELOPE = "invalid_envelope"
+RECORD_TAMPERED = "record_tampered"
 
 
 class UsageGateError(ConsentryError):
@@ -119,7 +143,7 @@ class UsageGate:
         """Every record with its result, in input order, batch by batch."""
         iterator = iter(records)
         while batch := list(islice(iterator, self.batch_size)):
-            results = self._decide_batch(batch)
+            results, _ = self._decide_batch(batch)
             yield from zip(batch, results, strict=True)
 
     def filter(self, records: Iterable[Any], *, denied: list[tuple[Any, UseResult]] | None = None) -> Iterator[Any]:
@@ -129,6 +153,35 @@ class UsageGate:
                 yield record
             elif denied is not None:
                 denied.append((record, result))
+
+    def decrypt(
+        self,
+        envelopes: Iterable[Mapping[str, Any]],
+        *,
+        denied: list[tuple[Any, UseResult]] | None = None,
+        blobs: str | os.PathLike[str] | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """The plaintext of the envelopes that may be used, in input order; the others go to ``denied``.
+
+        ``blobs`` is the folder record ``file`` references are relative to (the
+        agent's spool): when given, each opened record with a ``data.file``
+        also gets its decrypted bytes as ``blob``.
+        """
+        iterator = iter(envelopes)
+        while batch := list(islice(iterator, self.batch_size)):
+            results, keys = self._decide_batch(batch, release_keys=True)
+            try:
+                opened = list(open_allowed(batch, results, keys, blobs=Path(blobs) if blobs is not None else None))
+            finally:
+                keys.clear()  # the batch's keys go as soon as its records are open
+            for (envelope, result, plaintext), answer in zip(opened, results, strict=True):
+                if plaintext is not None:
+                    yield plaintext
+                    continue
+                if answer.allowed:
+                    self._downgrade(result)
+                if denied is not None:
+                    denied.append((envelope, result))
 
     def mask(self, records: Iterable[Any]) -> list[bool]:
         return [result.allowed for _, result in self.decide(records)]
@@ -156,13 +209,16 @@ class UsageGate:
 
     # One batch ------------------------------------------------------------------------------
 
-    def _decide_batch(self, batch: list[Any]) -> list[UseResult]:
+    def _decide_batch(
+        self, batch: list[Any], *, release_keys: bool = False
+    ) -> tuple[list[UseResult], dict[str, DataKey]]:
+        """The batch's results, and the keys released for it (none unless ``release_keys``)."""
         key = f"use-{uuid.uuid4()}"
         body = [json.dumps(_wire(record), separators=(",", ":"), default=str).encode() + b"\n" for record in batch]
         delay = 0.5
         for attempt in range(self.retries + 1):
             try:
-                results, summary = self._send(body, key)
+                results, summary, keys = self._send(body, key, release_keys=release_keys)
             except ApiError as exc:
                 if (exc.status != 429 and exc.status < 500) or attempt == self.retries:
                     raise UsageGateError(f"use decision refused: {exc}") from exc
@@ -175,14 +231,17 @@ class UsageGate:
                 if len(results) != len(batch):
                     raise UsageGateError(f"{len(results)} answers for {len(batch)} records")
                 self._count(results, summary)
-                return results
+                return results, keys
             logger.warning("retrying a use batch (attempt %d, key %s)", attempt + 2, key)
             delay = min(delay * 2, 10.0)
         raise AssertionError("unreachable")
 
-    def _send(self, body: list[bytes], key: str) -> tuple[list[UseResult], dict[str, Any]]:
+    def _send(
+        self, body: list[bytes], key: str, *, release_keys: bool = False
+    ) -> tuple[list[UseResult], dict[str, Any], dict[str, DataKey]]:
         conn = self._transport.connection()
-        path = self._transport.url(USE_PATH, {"purpose": self.purpose})
+        params = {"purpose": self.purpose, "release_keys": "true" if release_keys else None}
+        path = self._transport.url(USE_PATH, params)
         failure: list[BaseException] = []
         try:
             conn.putrequest("POST", path, skip_accept_encoding=True)
@@ -212,12 +271,20 @@ class UsageGate:
             raw = conn.getresponse()
             if raw.status != 200:
                 raise api_error(raw.status, {k.lower(): v for k, v in raw.getheaders()}, raw.read())
-            results, summary = [], None
+            results, summary, keys = [], None, {}
             for line in iter_lines(raw):
                 item = json.loads(line)
                 if "summary" in item:
                     summary = item
+                    if release_keys:
+                        # Keys may ride on the summary line, beside or inside the summary.
+                        inner = item["summary"] if isinstance(item["summary"], Mapping) else {}
+                        keys.update(released_keys(item.get("keys") or inner.get("keys")))
                     break
+                if "keys" in item and "id" not in item:
+                    if release_keys:
+                        keys.update(released_keys(item["keys"]))
+                    continue
                 if "error" in item:
                     raise UsageGateError(f"the stream broke off: {item['error']}")
                 results.append(
@@ -230,11 +297,18 @@ class UsageGate:
             sender.join(timeout=self._transport.timeout)
             if summary is None:
                 raise UsageGateError("the stream ended without its summary line")
-            return results, summary
+            return results, summary, keys
         except (OSError, http.client.HTTPException, ValueError) as exc:
             raise TransportError(f"use decision stream: {failure[0] if failure else exc}") from exc
         finally:
             conn.close()
+
+    def _downgrade(self, result: UseResult) -> None:
+        """The server allowed a record the client could not open: count it as denied."""
+        self.summary.allowed -= 1
+        self.summary.denied += 1
+        for code in set(result.codes):
+            self.summary.by_reason[code] = self.summary.by_reason.get(code, 0) + 1
 
     def _count(self, results: list[UseResult], summary: Mapping[str, Any]) -> None:
         for result in results:
@@ -246,6 +320,75 @@ class UsageGate:
                     self.summary.by_reason[code] = self.summary.by_reason.get(code, 0) + 1
         if summary.get("batch_id"):
             self.summary.batches.append(summary["batch_id"])
+
+
+def released_keys(wire: Any) -> dict[str, DataKey]:
+    """``{"<key_id>": "<base64 key>"}`` as keys; a malformed one is left out (its records stay closed)."""
+    keys: dict[str, DataKey] = {}
+    if not isinstance(wire, Mapping):
+        return keys
+    for key_id, value in wire.items():
+        try:
+            keys[key_id] = DataKey.from_wire(key_id, value)
+        except (TypeError, ValueError):
+            logger.warning("a released data key (%s) is malformed: its records stay closed", key_id)
+    return keys
+
+
+def _refused(code: str, detail: str) -> UseResult:
+    return UseResult(None, False, (Reason(code, detail),))
+
+
+def open_allowed(
+    envelopes: list[Any], results: list[UseResult], keys: Mapping[str, DataKey], *, blobs: Path | None = None
+) -> Iterator[tuple[Any, UseResult, dict[str, Any] | None]]:
+    """Each envelope with its result and, only when the server allowed it and its key came, its plaintext.
+
+    An allowed envelope that cannot be opened comes back with a client-side
+    denial (``key_not_released``, ``invalid_envelope``, ``record_tampered``)
+    in place of its result.
+    """
+    for envelope, result in zip(envelopes, results, strict=True):
+        if not result.allowed:
+            yield envelope, result, None
+            continue
+        try:
+            checked = parse_envelope(envelope)
+        except MalformedEnvelope as exc:
+            yield envelope, _with_id(_refused(INVALID_ENVELOPE, str(exc)), result), None
+            continue
+        key = keys.get(checked.key_id)
+        if key is None:
+            detail = f"the server released no key {checked.key_id} for this record"
+            yield envelope, _with_id(_refused(KEY_NOT_RELEASED, detail), result), None
+            continue
+        try:
+            plaintext = decrypt_record(checked, key)
+            if blobs is not None and isinstance(plaintext.get("data"), Mapping) and plaintext["data"].get("file"):
+                plaintext["blob"] = _open_blob(blobs, plaintext, key)
+        except MalformedEnvelope as exc:
+            yield envelope, _with_id(_refused(INVALID_ENVELOPE, str(exc)), result), None
+            continue
+        except RecordCryptoError as exc:
+            yield envelope, _with_id(_refused(RECORD_TAMPERED, str(exc)), result), None
+            continue
+        except OSError as exc:
+            yield envelope, _with_id(_refused(INVALID_ENVELOPE, f"blob unreadable: {exc}"), result), None
+            continue
+        yield envelope, result, plaintext
+
+
+def _with_id(refusal: UseResult, result: UseResult) -> UseResult:
+    return UseResult(result.id, refusal.allowed, refusal.reasons)
+
+
+def _open_blob(folder: Path, record: Mapping[str, Any], key: DataKey) -> bytes:
+    path = (folder / str(record["data"]["file"])).resolve()
+    if not path.is_relative_to(folder.resolve()):
+        raise MalformedEnvelope("the record's file lies outside the blob folder")
+    return decrypt_blob(
+        path.read_bytes(), key, record_id=record["id"], subject=record["subject"], category=record["category"]
+    )
 
 
 def _blocks(lines: list[bytes], size: int = 64 * 1024) -> Iterator[bytes]:

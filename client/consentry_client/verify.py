@@ -1,4 +1,4 @@
-"""Offline verification of Consentry audit evidence: export bundles and inclusion proofs.
+"""Offline verification of Consentry audit evidence: export bundles, inclusion proofs, consent receipts.
 
 Needs only ``cryptography`` and the audit public keys (JWKS from
 ``/.well-known/jwks.json``). For a bundle (``consentry-audit-export/v1``)
@@ -22,7 +22,16 @@ it checks, reporting the first bad entry or checkpoint first:
 For a proof (``consentry-audit-inclusion-proof/v1``): the entry's hash, the
 audit path to the checkpoint's root, and the checkpoint's signature.
 
-Exit status: 0 verified, 1 not intact, 2 usage or unreadable input.
+For a consent receipt (the file the portal downloads, or ``GET
+/api/v1/me/receipts/<id>``): the JWS signature (EdDSA, typ
+``consent-receipt+jwt``) by a pinned key, that the readable claims are the
+signed ones, then its ``inclusion`` proof as above, and that the proven leaf
+is the audit entry the signed receipt names (``record.evidence``: sequence
+number and entry hash) and that this entry records this receipt.
+
+Exit status: 0 verified, 1 not intact, 2 usage or unreadable input, 3 a
+receipt whose signature verifies but whose inclusion proof is still pending
+(fetch it again after the next checkpoint).
 """
 
 from __future__ import annotations
@@ -36,7 +45,7 @@ import json
 import sys
 import time
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -48,6 +57,7 @@ from consentry_client.merkle import CompactTree, leaf, root_from_path
 
 BUNDLE_FORMAT = "consentry-audit-export/v1"
 PROOF_FORMAT = "consentry-audit-inclusion-proof/v1"
+RECEIPT_TYP = "consent-receipt+jwt"
 ENTRY_TAG = b"consentry.audit.entry.v1\x00"
 MANIFEST_TAG = b"consentry-audit-export-manifest/v1\n"
 GENESIS = "0" * 64
@@ -59,6 +69,19 @@ LINE_TAIL_LENGTH = len(LINE_HASH_KEY) + 64 + 2
 _canonical = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
 # One entry as read from a bundle: seq, prev_hash, its stated hash, and whether its content rehashes to it.
 Entry = tuple[int, str, str, bool]
+
+
+# --- entry hashes --------------------------------------------------------------------------------
+
+
+def entry_line(document: dict[str, Any]) -> bytes:
+    """Canonical JSON of an entry's hashed document (keys sorted, no white space, UTF-8): what its hash covers."""
+    return _canonical(document).encode()
+
+
+def line_hash(line: bytes) -> str:
+    """The entry hash over an entry's canonical bytes."""
+    return hashlib.sha256(ENTRY_TAG + line).hexdigest()
 
 
 # --- keys ----------------------------------------------------------------------------------------
@@ -88,8 +111,8 @@ def load_keys(jwks: dict[str, Any]) -> dict[str, Ed25519PublicKey]:
     return keys
 
 
-def _signed(keys: dict[str, Ed25519PublicKey], kid: str, message: bytes, signature: str) -> bool:
-    key = keys.get(kid)
+def signature_valid(message: bytes, signature: str, key: Ed25519PublicKey | None) -> bool:
+    """Whether ``signature`` (Ed25519, base64url) over ``message`` verifies with ``key``; never without a key."""
     if key is None:
         return False
     try:
@@ -97,6 +120,10 @@ def _signed(keys: dict[str, Ed25519PublicKey], kid: str, message: bytes, signatu
     except (InvalidSignature, ValueError):
         return False
     return True
+
+
+def _signed(keys: dict[str, Ed25519PublicKey], kid: str, message: bytes, signature: str) -> bool:
+    return signature_valid(message, signature, keys.get(kid))
 
 
 # --- findings ------------------------------------------------------------------------------------
@@ -122,7 +149,7 @@ class NotIntact(Exception):
         self.finding = finding
 
 
-def _bad(message: str, *, seq: int | None = None, checkpoint: int | None = None) -> NotIntact:
+def not_intact(message: str, *, seq: int | None = None, checkpoint: int | None = None) -> NotIntact:
     return NotIntact(Finding(message, seq=seq, checkpoint=checkpoint))
 
 
@@ -136,6 +163,8 @@ class Result:
     seconds: float = 0.0
     findings: list[Finding] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # A receipt signed but not yet under a checkpoint: why, in the server's words.
+    pending: str = ""
 
     @property
     def ok(self) -> bool:
@@ -153,14 +182,44 @@ class Result:
             "findings": [str(finding) for finding in self.findings],
             "first_bad_entry": next((f.seq for f in self.findings if f.seq is not None), None),
             "notes": self.notes,
+            "pending": self.pending or None,
         }
+
+
+def run_checks(result: Result, check: Callable[[], None]) -> Result:
+    """Run ``check``, which fills ``result``; the finding that stopped it goes first, before any it left."""
+    started = time.perf_counter()
+    try:
+        check()
+    except NotIntact as exc:
+        result.findings.insert(0, exc.finding)
+    result.seconds = time.perf_counter() - started
+    return result
 
 
 # --- checkpoints ---------------------------------------------------------------------------------
 
 
+def checkpoint_statement(
+    *, number: int, size: int, root: str, head: str, prev_signature: str, issued_at: str, kid: str
+) -> bytes:
+    """What a checkpoint's signature covers: a header line, then one ``name value`` line per field."""
+    return (
+        "consentry-audit-checkpoint/v1\n"
+        f"number {number}\n"
+        f"size {size}\n"
+        f"root {root}\n"
+        f"head {head}\n"
+        f"previous {prev_signature or '-'}\n"
+        f"time {issued_at}\n"
+        f"kid {kid}\n"
+    ).encode()
+
+
 @dataclass(frozen=True)
 class Checkpoint:
+    """A signed checkpoint as exported; its ``frontier`` (not signed) lets a walk start from it."""
+
     number: int
     size: int
     root: str
@@ -169,7 +228,7 @@ class Checkpoint:
     issued_at: str
     kid: str
     signature: str
-    frontier: tuple[str, ...] | None
+    frontier: tuple[str, ...] | None = None
 
     @classmethod
     def parse(cls, data: Any) -> Checkpoint:
@@ -187,31 +246,60 @@ class Checkpoint:
                 frontier=None if frontier is None else tuple(map(str, frontier)),
             )
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
-            raise _bad(f"a checkpoint record is malformed ({exc})") from exc
+            raise not_intact(f"a checkpoint record is malformed ({exc})") from exc
+
+    def as_json(self, *, with_frontier: bool = True) -> dict[str, Any]:
+        """The record ``parse`` reads: a line of a bundle's checkpoints file, or a proof's checkpoint."""
+        data: dict[str, Any] = {
+            "number": self.number,
+            "size": self.size,
+            "root": self.root,
+            "head": self.head,
+            "prev_signature": self.prev_signature,
+            "issued_at": self.issued_at,
+            "kid": self.kid,
+            "signature": self.signature,
+        }
+        if with_frontier and self.frontier is not None:
+            data["frontier"] = list(self.frontier)
+        return data
 
     def statement(self) -> bytes:
-        return (
-            "consentry-audit-checkpoint/v1\n"
-            f"number {self.number}\n"
-            f"size {self.size}\n"
-            f"root {self.root}\n"
-            f"head {self.head}\n"
-            f"previous {self.prev_signature or '-'}\n"
-            f"time {self.issued_at}\n"
-            f"kid {self.kid}\n"
-        ).encode()
+        return checkpoint_statement(
+            number=self.number,
+            size=self.size,
+            root=self.root,
+            head=self.head,
+            prev_signature=self.prev_signature,
+            issued_at=self.issued_at,
+            kid=self.kid,
+        )
 
     def check_signature(self, keys: dict[str, Ed25519PublicKey]) -> None:
         if self.kid not in keys:
-            raise _bad(f"signed with an unknown key (kid {self.kid!r})", checkpoint=self.number)
+            raise not_intact(f"signed with an unknown key (kid {self.kid!r})", checkpoint=self.number)
         if not _signed(keys, self.kid, self.statement(), self.signature):
-            raise _bad("its signature does not verify: the checkpoint was altered or replaced", checkpoint=self.number)
+            raise not_intact(
+                "its signature does not verify: the checkpoint was altered or replaced", checkpoint=self.number
+            )
 
 
 class Walk:
-    """Entry hashes in sequence through a compact Merkle tree, each checkpoint checked at its size."""
+    """Entry hashes in sequence through a compact Merkle tree, each checkpoint checked at its size.
 
-    def __init__(self, checkpoints: list[Checkpoint], keys: dict[str, Ed25519PublicKey], start: Checkpoint | None):
+    ``start`` is a signed checkpoint to begin from (its frontier must fold to
+    its root); without it the walk starts at the empty log. ``tree`` makes the
+    compact tree from a size and its subtree roots (a subclass may keep more).
+    """
+
+    def __init__(
+        self,
+        checkpoints: list[Checkpoint],
+        keys: dict[str, Ed25519PublicKey],
+        start: Checkpoint | None,
+        *,
+        tree: Callable[[int, list[bytes]], CompactTree] = CompactTree,
+    ):
         self.keys = keys
         self.previous = start
         self.head = GENESIS
@@ -219,25 +307,25 @@ class Walk:
         ordered = sorted(checkpoints, key=lambda cp: cp.number)
         for index in range(1, len(ordered)):
             if ordered[index].size <= ordered[index - 1].size:
-                raise _bad("its size does not grow", checkpoint=ordered[index].number)
+                raise not_intact("its size does not grow", checkpoint=ordered[index].number)
         if start is None:
-            self.tree = CompactTree()
+            self.tree = tree(0, [])
         else:
             start.check_signature(keys)
             if start.frontier is None:
-                raise _bad("the starting checkpoint carries no frontier", checkpoint=start.number)
+                raise not_intact("the starting checkpoint carries no frontier", checkpoint=start.number)
             try:
-                self.tree = CompactTree(start.size, [bytes.fromhex(value) for value in start.frontier])
+                self.tree = tree(start.size, [bytes.fromhex(value) for value in start.frontier])
             except ValueError as exc:
-                raise _bad(f"its frontier is malformed ({exc})", checkpoint=start.number) from exc
+                raise not_intact(f"its frontier is malformed ({exc})", checkpoint=start.number) from exc
             if self.tree.root().hex() != start.root:
-                raise _bad("its frontier does not fold to its signed root", checkpoint=start.number)
+                raise not_intact("its frontier does not fold to its signed root", checkpoint=start.number)
             self.head = start.head
             self.checked = 1
             ordered = [cp for cp in ordered if cp.number != start.number]
         self.pending = ordered[::-1]
         if self.pending and self.pending[-1].size <= self.tree.size:
-            raise _bad("lies before the bundle's start", checkpoint=self.pending[-1].number)
+            raise not_intact("lies before the bundle's start", checkpoint=self.pending[-1].number)
 
     def add(self, entry_hash: str) -> None:
         self.tree.push(leaf(entry_hash))
@@ -250,7 +338,7 @@ class Walk:
 
     def link(self, seq: int, prev_hash: str) -> None:
         if prev_hash != self.head:
-            raise _bad(
+            raise not_intact(
                 f"its prev_hash does not link to entry #{seq - 1}: an entry before it was removed, inserted or altered",
                 seq=seq,
             )
@@ -260,35 +348,35 @@ class Walk:
         before = self.previous
         first = before.size + 1 if before else 1
         if before is None and (cp.number != 1 or cp.prev_signature):
-            raise _bad("is not the first checkpoint, yet none precedes it", checkpoint=cp.number)
+            raise not_intact("is not the first checkpoint, yet none precedes it", checkpoint=cp.number)
         if before is not None:
             if cp.number != before.number + 1:
-                raise _bad(f"follows checkpoint #{before.number}: a checkpoint is missing", checkpoint=cp.number)
+                raise not_intact(f"follows checkpoint #{before.number}: a checkpoint is missing", checkpoint=cp.number)
             if cp.prev_signature != before.signature:
-                raise _bad(f"does not sign over checkpoint #{before.number}'s signature", checkpoint=cp.number)
+                raise not_intact(f"does not sign over checkpoint #{before.number}'s signature", checkpoint=cp.number)
             if cp.issued_at < before.issued_at:
-                raise _bad(f"is dated before checkpoint #{before.number}", checkpoint=cp.number)
+                raise not_intact(f"is dated before checkpoint #{before.number}", checkpoint=cp.number)
         if cp.head != self.head:
-            raise _bad(
+            raise not_intact(
                 f"its chain head is not entry #{cp.size}'s hash: "
                 f"entries #{first} to #{cp.size} differ from what was signed",
                 checkpoint=cp.number,
             )
         if self.tree.root().hex() != cp.root:
-            raise _bad(
+            raise not_intact(
                 f"the Merkle root of entries #1 to #{cp.size} differs from the signed root: "
                 f"entries #{first} to #{cp.size} were changed, inserted, removed or reordered",
                 checkpoint=cp.number,
             )
         if cp.frontier is not None and [value.hex() for value in self.tree.stack] != list(cp.frontier):
-            raise _bad("its frontier does not match the entries", checkpoint=cp.number)
+            raise not_intact("its frontier does not match the entries", checkpoint=cp.number)
         self.previous = cp
         self.checked += 1
 
     def finish(self) -> None:
         if self.pending:
             cp = self.pending[-1]
-            raise _bad(
+            raise not_intact(
                 f"covers {cp.size} entries but the log ends at entry #{self.tree.size}: the tail was truncated",
                 checkpoint=cp.number,
             )
@@ -302,7 +390,7 @@ def _entry_line(raw: bytes, number: int) -> Entry:
     line = raw.rstrip(b"\n")
     body = line[len(LINE_HEAD) : -LINE_TAIL_LENGTH]
     if not (line.startswith(LINE_HEAD) and line[-LINE_TAIL_LENGTH:].startswith(LINE_HASH_KEY) and line.endswith(b'"}')):
-        raise _bad(f"line {number} of the entries file is not an exported audit entry")
+        raise not_intact(f"line {number} of the entries file is not an exported audit entry")
     stated = line[-66:-2].decode("ascii", "replace")
     try:
         entry = json.loads(body)
@@ -310,8 +398,8 @@ def _entry_line(raw: bytes, number: int) -> Entry:
         if not isinstance(seq, int) or not isinstance(prev_hash, str):
             raise TypeError("seq or prev_hash has the wrong type")
     except (ValueError, KeyError, TypeError) as exc:
-        raise _bad(f"line {number} of the entries file is not an audit entry ({exc})") from exc
-    return seq, prev_hash, stated, hashlib.sha256(ENTRY_TAG + body).hexdigest() == stated
+        raise not_intact(f"line {number} of the entries file is not an audit entry ({exc})") from exc
+    return seq, prev_hash, stated, line_hash(body) == stated
 
 
 def _jsonl(stream: IO[bytes]) -> Iterator[Entry]:
@@ -346,7 +434,7 @@ def _jsonl(stream: IO[bytes]) -> Iterator[Entry]:
 def _csv(stream: IO[bytes]) -> Iterator[Entry]:
     rows = csv.reader(io.TextIOWrapper(stream, encoding="utf-8", newline=""))
     if tuple(next(rows, ())) != CSV_COLUMNS:
-        raise _bad("entries.csv does not start with the expected header")
+        raise not_intact("entries.csv does not start with the expected header")
     for number, row in enumerate(rows, start=2):
         try:
             if len(row) != len(CSV_COLUMNS):
@@ -354,23 +442,23 @@ def _csv(stream: IO[bytes]) -> Iterator[Entry]:
             seq = int(row[0])
             entry = dict(zip(FIELDS, (seq, *row[1:8], json.loads(row[8]), row[9]), strict=True))
         except ValueError as exc:
-            raise _bad(f"line {number} of entries.csv is not an audit entry ({exc})") from exc
-        computed = hashlib.sha256(ENTRY_TAG + _canonical(entry).encode()).hexdigest()
-        yield seq, row[9], row[10], computed == row[10]
+            raise not_intact(f"line {number} of entries.csv is not an audit entry ({exc})") from exc
+        yield seq, row[9], row[10], line_hash(entry_line(entry)) == row[10]
 
 
 def _intact(seq: int, intact: bool) -> None:
     if not intact:
-        raise _bad("its content does not match its hash: the entry was altered", seq=seq)
+        raise not_intact("its content does not match its hash: the entry was altered", seq=seq)
 
 
-def _walk_all(entries: Iterator[Entry], walk: Walk, result: Result) -> None:
+def walk_all(entries: Iterator[Entry], walk: Walk, result: Result) -> None:
+    """Every entry from the walk's start on, in order: sequence, content, link, then the tree and checkpoints."""
     expected = walk.tree.size + 1
     for seq, prev_hash, entry_hash, intact in entries:
         if seq > expected:
-            raise _bad(f"is missing (entry #{seq} comes next): entries were removed or reordered", seq=expected)
+            raise not_intact(f"is missing (entry #{seq} comes next): entries were removed or reordered", seq=expected)
         if seq < expected:
-            raise _bad("appears a second time: an entry was inserted, repeated or reordered", seq=seq)
+            raise not_intact("appears a second time: an entry was inserted, repeated or reordered", seq=seq)
         _intact(seq, intact)
         walk.link(seq, prev_hash)
         walk.add(entry_hash)
@@ -379,7 +467,7 @@ def _walk_all(entries: Iterator[Entry], walk: Walk, result: Result) -> None:
 
 
 def _walk_jsonl(stream: IO[bytes], walk: Walk, result: Result) -> None:
-    """A complete JSON Lines export: the same checks as ``_walk_all`` over ``_jsonl``, in one tight loop.
+    """A complete JSON Lines export: the same checks as ``walk_all`` over ``_jsonl``, in one tight loop.
 
     This is the path a million-entry bundle takes, so it reads the stream in
     large blocks, keeps hashes as bytes, and grows the Merkle frontier in
@@ -415,13 +503,15 @@ def _walk_jsonl(stream: IO[bytes], walk: Walk, result: Result) -> None:
                 prev_hash, stated = prev_text.encode(), stated_text.encode()
             if seq != expected:
                 if seq > expected:
-                    raise _bad(f"is missing (entry #{seq} comes next): entries were removed or reordered", seq=expected)
-                raise _bad("appears a second time: an entry was inserted, repeated or reordered", seq=seq)
+                    raise not_intact(
+                        f"is missing (entry #{seq} comes next): entries were removed or reordered", seq=expected
+                    )
+                raise not_intact("appears a second time: an entry was inserted, repeated or reordered", seq=seq)
             digest = sha256(ENTRY_TAG + body).digest()
             if digest.hex().encode() != stated:
-                raise _bad("its content does not match its hash: the entry was altered", seq=seq)
+                raise not_intact("its content does not match its hash: the entry was altered", seq=seq)
             if prev_hash != head:
-                raise _bad(
+                raise not_intact(
                     f"its prev_hash does not link to entry #{seq - 1}: an entry before it was removed, "
                     "inserted or altered",
                     seq=seq,
@@ -451,19 +541,19 @@ def _walk_leaves(entries: Iterator[Entry], leaves: IO[bytes], walk: Walk, result
         seq = walk.tree.size + 1
         while upcoming is not None and upcoming[0] <= seq:
             if upcoming[0] < seq:
-                raise _bad("is out of order or repeated in the entries file", seq=upcoming[0])
+                raise not_intact("is out of order or repeated in the entries file", seq=upcoming[0])
             _intact(seq, upcoming[3])
             if upcoming[2] != value:
-                raise _bad("does not match its leaf in the tree: the entry was altered", seq=seq)
+                raise not_intact("does not match its leaf in the tree: the entry was altered", seq=seq)
             walk.link(seq, upcoming[1])
             result.entries += 1
             upcoming = next(entries, None)
         try:
             walk.add(value)
         except ValueError as exc:
-            raise _bad("leaves.txt holds no valid hash for it", seq=seq) from exc
+            raise not_intact("leaves.txt holds no valid hash for it", seq=seq) from exc
     if upcoming is not None:
-        raise _bad("lies outside the tree the bundle covers", seq=upcoming[0])
+        raise not_intact("lies outside the tree the bundle covers", seq=upcoming[0])
 
 
 # --- bundles -------------------------------------------------------------------------------------
@@ -472,18 +562,16 @@ def _walk_leaves(entries: Iterator[Entry], leaves: IO[bytes], walk: Walk, result
 def verify_bundle(source: str | Path | IO[bytes], *, jwks: dict[str, Any] | None = None) -> Result:
     """Verify an export bundle; ``jwks`` pins the trusted keys (else the bundle's own keys.json is used)."""
     result = Result(kind="bundle", keys_pinned=jwks is not None)
-    started = time.perf_counter()
-    try:
+
+    def check() -> None:
         try:
             archive = zipfile.ZipFile(source)
         except (OSError, zipfile.BadZipFile) as exc:
-            raise _bad(f"the bundle is not a readable zip file ({exc})") from exc
+            raise not_intact(f"the bundle is not a readable zip file ({exc})") from exc
         with archive:
             _check_bundle(archive, jwks, result)
-    except NotIntact as exc:
-        result.findings.insert(0, exc.finding)
-    result.seconds = time.perf_counter() - started
-    return result
+
+    return run_checks(result, check)
 
 
 def _check_bundle(archive: zipfile.ZipFile, jwks: dict[str, Any] | None, result: Result) -> None:
@@ -494,9 +582,9 @@ def _check_bundle(archive: zipfile.ZipFile, jwks: dict[str, Any] | None, result:
         if not isinstance(manifest, dict) or not isinstance(signature, dict):
             raise ValueError("not JSON objects")
     except (KeyError, ValueError) as exc:
-        raise _bad(f"the bundle has no readable manifest.json and manifest.sig ({exc})") from exc
+        raise not_intact(f"the bundle has no readable manifest.json and manifest.sig ({exc})") from exc
     if manifest.get("format") != BUNDLE_FORMAT:
-        raise _bad(f"the manifest is not a {BUNDLE_FORMAT} manifest")
+        raise not_intact(f"the manifest is not a {BUNDLE_FORMAT} manifest")
     if jwks is None:
         result.notes.append(
             "keys were taken from the bundle itself; pin them with --keys (from /.well-known/jwks.json) "
@@ -505,7 +593,7 @@ def _check_bundle(archive: zipfile.ZipFile, jwks: dict[str, Any] | None, result:
         try:
             jwks = json.loads(archive.read(str(manifest.get("keys", "keys.json"))))
         except (KeyError, ValueError) as exc:
-            raise _bad("the bundle carries no readable keys.json") from exc
+            raise not_intact("the bundle carries no readable keys.json") from exc
     keys = load_keys(jwks)
     later: list[Finding] = []
     kid, value = str(signature.get("kid", "")), str(signature.get("signature", ""))
@@ -549,17 +637,17 @@ def _walk_bundle(
         count = int(manifest["entries"]["count"])
         checkpoints_name = str(manifest["checkpoints"]["file"])
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise _bad(f"the manifest lacks the tree range or the file names ({exc})") from exc
+        raise not_intact(f"the manifest lacks the tree range or the file names ({exc})") from exc
     try:
         with archive.open(checkpoints_name) as stream:
             checkpoints = [Checkpoint.parse(json.loads(line)) for line in stream if line.strip()]
     except (KeyError, ValueError) as exc:
-        raise _bad(f"{checkpoints_name} is missing or not JSON Lines") from exc
+        raise not_intact(f"{checkpoints_name} is missing or not JSON Lines") from exc
     start = None
     if from_size:
         start = next((cp for cp in checkpoints if cp.size == from_size), None)
         if start is None:
-            raise _bad(f"no checkpoint in the bundle covers its starting size {from_size}")
+            raise not_intact(f"no checkpoint in the bundle covers its starting size {from_size}")
     walk = Walk(checkpoints, keys, start)
     try:
         with archive.open(entries_name) as stream:
@@ -570,17 +658,17 @@ def _walk_bundle(
                 with archive.open(str(leaves_name)) as leaves:
                     _walk_leaves(entries, leaves, walk, result)
             else:
-                _walk_all(entries, walk, result)
+                walk_all(entries, walk, result)
         walk.finish()
     except KeyError as exc:
-        raise _bad(f"a file the manifest names is missing ({exc})") from exc
+        raise not_intact(f"a file the manifest names is missing ({exc})") from exc
     finally:
         result.size = walk.tree.size
         result.checkpoints = walk.checked
     if walk.tree.size != to_size:
-        raise _bad(f"the bundle should cover entries up to #{to_size} but its tree ends at #{walk.tree.size}")
+        raise not_intact(f"the bundle should cover entries up to #{to_size} but its tree ends at #{walk.tree.size}")
     if result.entries != count:
-        raise _bad(f"the manifest counts {count} entries but the bundle holds {result.entries}")
+        raise not_intact(f"the manifest counts {count} entries but the bundle holds {result.entries}")
 
 
 # --- proofs --------------------------------------------------------------------------------------
@@ -589,18 +677,12 @@ def _walk_bundle(
 def verify_proof(proof: dict[str, Any], *, jwks: dict[str, Any]) -> Result:
     """Verify an inclusion proof: the entry is in the log its signed checkpoint commits to."""
     result = Result(kind="proof")
-    started = time.perf_counter()
-    try:
-        _check_proof(proof, load_keys(jwks), result)
-    except NotIntact as exc:
-        result.findings.append(exc.finding)
-    result.seconds = time.perf_counter() - started
-    return result
+    return run_checks(result, lambda: _check_proof(proof, load_keys(jwks), result))
 
 
 def _check_proof(proof: Any, keys: dict[str, Ed25519PublicKey], result: Result) -> None:
     if not isinstance(proof, dict) or proof.get("format") != PROOF_FORMAT:
-        raise _bad(f"this is not a {PROOF_FORMAT} document")
+        raise not_intact(f"this is not a {PROOF_FORMAT} document")
     try:
         entry = proof["entry"]
         seq = int(entry["seq"])
@@ -609,23 +691,96 @@ def _check_proof(proof: Any, keys: dict[str, Ed25519PublicKey], result: Result) 
         path = [bytes.fromhex(value) for value in proof["audit_path"]]
         document = {name: entry[name] for name in FIELDS}
     except (KeyError, TypeError, ValueError) as exc:
-        raise _bad(f"the proof is malformed ({exc})") from exc
+        raise not_intact(f"the proof is malformed ({exc})") from exc
     checkpoint = Checkpoint.parse(proof.get("checkpoint"))
-    if hashlib.sha256(ENTRY_TAG + _canonical(document).encode()).hexdigest() != stated:
-        raise _bad("its content does not match its hash: the entry was altered", seq=seq)
+    if line_hash(entry_line(document)) != stated:
+        raise not_intact("its content does not match its hash: the entry was altered", seq=seq)
     if index != seq - 1:
-        raise _bad(f"the proof is for leaf {index}, not this entry's leaf {seq - 1}", seq=seq)
+        raise not_intact(f"the proof is for leaf {index}, not this entry's leaf {seq - 1}", seq=seq)
     if size != checkpoint.size:
-        raise _bad(f"the proof is for a tree of {size} entries, the checkpoint covers {checkpoint.size}", seq=seq)
+        raise not_intact(f"the proof is for a tree of {size} entries, the checkpoint covers {checkpoint.size}", seq=seq)
     root = root_from_path(index, size, leaf(stated), path)
     if root is None or root.hex() != checkpoint.root:
-        raise _bad(f"its audit path does not lead to checkpoint #{checkpoint.number}'s root", seq=seq)
+        raise not_intact(f"its audit path does not lead to checkpoint #{checkpoint.number}'s root", seq=seq)
     checkpoint.check_signature(keys)
     result.entries, result.size, result.checkpoints = 1, size, 1
     result.notes.append(
         f"entry #{seq} is entry {seq} of the {size} entries signed by checkpoint #{checkpoint.number} "
         f"at {checkpoint.issued_at} (key {checkpoint.kid})"
     )
+
+
+# --- consent receipts ----------------------------------------------------------------------------
+
+
+def verify_receipt(document: dict[str, Any], *, jwks: dict[str, Any]) -> Result:
+    """Verify a consent receipt and the inclusion proof of its audit entry against pinned keys.
+
+    ``ok`` with ``pending`` set means the signature holds but no checkpoint
+    covered the entry when the file was fetched: nothing is proven about the
+    ledger yet.
+    """
+    result = Result(kind="receipt")
+    return run_checks(result, lambda: _check_receipt(document, load_keys(jwks), result))
+
+
+def _receipt_claims(token: Any, keys: dict[str, Ed25519PublicKey]) -> tuple[dict[str, Any], str]:
+    """The claims of a receipt JWS signed by a pinned key, and that key's kid."""
+    parts = token.split(".") if isinstance(token, str) else []
+    if len(parts) != 3:
+        raise not_intact("the receipt's jws is not a compact JWS")
+    try:
+        header = json.loads(_b64url(parts[0]))
+        claims = json.loads(_b64url(parts[1]))
+    except ValueError as exc:
+        raise not_intact(f"the receipt's JWS header or claims are not JSON ({exc})") from exc
+    if not isinstance(header, dict) or not isinstance(claims, dict):
+        raise not_intact("the receipt's JWS header and claims must be JSON objects")
+    # Only EdDSA, and only a receipt: a capture grant or any other token never passes for one.
+    if header.get("alg") != "EdDSA" or "crit" in header or header.get("typ") != RECEIPT_TYP:
+        raise not_intact(f"the JWS is not a consent receipt (alg {header.get('alg')!r}, typ {header.get('typ')!r})")
+    kid = str(header.get("kid", ""))
+    if kid not in keys:
+        raise not_intact(f"the receipt is signed with an unknown key (kid {kid!r})")
+    if not _signed(keys, kid, f"{parts[0]}.{parts[1]}".encode("ascii", "replace"), parts[2]):
+        raise not_intact("the receipt's signature does not verify: it was altered or signed by another key")
+    return claims, kid
+
+
+def _check_receipt(document: Any, keys: dict[str, Ed25519PublicKey], result: Result) -> None:
+    if not isinstance(document, dict) or "jws" not in document:
+        raise not_intact("this is not a consent receipt (no jws)")
+    claims, kid = _receipt_claims(document["jws"], keys)
+    if "receipt" in document and document["receipt"] != claims:
+        raise not_intact("the readable claims in the file differ from the signed ones")
+    receipt_id = str(claims.get("jti", ""))
+    try:
+        evidence = claims["record"]["evidence"]
+        seq, entry_hash = int(evidence["ledger_seq"]), str(evidence["ledger_entry_hash"])
+        event = claims["record"]["event"]
+        purpose = claims["record"]["processing"]["purposes"][0]["id"]
+        category = claims["record"]["processing"]["pii_categories"][0]["id"]
+    except (KeyError, IndexError, TypeError, ValueError) as exc:
+        raise not_intact(f"the signed receipt lacks its ledger evidence ({exc})") from exc
+    result.notes.append(
+        f"receipt {receipt_id} is signed by key {kid}: consent {event.get('type')} for {category} "
+        f"under {purpose} by {claims.get('sub')} at {event.get('timestamp')}, recorded as audit entry #{seq}"
+    )
+    inclusion = document.get("inclusion")
+    if inclusion is None:
+        result.pending = str(document.get("inclusion_detail") or "the file carries no inclusion proof")
+        return
+    _check_proof(inclusion, keys, result)
+    proven = str(inclusion.get("entry_hash"))
+    if proven != entry_hash or int(inclusion["entry"]["seq"]) != seq:
+        raise not_intact(
+            f"the proven leaf is not the receipt's audit entry: the receipt names entry #{seq} ({entry_hash[:16]}…), "
+            f"the proof entry #{inclusion['entry']['seq']} ({proven[:16]}…)"
+        )
+    payload = inclusion["entry"].get("payload")
+    recorded = payload.get("receipt_id") if isinstance(payload, dict) else None
+    if recorded != receipt_id:
+        raise not_intact(f"audit entry #{seq} records receipt {recorded!r}, not {receipt_id!r}", seq=seq)
 
 
 # --- command line --------------------------------------------------------------------------------
@@ -638,9 +793,11 @@ def _read_json(path: str) -> Any:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="consentry-verify", description=__doc__.split("\n\n")[0])
-    parser.add_argument("kind", choices=["bundle", "proof"], help="what to verify")
-    parser.add_argument("path", help="the export zip, or the proof JSON file")
-    parser.add_argument("--keys", help="JWKS file with the trusted audit keys (from /.well-known/jwks.json)")
+    parser.add_argument("kind", choices=["bundle", "proof", "receipt"], help="what to verify")
+    parser.add_argument("path", help="the export zip, the proof JSON file, or the downloaded receipt JSON file")
+    parser.add_argument(
+        "--keys", "--jwks", dest="keys", help="JWKS file with the trusted keys (from /.well-known/jwks.json)"
+    )
     parser.add_argument("--json", action="store_true", help="print a JSON report")
     args = parser.parse_args(argv)
     try:
@@ -651,8 +808,9 @@ def main(argv: list[str] | None = None) -> int:
             result = verify_bundle(args.path, jwks=jwks)
         else:
             if jwks is None:
-                parser.error("a proof is verified against pinned keys: pass --keys")
-            result = verify_proof(_read_json(args.path), jwks=jwks)
+                parser.error(f"a {args.kind} is verified against pinned keys: pass --keys")
+            verifier = verify_proof if args.kind == "proof" else verify_receipt
+            result = verifier(_read_json(args.path), jwks=jwks)
     except (OSError, ValueError) as exc:
         print(f"consentry-verify: {exc}", file=sys.stderr)
         return 2
@@ -660,11 +818,15 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(result.as_json(), indent=2))
     else:
         _print(result)
-    return 0 if result.ok else 1
+    if not result.ok:
+        return 1
+    return 3 if result.pending else 0
 
 
 def _print(result: Result) -> None:
-    if result.ok:
+    if result.ok and result.kind == "receipt":
+        print("OK: receipt signature verified" if result.pending else "OK: receipt verified and proven in the ledger")
+    elif result.ok:
         print(
             f"OK: {result.kind} verified: {result.entries} entries, tree of {result.size}, "
             f"{result.checkpoints} signed checkpoints ({result.seconds:.2f} s)"
@@ -675,6 +837,8 @@ def _print(result: Result) -> None:
             print(f"  {finding}")
     for note in result.notes:
         print(f"note: {note}")
+    if result.pending:
+        print(f"NOT YET PROVEN: {result.pending}")
 
 
 if __name__ == "__main__":

@@ -32,7 +32,8 @@ from decisions.tests.conftest import (
     shared_database_url,
 )
 from governance import services as gov
-from governance.models import JurisdictionRule
+from governance.models import JurisdictionRule, Purpose
+from governance.selectors import current_notice
 from people.services import employee_set_status, employee_transfer
 from people.tokens import token_revoke
 
@@ -190,6 +191,83 @@ class TestRuleChanges:
         relay()
         assert [event.type for event in feed_of(consenting)] == ["jurisdiction_blocked"]
         assert feed_of(oregon) == []
+
+
+def _republish_notice(*, reworded: str, material: bool) -> None:
+    notice = current_notice(at=timezone.now())
+    items = [
+        (
+            item.purpose_id,
+            item.category_id,
+            item.description + (" Now more often." if item.category_id == reworded else ""),
+        )
+        for item in notice.items.all()
+    ]
+    fields = ("title", "summary", "body", "retention_statement", "access_statement", "no_evaluation_statement")
+    draft = gov.notice_draft(
+        **{name: getattr(notice, name) for name in fields}, items=items, material=material, actor=SYSTEM
+    )
+    gov.notice_approve(notice=draft, actor=SYSTEM, via="tests")
+
+
+def _narrow_purpose(*, drop: list[str] = (), prohibit: bool = False) -> None:
+    purpose = Purpose.objects.get(slug=PURPOSE)
+    gov.purpose_save(
+        slug=purpose.slug,
+        name=purpose.name,
+        description=purpose.description,
+        categories=[slug for slug in purpose.categories.values_list("slug", flat=True) if slug not in drop],
+        consent_validity_days=purpose.consent_validity_days,
+        prohibited=prohibit,
+        actor=SYSTEM,
+    )
+
+
+@pytest.mark.django_db
+class TestPolicyChangesThatTakeConsentAway:
+    def test_a_material_notice_change_revokes_only_the_reworded_category(self, consenting):
+        others = make_employee(country="US", subdivision="US-WA")
+        grant_consent(others, "keystrokes")
+        relay()
+
+        _republish_notice(reworded="screenshots", material=True)
+        relay()
+
+        assert _types(consenting) == [("policy_changed", PURPOSE, ["screenshots"])]
+        assert feed_of(others) == []  # never consented to screenshots: nothing to take away
+
+    def test_a_non_material_notice_change_publishes_nothing(self, consenting):
+        _republish_notice(reworded="screenshots", material=False)
+        relay()
+        assert feed_of(consenting) == []
+
+    def test_a_withdrawn_consent_is_not_revoked_again(self, consenting):
+        consent_withdraw(employee=consenting, purpose=PURPOSE, categories=["screenshots"], actor=SYSTEM)
+        relay()
+        _republish_notice(reworded="screenshots", material=True)
+        relay()
+        assert [event.type for event in feed_of(consenting)] == ["consent_withdrawn"]
+
+    def test_consent_given_under_the_new_notice_before_the_relay_stands(self, consenting):
+        _republish_notice(reworded="screenshots", material=True)
+        grant_consent(consenting, "screenshots")  # re-consent under the new wording, before the relay runs
+        relay()
+        assert feed_of(consenting) == []
+
+    def test_a_purpose_that_drops_a_category_revokes_it(self, consenting):
+        _narrow_purpose(drop=["screenshots"])
+        relay()
+        assert _types(consenting) == [("policy_changed", PURPOSE, ["screenshots"])]
+
+    def test_a_purpose_made_prohibited_revokes_everything_granted_under_it(self, consenting):
+        _narrow_purpose(prohibit=True)
+        relay()
+        assert _types(consenting) == [("policy_changed", PURPOSE, ALL)]
+
+    def test_saving_a_purpose_unchanged_publishes_nothing(self, consenting):
+        _narrow_purpose()
+        relay()
+        assert feed_of(consenting) == []
 
 
 @pytest.mark.django_db

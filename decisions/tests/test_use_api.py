@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 from datetime import timedelta
@@ -12,6 +13,7 @@ from audit.models import AuditEntry, EventType
 from conftest import SYSTEM
 from consent.services import consent_withdraw
 from decisions import engine
+from decisions.models import DataKey
 from decisions.services import capture_decide
 from decisions.tests.conftest import PURPOSE, device_client, grant_consent, pipeline_client
 from governance import services as gov
@@ -168,8 +170,10 @@ def test_each_batch_is_one_audit_entry_with_counts_and_a_digest_of_the_ids(grant
     assert body["summary"]["by_reason"] == entry.payload["by_reason"]
 
 
-def test_release_keys_answers_an_empty_key_set_until_data_keys_exist(granted):
-    assert use(pipeline_client(), [record(granted)], release_keys=True)["keys"] == {}
+def test_release_keys_answers_the_data_key_of_the_allowed_record(granted):
+    (key_id,) = DataKey.objects.filter(category=granted.categories[0]).values_list("id", flat=True)
+    keys = use(pipeline_client(), [record(granted)], release_keys=True)["keys"]
+    assert list(keys) == [key_id] and len(base64.b64decode(keys[key_id])) == 32
 
 
 def test_a_json_batch_beyond_ten_thousand_records_is_too_large(granted):
@@ -216,7 +220,7 @@ def test_ndjson_answers_one_line_per_record_in_order_then_a_summary(granted):
 
 def test_ndjson_takes_purpose_and_release_keys_from_the_query(granted):
     out = read_lines(stream(pipeline_client(), [json.dumps(record(granted)).encode()], query="&release_keys=true"))
-    assert out[-1]["keys"] == {}
+    assert list(out[-1]["keys"]) == list(DataKey.objects.filter(category="keystrokes").values_list("id", flat=True))
 
 
 def test_ndjson_is_refused_for_a_purpose_outside_the_token(granted):

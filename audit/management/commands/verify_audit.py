@@ -12,7 +12,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from audit.verifiers import verify_bundle, verify_live
+from audit.verifiers import summary, verify_bundle, verify_live
 
 
 class Command(BaseCommand):
@@ -32,7 +32,7 @@ class Command(BaseCommand):
             report = verify_live()
         what = f"bundle {source}" if source else "live ledger"
         if options["json"]:
-            self.stdout.write(json.dumps({"source": what, **report.summary(), "seconds": round(report.seconds, 3)}))
+            self.stdout.write(json.dumps({"source": what, **summary(report), "seconds": round(report.seconds, 3)}))
         elif report.ok:
             self.stdout.write(
                 self.style.SUCCESS(
@@ -43,6 +43,6 @@ class Command(BaseCommand):
         if not report.ok:
             if not options["json"]:
                 self.stderr.write(f"FAILED: {what} is not intact")
-                for problem in report.problems:
+                for problem in report.findings:
                     self.stderr.write(f"  {problem}")
-            raise CommandError(f"first problem: {report.problems[0]}", returncode=1)
+            raise CommandError(f"first problem: {report.findings[0]}", returncode=1)

@@ -10,6 +10,10 @@ Rules it follows, each checked per record, from memory:
   focus moved, so a key typed in an excluded application is never recorded
   under the previous application's decision;
 - screenshots and application usage are taken on a timer, under the same checks;
+- a category needs a data key in the grant as well, for the UTC day the
+  record is captured on: records are encrypted with it (``EncryptingSink``)
+  before they reach the spool, so a grant without that key captures nothing
+  of the category (fail closed);
 - records carry the grant id, the subject pseudonym, the purpose, the
   category, the time by the server's clock and a fresh record id, and go to
   the ``RecordSink``.
@@ -23,12 +27,12 @@ import threading
 import time
 import uuid
 from collections import Counter
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any
 
 from consentry_client.agent.sink import RecordSink
 from consentry_client.agent.x11 import WindowProbe
-from consentry_client.capture import CaptureGate, Context
+from consentry_client.capture import CaptureGate, Context, Grant
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +71,9 @@ class Agent:
         self.screenshot_interval = screenshot_interval
         self.poll_interval = poll_interval
         self.counts: Counter[str] = Counter()
+        # Events not captured because the grant had no data key for their category.
+        self.without_key: Counter[str] = Counter()
+        self._warned: set[tuple[str, str]] = set()
         self._stopped = threading.Event()
         self._listeners: list[Any] = []
         self._threads: list[threading.Thread] = []
@@ -75,17 +82,38 @@ class Agent:
 
     # Recording ---------------------------------------------------------------------------
 
+    def grant_for(self, category: str, context: Context, at: datetime | None = None) -> Grant | None:
+        """The grant to capture ``category`` under at ``at`` (server time), only if its data key covers it.
+
+        Data keys are per UTC day, and the use decision releases the key of the
+        day a record was captured: a grant's key (issued for the day of the
+        grant) covers only records of that same day. A grant that straddles
+        midnight captures nothing after it; its successor brings the new key.
+        """
+        grant = self.gate.allows(category, context)
+        if grant is None:
+            return None
+        day = (at or self.gate.server_now()).astimezone(UTC).date()
+        if category not in grant.data_keys or day != grant.issued_at.astimezone(UTC).date():
+            self.without_key[category] += 1
+            if (grant.id, category) not in self._warned:
+                self._warned.add((grant.id, category))
+                logger.warning("grant %s has no data key for %s on %s: not capturing it", grant.id, category, day)
+            return None
+        return grant
+
     def record(self, category: str, data: dict[str, Any], context: Context) -> bool:
         """Write one record if the gate allows ``category`` in ``context`` now; True when written."""
         if category not in self.categories or context.app == UNKNOWN_APP or self._stopped.is_set():
             return False
-        grant = self.gate.allows(category, context)
+        captured_at = self.gate.server_now().astimezone(UTC)
+        grant = self.grant_for(category, context, captured_at)
         if grant is None:
             return False
         record_id = f"r_{uuid.uuid4().hex}"
         if "_blob" in data:
             blob, suffix = data.pop("_blob")
-            data["file"] = self.sink.write_blob(record_id, blob, suffix, grant)
+            data["file"] = self.sink.write_blob(record_id, blob, suffix, grant, category=category)
             data["sha256"] = hashlib.sha256(blob).hexdigest()
         self.sink.write(
             {
@@ -94,7 +122,7 @@ class Agent:
                 "subject": grant.subject,
                 "purpose": grant.purpose,
                 "category": category,
-                "captured_at": self.gate.server_now().astimezone(UTC).isoformat(timespec="milliseconds")[:-6] + "Z",
+                "captured_at": captured_at.isoformat(timespec="milliseconds")[:-6] + "Z",
                 "data": data,
             },
             grant,
@@ -151,7 +179,7 @@ class Agent:
         with mss.mss() as screen:
             while not self._stopped.wait(self.screenshot_interval):
                 context = self.probe.context()
-                if self.probe.changed_within(FOCUS_GUARD) or not self.gate.may_capture("screenshots", context):
+                if self.probe.changed_within(FOCUS_GUARD) or self.grant_for("screenshots", context) is None:
                     continue
                 shot = screen.grab(screen.monitors[0])
                 png = mss.tools.to_png(shot.rgb, shot.size)

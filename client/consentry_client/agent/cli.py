@@ -4,7 +4,8 @@
         --device-id laptop-7 --spool ~/consentry-spool
 
 Captures keyboard, mouse, screenshots and the focused application, each only
-while the current grant allows it, into a JSON Lines spool; prints its state
+while the current grant allows it and carries its data key, into a JSON Lines
+spool of encrypted records; prints its state
 on every change and keeps it in ``status.json``. Stops on SIGINT or SIGTERM.
 """
 
@@ -19,7 +20,7 @@ import threading
 from pathlib import Path
 
 from consentry_client.agent.agent import CATEGORIES, Agent
-from consentry_client.agent.sink import JsonlSpool
+from consentry_client.agent.sink import EncryptingSink, JsonlSpool
 from consentry_client.agent.status import StatusReporter
 from consentry_client.agent.x11 import WindowProbe, load_app_map
 from consentry_client.capture import CaptureGate
@@ -81,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     agent = Agent(
         gate,
-        JsonlSpool(spool),
+        EncryptingSink(JsonlSpool(spool)),
         WindowProbe(args.display, load_app_map(args.app_map)),
         categories=categories,
         screenshot_interval=args.screenshot_interval,
@@ -95,7 +96,11 @@ def main(argv: list[str] | None = None) -> int:
     agent.start()
     # The status file also carries the counts, refreshed every second.
     while not stopping.wait(1.0):
-        reporter.extra = {"records": dict(agent.counts), "spool": str(spool.resolve())}
+        reporter.extra = {
+            "records": dict(agent.counts),
+            "not_captured_without_key": dict(agent.without_key),
+            "spool": str(spool.resolve()),
+        }
         reporter.update()
     agent.stop()
     reporter.update()

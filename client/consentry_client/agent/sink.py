@@ -1,9 +1,11 @@
-"""Where the agent's records go: a ``RecordSink``, by default a JSON Lines spool on disk.
+"""Where the agent's records go: a ``RecordSink``, by default an encrypted JSON Lines spool on disk.
 
 The agent hands every record (and every screenshot's bytes) to a sink with
 the grant it was captured under. Anything that transforms records on the way
-(record encryption with the grant's data keys, say) is a sink wrapping
-another sink; the agent does not change.
+is a sink wrapping another sink; the agent does not change. ``EncryptingSink``
+is the one the agent always uses: it seals each record and blob with the
+grant's data key for its category (``consentry_client.crypto``) before the
+``JsonlSpool`` below it sees anything, so the spool never holds plaintext.
 """
 
 from __future__ import annotations
@@ -16,13 +18,18 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from consentry_client.capture import Grant
+from consentry_client.crypto import RecordCryptoError, encrypt_blob, encrypt_record
+
+
+class NoDataKey(RecordCryptoError):
+    """The grant carries no data key for the record's category: the record must not be kept."""
 
 
 class RecordSink(Protocol):
     def write(self, record: dict[str, Any], grant: Grant) -> None:
         """Keep one record captured under ``grant``."""
 
-    def write_blob(self, record_id: str, data: bytes, suffix: str, grant: Grant) -> str:
+    def write_blob(self, record_id: str, data: bytes, suffix: str, grant: Grant, *, category: str) -> str:
         """Keep a record's binary payload (a screenshot); returns how the record refers to it."""
 
     def close(self) -> None: ...
@@ -59,7 +66,7 @@ class JsonlSpool:
         with self._lock:
             os.write(self._file(), line)
 
-    def write_blob(self, record_id: str, data: bytes, suffix: str, grant: Grant) -> str:
+    def write_blob(self, record_id: str, data: bytes, suffix: str, grant: Grant, *, category: str = "") -> str:
         name = f"{record_id}{suffix}"
         path = self.blobs / name
         with open(path.with_suffix(path.suffix + ".part"), "wb") as handle:
@@ -72,3 +79,33 @@ class JsonlSpool:
             if self._fd is not None:
                 os.close(self._fd)
                 self._fd = None
+
+
+class EncryptingSink:
+    """Seals records and blobs with the grant's data key for their category, then hands them on.
+
+    No key for the category, no record: ``NoDataKey`` is raised and nothing
+    reaches the sink below (the agent checks for the key before capturing,
+    so this is the last line, not the first).
+    """
+
+    def __init__(self, inner: RecordSink) -> None:
+        self.inner = inner
+
+    @staticmethod
+    def _key(grant: Grant, category: str):
+        key = grant.data_keys.get(category)
+        if key is None:
+            raise NoDataKey(f"grant {grant.id} has no data key for {category}: not captured")
+        return key
+
+    def write(self, record: dict[str, Any], grant: Grant) -> None:
+        self.inner.write(encrypt_record(record, self._key(grant, record["category"])), grant)
+
+    def write_blob(self, record_id: str, data: bytes, suffix: str, grant: Grant, *, category: str) -> str:
+        key = self._key(grant, category)
+        sealed = encrypt_blob(data, key, record_id=record_id, subject=grant.subject, category=category)
+        return self.inner.write_blob(record_id, sealed, f"{suffix}.enc", grant, category=category)
+
+    def close(self) -> None:
+        self.inner.close()

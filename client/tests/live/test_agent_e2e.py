@@ -2,7 +2,8 @@
 
 Each test starts ``consentry-agent`` as its own process on a virtual X
 display, types and moves the mouse with xdotool, and reads the agent's JSON
-Lines spool afterwards. Debian's ``xvfb`` and ``xdotool`` are installed by
+Lines spool afterwards: sealed envelopes, which a pipeline opens with the
+keys the use decision releases (``UsageGate.decrypt``). Debian's ``xvfb`` and ``xdotool`` are installed by
 ``run.py test``; without them these tests are skipped.
 """
 
@@ -20,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from consentry_client import Transport, UsageGate
 from django.core.management import call_command
 from django.utils import timezone
 
@@ -176,10 +178,18 @@ class AgentProcess:
         return self.log.read_text()
 
     def records(self) -> list[dict]:
+        """The spooled envelopes: each record's metadata in the clear, its data sealed."""
         lines = []
         for path in sorted(self.spool.glob("records-*.jsonl")):
             lines += [json.loads(line) for line in path.read_text().splitlines() if line]
+        assert all("data" not in line and line["v"] == 1 for line in lines), "plaintext in the spool"
         return lines
+
+    def opened(self, url: str, pipeline_token: str) -> list[dict]:
+        """The records a pipeline may use, decrypted (screenshots with their ``blob``)."""
+        channel = Transport(url, pipeline_token, headers=BEHIND_TLS_PROXY)
+        gate = UsageGate(url, pipeline_token, purpose=PURPOSE, transport=channel)
+        return list(gate.decrypt(self.records(), blobs=self.spool))
 
 
 def _time(text: str) -> datetime:
@@ -203,6 +213,7 @@ def setup(server, display, tmp_path):
     relay()
     _, device = token_issue(kind="device", name=DEVICE, employee=employee, device_id=DEVICE, actor=SYSTEM)
     _, personal = token_issue(kind="user", name="portal", user=user, actor=SYSTEM)
+    _, pipeline = token_issue(kind="pipeline", name="trainer", purposes=[PURPOSE], actor=SYSTEM)
     editor = window(display, EDITOR)
     focus(display, editor)
     agents: list[AgentProcess] = []
@@ -212,20 +223,21 @@ def setup(server, display, tmp_path):
         agents.append(agent)
         return agent
 
-    yield {"employee": employee, "start": start, "editor": editor, "user_token": personal}
+    yield {"employee": employee, "start": start, "editor": editor, "user_token": personal, "pipeline": pipeline}
     for agent in agents:
         agent.stop()
     editor.destroy()
 
 
-def test_with_consent_the_agent_records_every_allowed_category(setup, display):
+def test_with_consent_the_agent_records_every_allowed_category(setup, display, server):
     agent = setup["start"]()
     agent.wait_until_capturing("keystrokes", "mouse_movement", "screenshots")
 
     with Typist(display, "hello"):
         time.sleep(2.5)
     output = agent.stop()
-    records = agent.records()
+    records = agent.opened(server, setup["pipeline"])
+    assert len(records) == len(agent.records()), output
 
     categories = {record["category"] for record in records}
     assert {"keystrokes", "keystroke_timing", "mouse_movement", "mouse_clicks", "screenshots", "app_usage"} <= (
@@ -240,7 +252,8 @@ def test_with_consent_the_agent_records_every_allowed_category(setup, display):
         assert record["id"].startswith("r_") and record["category"] in grant.categories
         assert grant.issued_at - timedelta(seconds=1) <= _time(record["captured_at"]) < grant.expires_at
     shot = next(record for record in records if record["category"] == "screenshots")
-    assert (agent.spool / shot["data"]["file"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert shot["blob"][:8] == b"\x89PNG\r\n\x1a\n"
+    assert not (agent.spool / shot["data"]["file"]).read_bytes().startswith(b"\x89PNG")
     assert "capturing" in output
     assert json.loads((agent.spool / "status.json").read_text())["state"] == "stopped"
 
@@ -314,7 +327,7 @@ def test_with_the_server_stopped_capture_ends_no_later_than_the_grants_expiry(se
     assert status["state"] == "offline" and status["allowed"] == []
 
 
-def test_with_an_excluded_app_focused_no_keystroke_is_recorded(setup, display):
+def test_with_an_excluded_app_focused_no_keystroke_is_recorded(setup, display, server):
     agent = setup["start"]()
     agent.wait_until_capturing("keystrokes")
     vault = window(display, PASSWORD_MANAGER)
@@ -329,7 +342,7 @@ def test_with_an_excluded_app_focused_no_keystroke_is_recorded(setup, display):
     finally:
         vault.destroy()
     output = agent.stop()
-    records = agent.records()
+    records = agent.opened(server, setup["pipeline"])
 
     keys = [record["data"]["key"] for record in records if record["category"] == "keystrokes"]
     assert "q" not in keys and "z" not in keys, output

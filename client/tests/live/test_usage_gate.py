@@ -94,15 +94,15 @@ def test_a_batch_whose_connection_breaks_is_retried_with_the_same_key(world, rec
     sent = gate._send
     attempts = []
 
-    def first_attempt_breaks(body, key):
+    def first_attempt_breaks(body, key, **options):
         attempts.append(key)
         if len(attempts) == 1:
             relay.cut()  # the server is unreachable for this attempt
             try:
-                return sent(body, key)
+                return sent(body, key, **options)
             finally:
                 relay.restore()
-        return sent(body, key)
+        return sent(body, key, **options)
 
     monkeypatch.setattr(gate, "_send", first_attempt_breaks)
     try:
