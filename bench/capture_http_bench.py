@@ -23,6 +23,7 @@ import argparse
 import http.client
 import json
 import multiprocessing
+import os
 import threading
 import time
 
@@ -180,13 +181,16 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1, help="gunicorn threads per worker (gthread when > 1)")
     args = parser.parse_args()
     tokens, blocked = prepare()
-    with gunicorn(workers=args.workers) as (port, server):
+    with gunicorn(workers=args.workers, threads=args.threads) as (port, server):
         for token in tokens[:4]:
             request_once(port, "/api/v1/decisions/capture", token)
         request_once(port, "/bench/bare", None)
-        print(f"gunicorn: {args.workers} sync workers; {args.clients} clients; {multiprocessing.cpu_count()} CPUs")
+        kind = f"{args.threads} threads each" if args.threads > 1 else "sync"
+        print(f"gunicorn: {args.workers} workers, {kind}; {args.clients} clients; {multiprocessing.cpu_count()} CPUs")
+        print(f"load average at start: {os.getloadavg()[0]:.1f}")
         bare = measured(server, port, "/bench/bare", [], clients=args.clients, seconds=args.seconds)
         show("bare JSON view, saturated", bare)
         capture = measured(
@@ -210,6 +214,7 @@ def main() -> None:
         bare_half = load(port, "/bench/bare", [], clients=args.clients, seconds=args.seconds, rate=bare["rate"] / 2)
         show("bare JSON view, half of saturation", bare_half)
         print(f"capture p99 at half load: {half['p99']:.2f} ms (target <= 10 ms)")
+        print(f"load average at end: {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

@@ -44,6 +44,19 @@ def _lock_employee(employee: Employee) -> Employee:
     return Employee.objects.select_for_update().get(pk=employee.pk)
 
 
+def _now_locked() -> datetime:
+    """The moment of a change, taken once the employee's lock is held.
+
+    Capture decisions take the same lock and their moment the same way, so
+    timestamps order as the changes and grants commit: a grant issued before
+    a withdrawal committed is dated before it (its data stays unusable after
+    a re-consent), and a pause that committed first has started by the time
+    a waiting decision looks. A moment taken before waiting for the lock
+    could contradict that order.
+    """
+    return timezone.now()
+
+
 def _next_version(employee: Employee) -> int:
     return (ConsentEvent.objects.filter(employee=employee).aggregate(top=Max("version"))["top"] or 0) + 1
 
@@ -220,10 +233,10 @@ def consent_apply_choices(
     A choice that does not change where a pair stands writes no event; a
     grant under a newer notice version is a new event (re-consent).
     """
-    moment = at or timezone.now()
     wanted = list(dict.fromkeys(choices))
     with transaction.atomic():
         employee = _lock_employee(employee)
+        moment = at or _now_locked()
         _check_grantable(employee=employee, notice=notice, choices=wanted, at=moment)
         states = {
             (s.purpose_id, s.category_id): s for s in ConsentState.objects.select_for_update().filter(employee=employee)
@@ -315,10 +328,10 @@ def consent_withdraw_pairs(
     Withdrawal never depends on the notice being current or the region being
     open: it is recorded against the notice the consent was given under.
     """
-    moment = at or timezone.now()
     wanted = None if pairs is None else set(pairs)
     with transaction.atomic():
         employee = _lock_employee(employee)
+        moment = at or _now_locked()
         granted = ConsentState.objects.select_for_update().filter(employee=employee, state=ConsentEventKind.GRANTED)
         events = []
         for state in granted.select_related("notice"):
@@ -391,9 +404,9 @@ def notice_acknowledge(
     *, employee: Employee, notice: Notice, actor: Actor, channel: str = Channel.PORTAL, at: datetime | None = None
 ) -> NoticeAcknowledgement:
     """Record that the employee acknowledged the current monitoring notice (idempotent)."""
-    moment = at or timezone.now()
     with transaction.atomic():
         employee = _lock_employee(employee)
+        moment = at or _now_locked()
         current = current_notice(at=moment)
         if current is None or current.pk != notice.pk:
             raise Conflict(f"Notice version {notice.version} is not the current notice.", code="stale_notice")
@@ -417,15 +430,18 @@ def notice_acknowledge(
 
 def pause_start(*, employee: Employee, until: datetime, actor: Actor, at: datetime | None = None) -> Pause:
     """Pause all capture until ``until`` (at most a week); replaces any running pause."""
-    moment = at or timezone.now()
+    asked = at or timezone.now()
     if timezone.is_naive(until):
         raise DomainError("The pause end needs a time zone.", code="invalid", errors={"until": "Naive time."})
-    if not moment < until <= moment + MAX_PAUSE:
+    if not asked < until <= asked + MAX_PAUSE:
         raise DomainError(
             "A pause must end in the future and within 7 days.", code="invalid", errors={"until": "Out of range."}
         )
     with transaction.atomic():
         employee = _lock_employee(employee)
+        moment = at or _now_locked()
+        if not moment < until:
+            raise DomainError("A pause must end in the future.", code="invalid", errors={"until": "Out of range."})
         Pause.objects.filter(employee=employee, resumed_at__isnull=True, ends_at__gt=moment).update(resumed_at=moment)
         pause = Pause.objects.create(employee=employee, starts_at=moment, ends_at=until, actor=actor.label)
         record(
@@ -444,9 +460,9 @@ def pause_start(*, employee: Employee, until: datetime, actor: Actor, at: dateti
 
 def pause_end(*, employee: Employee, actor: Actor, at: datetime | None = None) -> Pause | None:
     """Resume capture now; a no-op when nothing is paused."""
-    moment = at or timezone.now()
     with transaction.atomic():
         employee = _lock_employee(employee)
+        moment = at or _now_locked()
         pause = Pause.objects.filter(
             employee=employee, resumed_at__isnull=True, starts_at__lte=moment, ends_at__gt=moment
         ).first()

@@ -40,6 +40,7 @@ from decisions.serializers import (
     UseRequestDocSerializer,
     UseRequestSerializer,
     UseResponseSerializer,
+    plain_capture_request,
 )
 from decisions.services import (
     SIMULATION_ASSUMPTIONS,
@@ -219,19 +220,20 @@ class CaptureDecisionView(APIView):
     def post(self, request: Request) -> Response:
         ensure_body_within(request, BoundedJSONParser.max_bytes)
         token = token_of(request)
-        at = timezone.now()
         try:
             policy = current_policy()
-            serializer = CaptureRequestSerializer(
-                data=request.data, context={"known_categories": set(policy.categories)}
-            )
-            serializer.is_valid(raise_exception=True)
+            data = plain_capture_request(request.data, policy.categories)
+            if data is None:
+                serializer = CaptureRequestSerializer(
+                    data=request.data, context={"known_categories": set(policy.categories)}
+                )
+                serializer.is_valid(raise_exception=True)
+                data = serializer.validated_data
             # Read before the decision: a change the decision does not see commits
             # later, so its feed event lands after this cursor.
             cursor = format_cursor(feed_head())
-            outcome = capture_decide(
-                token=token, request=_capture_request(serializer.validated_data), at=at, policy=policy
-            )
+            # No moment passed: a grant is decided at a moment taken under the employee's lock.
+            outcome = capture_decide(token=token, request=_capture_request(data), policy=policy)
         except DatabaseError as exc:
             logger.exception("capture decision failed")
             raise DecisionUnavailable() from exc

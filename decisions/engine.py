@@ -62,6 +62,7 @@ Use decision, per record, every applicable reason in this order:
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -745,3 +746,119 @@ def decide_use(
     if employee.destroyed_keys and (category, captured_at.astimezone(UTC).date()) in employee.destroyed_keys:
         reasons.append(Reason(Code.DATA_KEY_DESTROYED, "The data key for this record was destroyed."))
     return tuple(reasons) if reasons else ()
+
+
+_MICROSECOND = timedelta(microseconds=1)
+
+
+class UseWindow(NamedTuple):
+    """Records under one grant and category that ``decide_use`` allows: this subject, captured in [start, end)."""
+
+    subject: str
+    start: datetime
+    end: datetime
+
+
+class UseFloor(NamedTuple):
+    """What an employee's facts allow for one category, whatever the grant: captured at ``start`` or later,
+    under a grant issued after ``withdrawn_at`` (the pair's latest withdrawal, if any)."""
+
+    start: datetime | None
+    withdrawn_at: datetime | None
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is UTC else moment.astimezone(UTC)
+
+
+def use_floor(
+    policy: Policy,
+    *,
+    purpose: str,
+    category: str,
+    employee: EmployeeFacts,
+    at: datetime,
+    limits: tuple[int | None, int],
+) -> UseFloor | None:
+    """The part of ``use_window`` that depends on the employee, not on the grant; None: nothing is usable.
+
+    ``limits`` is ``use_limits(...)`` for the grant's scopes: grants of one
+    employee mostly share them, so a batch computes this once per employee,
+    category and limits rather than once per grant.
+    """
+    consent = employee.consents.get((purpose, category))
+    if consent is None or consent.state == WITHDRAWN:
+        return None
+    raw_days, termination_days = limits
+    if raw_days is None:
+        return None
+    if employee.status == TERMINATED and (
+        employee.terminated_at is None or employee.terminated_at + timedelta(days=termination_days) <= at
+    ):
+        return None
+    known = policy.purposes.get(purpose)
+    if known is None or known.prohibited:
+        return None
+    if employee.destroyed_keys and any(key[0] == category for key in employee.destroyed_keys):
+        # Destroyed keys depend on the capture day: decide_use checks each record.
+        return None
+    start = None
+    # Retention: usable while captured_at + raw_days > at, that is after at - raw_days
+    # (a limit longer than the calendar sets no bound).
+    with contextlib.suppress(OverflowError):
+        start = _utc(at - timedelta(days=raw_days) + _MICROSECOND)
+    if employee.erasure_requested_at is not None:
+        erased = _utc(employee.erasure_requested_at + _MICROSECOND)
+        start = erased if start is None else max(start, erased)
+    return UseFloor(start, consent.withdrawn_at)
+
+
+def use_window(
+    policy: Policy,
+    *,
+    purpose: str,
+    category: str,
+    grant: GrantFacts | None,
+    employee: EmployeeFacts | None,
+    at: datetime,
+    limits: tuple[int | None, int] | None = None,
+    floor: UseFloor | None = None,
+) -> UseWindow | None:
+    """The capture times for which ``decide_use`` returns no reason, or None when it may deny every record.
+
+    Every reason of a use decision but ``grant_mismatch`` (subject and capture
+    time), ``retention_expired`` and ``erasure_requested`` depends only on the
+    grant, the category, the employee and ``at``; those three bound the
+    capture time from below and above. So a batch decides a record that names
+    the window's subject and falls inside it as allowed with one comparison,
+    and asks ``decide_use`` for the reasons of every other record. None also
+    covers facts a window cannot express (destroyed data keys): the caller
+    then asks ``decide_use`` for each record. Bounds are in UTC, so comparing
+    them with a UTC capture time takes the fast path. ``floor`` is
+    ``use_floor(...)`` for these facts and limits, when the caller has it.
+    """
+    if grant is None or employee is None:
+        return None
+    if category not in grant.categories or purpose != grant.purpose:
+        return None
+    if floor is None:
+        if limits is None:
+            limits = use_limits(policy, grant=grant, employee=employee, purpose=purpose, category=category, at=at)
+        floor = use_floor(policy, purpose=purpose, category=category, employee=employee, at=at, limits=limits)
+        if floor is None:
+            return None
+    return grant_window(grant, floor)
+
+
+def grant_window(grant: GrantFacts, floor: UseFloor) -> UseWindow | None:
+    """``use_window`` for a grant whose purpose and category the caller already matched, from the floor."""
+    # Inside the grant the capture time is never before issue, so a withdrawal
+    # at or after issue denies every record, and one before it none.
+    if floor.withdrawn_at is not None and floor.withdrawn_at >= grant.issued_at:
+        return None
+    start, end = _utc(grant.issued_at), _utc(grant.expires_at)
+    if floor.start is not None and floor.start > start:
+        start = floor.start
+    if start >= end:
+        return None
+    return UseWindow(grant.subject, start, end)

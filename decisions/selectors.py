@@ -15,8 +15,6 @@ from sys import intern
 
 import orjson
 from django.db import connection
-from django.db.models import OuterRef, Subquery
-from django.db.models.expressions import RawSQL
 from psycopg.types.datetime import TimestamptzLoader
 
 from consent.models import ConsentState, NoticeAcknowledgement, Pause
@@ -34,18 +32,6 @@ def _consents(rows: Iterable[tuple]) -> tuple[dict[tuple[str, str], engine.Conse
         )
         version = max(version, row_version)
     return consents, version
-
-
-_CONSENT_FIELDS = (
-    "purpose_id",
-    "category_id",
-    "state",
-    "notice__version",
-    "since",
-    "expires_at",
-    "withdrawn_at",
-    "version",
-)
 
 
 def _aware(value: datetime | str | None) -> datetime | None:
@@ -117,19 +103,6 @@ def employee_facts(*, employee: Employee, at: datetime) -> engine.EmployeeFacts:
     )
 
 
-def _among(values: Iterable[str]) -> list[str] | RawSQL:
-    """Values for an ``__in`` filter of thousands of items.
-
-    On PostgreSQL they go as one array parameter: psycopg's client-side binding
-    parses each placeholder of a long ``IN (%s, %s, …)`` list in Python, which
-    cost more than the use decisions themselves.
-    """
-    values = list(values)
-    if connection.vendor == "postgresql":
-        return RawSQL("SELECT unnest(%s::text[])", (values,))
-    return values
-
-
 @lru_cache(maxsize=256)
 def _categories(text: str) -> frozenset[str]:
     # Grants repeat a handful of category sets: parse and keep each once.
@@ -148,62 +121,91 @@ def grants_by_id(ids: Iterable[str]) -> dict[str, engine.GrantFacts]:
         return {}
     q = connection.ops.quote_name
     grant, employee = q(CaptureGrant._meta.db_table), q(Employee._meta.db_table)
+    postgresql = connection.vendor == "postgresql"
+    # Categories as JSON text, so each distinct set is parsed once (_categories).
+    categories = "g.categories::text" if postgresql else "g.categories"
     sql = (
-        "SELECT g.id, e.hr_id, g.subject, g.purpose_id, g.categories, g.issued_at, g.expires_at, g.country, "  # noqa: S608
+        f"SELECT g.id, e.hr_id, g.subject, g.purpose_id, {categories}, g.issued_at, g.expires_at, g.country, "  # noqa: S608
         f"g.subdivision FROM {grant} g JOIN {employee} e ON e.id = g.employee_id WHERE g.id "
     )
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
+        if postgresql:
             cursor.cursor.adapters.register_loader("timestamptz", TimestamptzLoader)
             cursor.execute(sql + "= ANY(%s)", [ids])
         else:
             cursor.execute(sql + f"IN ({', '.join(['%s'] * len(ids))})", ids)
         rows = cursor.fetchall()
+    # PostgreSQL's timestamps are already aware (UTC); SQLite's need the zone.
+    aware = (lambda value: value) if postgresql else _aware
     # Interned: thousands of grants share an employee, purpose and location.
     return {
         row[0]: engine.GrantFacts(
-            id=row[0],
-            employee=intern(row[1]),
-            subject=intern(row[2]),
-            purpose=intern(row[3]),
-            categories=_categories(row[4]) if isinstance(row[4], str) else frozenset(row[4]),
-            issued_at=_aware(row[5]),
-            expires_at=_aware(row[6]),
-            country=intern(row[7]),
-            subdivision=intern(row[8]),
+            row[0],
+            intern(row[1]),
+            intern(row[2]),
+            intern(row[3]),
+            _categories(row[4]) if isinstance(row[4], str) else frozenset(row[4]),
+            aware(row[5]),
+            aware(row[6]),
+            intern(row[7]),
+            intern(row[8]),
         )
         for row in rows
     }
 
 
 def employees_for_use(*, hr_ids: Iterable[str], purpose: str) -> dict[str, engine.EmployeeFacts]:
-    """Status, location and consent for ``purpose`` of the employees behind a batch of records."""
+    """Status, location and consent for ``purpose`` of the employees behind a batch of records.
+
+    One query for employees and their consent (plain SQL with psycopg's own
+    timestamp loader, as ``grants_by_id``): a stream meets thousands of
+    employees, and the ORM's loaders cost more than their decisions.
+    """
     wanted = list(hr_ids)
-    states: dict[str, list[tuple]] = {hr_id: [] for hr_id in wanted}
-    for row in ConsentState.objects.filter(employee__hr_id__in=_among(wanted), purpose_id=purpose).values_list(
-        "employee__hr_id", *_CONSENT_FIELDS
-    ):
-        states[row[0]].append(row[1:])
-    facts = {}
+    if not wanted:
+        return {}
+    q = connection.ops.quote_name
+    employee, state, notice, rights = (q(m._meta.db_table) for m in (Employee, ConsentState, Notice, RightsRequest))
     # The latest erasure request, whatever became of it: asking is what stops the use of earlier
     # data. A correlated subquery, so the batch still reads its employees with one query
     # (rights_employee_kind_at serves it).
-    erasure = RightsRequest.objects.filter(employee=OuterRef("pk"), kind=RightsKind.ERASURE).order_by("-requested_at")
-    rows = (
-        Employee.objects.filter(hr_id__in=_among(wanted))
-        .annotate(erasure_at=Subquery(erasure.values("requested_at")[:1]))
-        .values_list("hr_id", "country", "subdivision", "entity", "site", "status", "terminated_at", "erasure_at")
+    sql = (
+        "SELECT e.hr_id, e.country, e.subdivision, e.entity, e.site, e.status, e.terminated_at, "  # noqa: S608
+        f"(SELECT r.requested_at FROM {rights} r WHERE r.employee_id = e.id AND r.kind = %s "
+        "ORDER BY r.requested_at DESC LIMIT 1), "
+        "s.purpose_id, s.category_id, s.state, n.version, s.since, s.expires_at, s.withdrawn_at, s.version "
+        f"FROM {employee} e LEFT JOIN {state} s ON s.employee_id = e.id AND s.purpose_id = %s "
+        f"LEFT JOIN {notice} n ON n.id = s.notice_id WHERE e.hr_id "
     )
-    for hr_id, country, subdivision, entity, site, status, terminated_at, erasure_at in rows:
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.cursor.adapters.register_loader("timestamptz", TimestamptzLoader)
+            cursor.execute(sql + "= ANY(%s)", [RightsKind.ERASURE, purpose, wanted])
+        else:
+            cursor.execute(sql + f"IN ({', '.join(['%s'] * len(wanted))})", [RightsKind.ERASURE, purpose, *wanted])
+        rows = cursor.fetchall()
+    people: dict[str, tuple] = {}
+    states: dict[str, list[tuple]] = {}
+    for row in rows:
+        hr_id = row[0]
+        if hr_id not in people:
+            people[hr_id] = row[1:8]
+            states[hr_id] = []
+        if row[8] is not None:
+            states[hr_id].append(
+                (row[8], row[9], row[10], row[11], _aware(row[12]), _aware(row[13]), _aware(row[14]), row[15])
+            )
+    facts = {}
+    for hr_id, (country, subdivision, entity, site, status, terminated_at, erasure_at) in people.items():
         consents, version = _consents(states[hr_id])
         facts[hr_id] = engine.EmployeeFacts(
-            hr_id=hr_id,
+            hr_id=intern(hr_id),
             country=country,
             subdivision=subdivision,
             entity=entity,
             site=site,
             status=status,
-            terminated_at=terminated_at,
+            terminated_at=_aware(terminated_at),
             consents=consents,
             consent_version=version,
             erasure_requested_at=_aware(erasure_at),

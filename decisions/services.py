@@ -13,14 +13,17 @@ import uuid
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
+from functools import cache
 from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
+from django.utils import timezone
 
 from audit.actors import Actor
 from audit.models import EventType
 from audit.services import record
+from consentry.rows import ModelRows, insert
 from consentry.signing import sign_jws
 from decisions import engine
 from decisions.datakeys import IssuedKey, data_keys_for_grant, keys_release_payload
@@ -106,7 +109,7 @@ def grant_issue(*, token: ApiToken, employee: Employee, purpose: str, decision: 
         }
     )
     with transaction.atomic(savepoint=False):
-        grant = CaptureGrant.objects.create(
+        grant = CaptureGrant(
             id=grant_id,
             employee=employee,
             token=token,
@@ -121,6 +124,8 @@ def grant_issue(*, token: ApiToken, employee: Employee, purpose: str, decision: 
             issued_at=issued_at,
             expires_at=expires_at,
         )
+        # Plain SQL: the queryset's INSERT compilation cost more than the insert.
+        insert(grant)
         data_keys = data_keys_for_grant(employee=employee, categories=categories, purpose=purpose, at=issued_at)
         record(
             event_type=EventType.GRANT_ISSUED,
@@ -161,21 +166,63 @@ def decision_counters_add(*, day: date, purpose: str, reasons: Iterable[str]) ->
     if not rows:
         return
     table = connection.ops.quote_name(DecisionCounter._meta.db_table)
+    params = [value for row in rows for value in row]
     # Sorted rows take their locks in one order: concurrent upserts cannot deadlock.
+    upsert = f" ON CONFLICT (day, purpose, reason) DO UPDATE SET count = {table}.count + 1"
+    if connection.vendor == "postgresql" and not connection.in_atomic_block:
+        # One statement in its own transaction, one round trip: set_config(..., true)
+        # turns the flush wait off for that transaction, and its commit reads it.
+        values = ", ".join(["(%s::date, %s, %s)"] * len(rows))
+        sql = (
+            f"INSERT INTO {table} (day, purpose, reason, count) "  # noqa: S608 - table name from model meta
+            f"SELECT v.day, v.purpose, v.reason, 1 FROM (VALUES {values}) AS v(day, purpose, reason) "
+            "CROSS JOIN (SELECT set_config('synchronous_commit', 'off', true)) AS unflushed" + upsert
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+        return
     sql = (
         f"INSERT INTO {table} (day, purpose, reason, count) VALUES "  # noqa: S608 - table name from model meta
         + ", ".join(["(%s, %s, %s, 1)"] * len(rows))
-        + f" ON CONFLICT (day, purpose, reason) DO UPDATE SET count = {table}.count + 1"
+        + upsert
     )
-    params = [value for row in rows for value in row]
+    # Inside a caller's transaction, a savepoint keeps a failed count from breaking it.
     with transaction.atomic(), connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute("SET LOCAL synchronous_commit TO OFF")
         cursor.execute(sql, params)
 
 
+@cache
+def _lock_query() -> tuple[str, ModelRows]:
+    rows = ModelRows(Employee, "e")
+    quote = connection.ops.quote_name
+    # SQLite has no row locks (its writers take the database lock), as select_for_update() knows.
+    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    return f"SELECT {rows.columns} FROM {rows.table} WHERE e.{quote('id')} = %s{lock}", rows  # noqa: S608
+
+
+def _lock_employee(pk: int) -> Employee:
+    """The employee's row, locked until the transaction ends, read as it stands once the lock is ours.
+
+    Its own statement, before the facts are read: in READ COMMITTED the next
+    statement's snapshot then includes whatever the previous holder of the
+    lock committed (a facts read in the same statement as the lock would
+    use a snapshot taken before the wait, and could miss a withdrawal).
+    """
+    sql, rows = _lock_query()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [pk])
+        row = cursor.fetchone()
+    if row is None:
+        raise Employee.DoesNotExist(pk)
+    return rows.instance(row)
+
+
 def capture_decide(
-    *, token: ApiToken, request: engine.CaptureRequest, at: datetime, policy: engine.Policy | None = None
+    *,
+    token: ApiToken,
+    request: engine.CaptureRequest,
+    at: datetime | None = None,
+    policy: engine.Policy | None = None,
 ) -> CaptureOutcome:
     """Decide a device's capture request for its own employee; issue a grant if anything is allowed.
 
@@ -186,22 +233,31 @@ def capture_decide(
     while this request runs is then either seen or ordered after the grant.
     Taking it before the ledger's lock keeps one lock order everywhere
     (employee, then audit head), so the two cannot deadlock.
+
+    The second decision is evaluated at a moment taken once the lock is
+    held, not when the request arrived: a pause that committed while this
+    request waited starts before that moment, so it is running, and the
+    grant's issue time orders after every change that committed first.
+    ``at`` fixes both moments instead (tests, replays).
     """
     policy = policy or current_policy()
     employee = token.employee
-    decision = engine.decide_capture(policy, employee_facts(employee=employee, at=at), request, at=at)
+    first_at = at or timezone.now()
+    decision = engine.decide_capture(policy, employee_facts(employee=employee, at=first_at), request, at=first_at)
     grant = None
     if decision.allowed_categories:
         with transaction.atomic():
-            employee = Employee.objects.select_for_update().get(pk=token.employee_id)
-            decision = engine.decide_capture(policy, employee_facts(employee=employee, at=at), request, at=at)
+            employee = _lock_employee(token.employee_id)
+            locked_at = at or timezone.now()
+            facts = employee_facts(employee=employee, at=locked_at)
+            decision = engine.decide_capture(policy, facts, request, at=locked_at)
             if decision.allowed_categories:
                 grant = grant_issue(token=token, employee=employee, purpose=request.purpose, decision=decision)
     codes = decision.reason_codes
     if codes:
         counted_purpose = request.purpose if request.purpose in policy.purposes else UNKNOWN_PURPOSE
         try:
-            decision_counters_add(day=at.astimezone(UTC).date(), purpose=counted_purpose, reasons=codes)
+            decision_counters_add(day=decision.at.astimezone(UTC).date(), purpose=counted_purpose, reasons=codes)
         except DatabaseError:
             # The answer is a denial either way; a lost count must not turn it into an error.
             logger.exception("could not count denied capture checks")

@@ -34,6 +34,7 @@ MAX_FIELD_LENGTH = 64
 # employee about 1 KB): at most some 80 MB, whatever the length of the stream.
 GRANT_CACHE_LIMIT = 150_000
 EMPLOYEE_CACHE_LIMIT = 20_000
+FLOOR_CACHE_LIMIT = 100_000
 # Data-key look-ups ((employee, category, day) → key id or destroyed), about 150 bytes each.
 KEY_CACHE_LIMIT = 200_000
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
@@ -46,6 +47,7 @@ class InvalidRecord:
     detail: str
 
 
+_UNSEEN = object()
 LINE_TOO_LONG = InvalidRecord(None, f"The line is longer than {MAX_LINE_BYTES} bytes.")
 
 
@@ -68,8 +70,48 @@ def _text_ok(value: Any) -> bool:
     return type(value) is str and 0 < len(value) <= MAX_FIELD_LENGTH
 
 
+_new_record = tuple.__new__
+_fromisoformat = datetime.fromisoformat
+
+
 def parse_record(value: Any) -> engine.UseRecord | InvalidRecord:
-    """Validate one record: an object with string id, subject, category, grant_id and captured_at."""
+    """Validate one record: an object with string id, subject, category, grant_id and captured_at.
+
+    The common case (everything valid) is one combined test; anything else
+    goes to ``_parse_slowly``, which says what is wrong.
+    """
+    if type(value) is dict:
+        get = value.get
+        record_id, subject, category, grant_id, captured = (
+            get("id"),
+            get("subject"),
+            get("category"),
+            get("grant_id"),
+            get("captured_at"),
+        )
+        if (
+            type(record_id) is str
+            and type(subject) is str
+            and type(category) is str
+            and type(grant_id) is str
+            and type(captured) is str
+            and 0 < len(record_id) <= MAX_ID_LENGTH
+            and 0 < len(subject) <= MAX_FIELD_LENGTH
+            and 0 < len(category) <= MAX_FIELD_LENGTH
+            and 0 < len(grant_id) <= MAX_FIELD_LENGTH
+            and len(captured) <= 40
+        ):
+            try:
+                moment = _fromisoformat(captured)
+            except ValueError:
+                moment = None
+            if moment is not None and moment.tzinfo is not None and EARLIEST <= moment < LATEST:
+                # The named tuple's own __new__ is a Python function; this is the same tuple, built in C.
+                return _new_record(engine.UseRecord, (record_id, subject, category, moment, grant_id))
+    return _parse_slowly(value)
+
+
+def _parse_slowly(value: Any) -> engine.UseRecord | InvalidRecord:
     if type(value) is not dict:
         return InvalidRecord(None, "A record must be a JSON object.")
     get = value.get
@@ -197,6 +239,10 @@ class UseEvaluator:
         self._employee_scopes: dict[str, engine.Scope] = {}
         self._limits: dict[tuple[int, int, str], tuple[int | None, int]] = {}
         self._employees: dict[str, engine.EmployeeFacts | None] = {}
+        # Grant id → {category: the capture times decide_use allows}; other categories: ask it.
+        self._windows: dict[str, dict[str, engine.UseWindow]] = {}
+        # (HR id, capture scope id) → {category: what the employee's facts allow}, shared by their grants.
+        self._floors: dict[tuple[str, int], dict[str, engine.UseFloor | None]] = {}
         self._reason_text: dict[engine.Reason, bytes] = {}
 
     @property
@@ -206,25 +252,42 @@ class UseEvaluator:
     def summary(self) -> dict[str, Any]:
         return {"allowed": self.allowed, "denied": self.denied, "by_reason": dict(sorted(self.by_reason.items()))}
 
-    def _load(self, records: list[engine.UseRecord]) -> None:
-        """Load the grants and employees this chunk names and the caches lack."""
-        needed = {record.grant_id for record in records}
-        if _make_room(self._grants, len(needed - self._grants.keys()), GRANT_CACHE_LIMIT):
+    def _load(self, grant_ids: set[str]) -> bool:
+        """Load the grants ``grant_ids`` name and their employees, where the caches lack them.
+
+        Returns whether a cache was trimmed to make room: grants and employees
+        the caller counted on may then be gone, so it loads again for its
+        whole chunk.
+        """
+        grants, employees = self._grants, self._employees
+        # Lookups, not `grant_ids - grants.keys()`: that walks the whole cache.
+        missing = [grant_id for grant_id in grant_ids if grant_id not in grants]
+        trimmed = _make_room(grants, len(missing), GRANT_CACHE_LIMIT)
+        if trimmed:
             self._grant_scopes.clear()
-        missing = needed - self._grants.keys()
+            self._windows.clear()
+            missing = [grant_id for grant_id in grant_ids if grant_id not in grants]
         if missing:
             found = grants_by_id(missing)
-            self._grants.update((grant_id, found.get(grant_id)) for grant_id in missing)
-        people = {grant.employee for grant_id in needed if (grant := self._grants[grant_id]) is not None}
-        if _make_room(self._employees, len(people - self._employees.keys()), EMPLOYEE_CACHE_LIMIT):
+            grants.update((grant_id, found.get(grant_id)) for grant_id in missing)
+        people = {grant.employee for grant_id in grant_ids if (grant := grants[grant_id]) is not None}
+        absent = [hr_id for hr_id in people if hr_id not in employees]
+        if _make_room(employees, len(absent), EMPLOYEE_CACHE_LIMIT):
+            trimmed = True
             self._employee_scopes.clear()
-        absent = people - self._employees.keys()
+            self._windows.clear()
+            self._floors.clear()
+            absent = [hr_id for hr_id in people if hr_id not in employees]
+        if len(self._floors) > FLOOR_CACHE_LIMIT:
+            # Categories come from grants and employees, whose caches are bounded; this one is kept in step.
+            self._floors.clear()
         if absent:
             found_people = employees_for_use(hr_ids=absent, purpose=self.purpose)
-            self._employees.update((hr_id, found_people.get(hr_id)) for hr_id in absent)
+            employees.update((hr_id, found_people.get(hr_id)) for hr_id in absent)
+        return trimmed
 
-    def _limits_for(self, grant: engine.GrantFacts, employee: engine.EmployeeFacts, category: str):
-        """Retention limits, shared by every record with the same two scopes and category."""
+    def _scopes_of(self, grant: engine.GrantFacts, employee: engine.EmployeeFacts) -> tuple[engine.Scope, engine.Scope]:
+        """Where the grant's data was captured and where its employee works now, interned."""
         captured = self._grant_scopes.get(grant.id)
         if captured is None:
             scope = engine.capture_scope(self.policy, grant, employee)
@@ -233,12 +296,55 @@ class UseEvaluator:
         if current is None:
             scope = engine.current_scope(self.policy, employee, self.at)
             current = self._employee_scopes[employee.hr_id] = self._scopes.setdefault(scope, scope)
-        # Scopes are interned above, so their ids are stable keys for this evaluator.
+        return captured, current
+
+    def _scoped_limits(self, captured: engine.Scope, current: engine.Scope, category: str) -> tuple[int | None, int]:
+        """Retention limits, shared by every record with the same two scopes and category."""
+        # Scopes are interned, so their ids are stable keys for this evaluator.
         key = (id(captured), id(current), category)
         limits = self._limits.get(key)
         if limits is None:
             limits = self._limits[key] = engine.scoped_limits(self.policy, captured, current, self.purpose, category)
         return limits
+
+    def _limits_for(self, grant: engine.GrantFacts, employee: engine.EmployeeFacts, category: str):
+        return self._scoped_limits(*self._scopes_of(grant, employee), category)
+
+    def _windows_of(self, grant_id: str) -> dict[str, engine.UseWindow]:
+        """Category → window (``engine.use_window``) of one grant, for the categories that have one.
+
+        Computed once per grant for all its categories and kept, so a record
+        costs two small lookups; a category without a window is decided by
+        ``engine.decide_use``. The employee's part of each window (its floor)
+        is shared by every grant of theirs captured under the same scope.
+        """
+        windows: dict[str, engine.UseWindow] = {}
+        self._windows[grant_id] = windows
+        grant = self._grants[grant_id]
+        if grant is None or grant.purpose != self.purpose:
+            return windows
+        employee = self._employees.get(grant.employee)
+        if employee is None:
+            return windows
+        captured, current = self._scopes_of(grant, employee)
+        key = (employee.hr_id, id(captured))
+        floors = self._floors.get(key)
+        if floors is None:
+            floors = self._floors[key] = {}
+        for category in grant.categories:
+            floor = floors.get(category, _UNSEEN)
+            if floor is _UNSEEN:
+                floor = floors[category] = engine.use_floor(
+                    self.policy,
+                    purpose=self.purpose,
+                    category=category,
+                    employee=employee,
+                    at=self.at,
+                    limits=self._scoped_limits(captured, current, category),
+                )
+            if floor is not None and (window := engine.grant_window(grant, floor)) is not None:
+                windows[category] = window
+        return windows
 
     def _key_triples(self, records: list[engine.UseRecord]) -> tuple[list[Triple | None], dict[str, frozenset]]:
         """Each record's (employee, category, UTC day), and per employee the destroyed (category, day) pairs.
@@ -250,13 +356,18 @@ class UseEvaluator:
         triples: list[Triple | None] = []
         for record in records:
             grant = grants[record.grant_id]
-            triples.append(
-                None if grant is None else (grant.employee, record.category, record.captured_at.astimezone(UTC).date())
-            )
+            if grant is None:
+                triples.append(None)
+                continue
+            captured = record.captured_at
+            day = (captured if captured.tzinfo is UTC else captured.astimezone(UTC)).date()
+            triples.append((grant.employee, record.category, day))
         wanted = {triple for triple in triples if triple is not None}
         # Room first, then what is missing: an entry this chunk needs is never dropped after its look-up.
-        _make_room(cache, len(wanted - cache.keys()), KEY_CACHE_LIMIT)
-        missing = wanted - cache.keys()
+        # Lookups, not `wanted - cache.keys()`: that walks the whole cache.
+        missing = [triple for triple in wanted if triple not in cache]
+        if _make_room(cache, len(missing), KEY_CACHE_LIMIT):
+            missing = [triple for triple in wanted if triple not in cache]
         if missing:
             found = key_states(missing)
             cache.update((triple, found.get(triple)) for triple in missing)
@@ -267,13 +378,33 @@ class UseEvaluator:
         return triples, {hr_id: frozenset(pairs) for hr_id, pairs in destroyed.items()}
 
     def evaluate(self, items: list[engine.UseRecord | InvalidRecord]) -> list[Result]:
-        """Decide each item, in order, counting outcomes and hashing ids as it goes."""
-        records = [item for item in items if type(item) is engine.UseRecord]
-        self._load(records)
-        triples, destroyed = self._key_triples(records)
+        """Decide each item, in order, counting outcomes and hashing ids as it goes.
+
+        A record inside its grant's window for its category, whose day's data
+        key is not destroyed, is allowed with one comparison
+        (``engine.use_window``); every other record goes through
+        ``engine.decide_use``, which says why it is denied. Windows are built
+        from the employees' cached facts, which never hold destroyed keys:
+        those are checked here for each record, as the engine would.
+        """
+        record_type, windows = engine.UseRecord, self._windows
+        # One pass for the windows already known: a grant with windows has its
+        # grant and employee loaded (trimming a cache drops the windows too),
+        # so only the others need the database.
+        known = [windows.get(item.grant_id) if type(item) is record_type else None for item in items]
+        unknown = {
+            item.grant_id
+            for item, found in zip(items, known, strict=True)
+            if found is None and type(item) is record_type
+        }
+        if unknown and self._load(unknown):
+            # A cache was trimmed: what this chunk counted on may be gone.
+            self._load({item.grant_id for item in items if type(item) is record_type})
+            known = [None] * len(items)
+        triples, destroyed = self._key_triples([item for item in items if type(item) is record_type])
         policy, purpose, at = self.policy, self.purpose, self.at
         grants, employees, by_reason = self._grants, self._employees, self.by_reason
-        decide, limits_for = engine.decide_use, self._limits_for
+        decide, limits_for, windows_for = engine.decide_use, self._limits_for, self._windows_of
         keys, released, release = self._keys, self.released, self.release_keys
         # This chunk's view of employees whose data keys were destroyed.
         shredded = {
@@ -282,14 +413,30 @@ class UseEvaluator:
             if (facts := employees.get(hr_id)) is not None
         }
         results: list[Result] = []
+        append = results.append
         denied = 0
         position = 0
-        for item in items:
-            if type(item) is InvalidRecord:
-                reasons: tuple[engine.Reason, ...] = (engine.Reason(engine.Code.INVALID_RECORD, item.detail),)
-            else:
+        for item, windows_of in zip(items, known, strict=True):
+            if type(item) is record_type:
                 triple = triples[position]
                 position += 1
+                if windows_of is None:
+                    windows_of = windows.get(item.grant_id)
+                    if windows_of is None:
+                        windows_of = windows_for(item.grant_id)
+                window = windows_of.get(item.category)
+                if (
+                    window is not None
+                    and item.subject == window[0]
+                    and window[1] <= item.captured_at < window[2]
+                    and not (triple[0] in destroyed and (triple[1], triple[2]) in destroyed[triple[0]])
+                ):
+                    append((item.id, ()))
+                    if release:
+                        key_id = keys.get(triple)
+                        if key_id is not None and key_id != DESTROYED:
+                            released.add(key_id)
+                    continue
                 grant = grants[item.grant_id]
                 employee = None
                 if grant is not None:
@@ -302,13 +449,15 @@ class UseEvaluator:
                     key_id = keys.get(triple)
                     if key_id is not None and key_id != DESTROYED:
                         released.add(key_id)
+            else:
+                reasons = (engine.Reason(engine.Code.INVALID_RECORD, item.detail),)
             if reasons:
                 denied += 1
                 by_reason.update({reason.code for reason in reasons})
-            results.append((item.id, reasons))
+            append((item.id, reasons))
         self.denied += denied
         self.allowed += len(items) - denied
-        self._digest.update("".join(f"{item.id or ''}\n" for item in items).encode())
+        self._digest.update("".join([f"{item.id or ''}\n" for item in items]).encode())
         return results
 
     def result_json(self, result: Result) -> dict[str, Any]:

@@ -240,3 +240,70 @@ def test_staff_revoke_tokens_from_the_admin(us_employee, admin_client):
     assert (
         device.post("/api/v1/decisions/capture", {"purpose": PURPOSE, "categories": ["keystrokes"]}).status_code == 401
     )
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_denial_counters_commit_on_their_own_in_one_statement(django_assert_num_queries):
+    from decisions.services import decision_counters_add
+
+    day = timezone.now().date()
+    with django_assert_num_queries(1):
+        decision_counters_add(day=day, purpose=PURPOSE, reasons=["no_consent", "paused_by_employee", "no_consent"])
+    decision_counters_add(day=day, purpose=PURPOSE, reasons=["no_consent"])
+
+    counts = dict(DecisionCounter.objects.filter(day=day).values_list("reason", "count"))
+    assert counts == {"no_consent": 2, "paused_by_employee": 1}
+
+
+def _change_while_waiting_for_the_lock(monkeypatch, change):
+    """Run ``change`` (committed first) while a capture decision waits for the employee's lock."""
+    from decisions import services
+
+    locked = services._lock_employee
+
+    def lock_after_the_change(pk):
+        change()
+        return locked(pk)
+
+    monkeypatch.setattr(services, "_lock_employee", lock_after_the_change)
+
+
+def test_a_pause_committed_while_a_decision_waited_for_the_lock_denies_it(monkeypatch, us_employee):
+    from decisions import engine
+    from decisions.services import capture_decide
+
+    grant_consent(us_employee, "keystrokes")
+    client = device_client(us_employee)
+    _change_while_waiting_for_the_lock(
+        monkeypatch,
+        lambda: pause_start(employee=us_employee, until=timezone.now() + timedelta(hours=1), actor=SYSTEM),
+    )
+
+    outcome = capture_decide(token=client.token, request=engine.CaptureRequest(PURPOSE, ("keystrokes",)))
+
+    # The request arrived before the pause began, but is decided after it committed.
+    assert outcome.grant is None and [r.code for r in outcome.decision.categories[0].reasons] == ["paused_by_employee"]
+
+
+def test_a_grant_issued_while_a_withdrawal_waited_for_the_lock_is_dated_before_it(monkeypatch, us_employee):
+    from consent import services as consent_services
+    from decisions import engine
+    from decisions.services import capture_decide
+
+    grant_consent(us_employee, "keystrokes")
+    client = device_client(us_employee)
+    issued = []
+    locked = consent_services._lock_employee
+
+    def lock_after_a_grant(employee):
+        # The device's decision holds the lock first and commits its grant.
+        issued.append(capture_decide(token=client.token, request=engine.CaptureRequest(PURPOSE, ("keystrokes",))))
+        return locked(employee)
+
+    monkeypatch.setattr(consent_services, "_lock_employee", lock_after_a_grant)
+    (withdrawal,) = consent_withdraw(employee=us_employee, purpose=PURPOSE, categories=["keystrokes"], actor=SYSTEM)
+
+    # Dated in lock order: the use decision must see the grant as issued before the withdrawal,
+    # so what was captured under it stays unusable even after a later re-consent.
+    assert issued[0].grant.grant.issued_at < withdrawal.at

@@ -7,12 +7,14 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from datetime import timedelta
 
 import pytest
 from django.db import close_old_connections
+from django.utils import timezone
 
 from conftest import SYSTEM, make_employee
-from consent.services import consent_withdraw
+from consent.services import consent_withdraw, pause_start
 from decisions.tests.conftest import PURPOSE, build_decision_policy, grant_consent
 from people.services import employee_transfer
 from people.tokens import token_issue
@@ -103,8 +105,26 @@ def test_after_a_withdrawal_commits_every_later_capture_decision_denies(live_ser
 
     before = [allowed for start, end, allowed in seen if end < began]
     after = [allowed for start, end, allowed in seen if start > 0]
-    assert before and all(before), "decisions finished before the withdrawal were allowed"
-    assert after and not any(after), "no decision that started after the commit was allowed"
+    # Timings in the messages: a failure must say which decision, not just that one failed.
+    assert before and all(before), ("a decision finished before the withdrawal began was denied", began, seen)
+    assert after and not any(after), ("a decision that started after the commit was allowed", began, seen)
+
+
+def test_after_a_pause_commits_every_later_capture_decision_denies(live_server):
+    build_decision_policy()
+    employee = make_employee(country="US", subdivision="US-WA")
+    grant_consent(employee, "keystrokes")
+    _, raw = token_issue(kind="device", name="laptop", employee=employee, device_id="laptop-7", actor=SYSTEM)
+
+    seen, _began = _hammer(
+        f"{live_server.url}/api/v1/decisions/capture",
+        raw,
+        lambda: pause_start(employee=employee, until=timezone.now() + timedelta(hours=1), actor=SYSTEM),
+    )
+
+    # A pause is compared by time: decisions waiting for the lock while it commits must see it too.
+    after = [allowed for start, _end, allowed in seen if start > 0]
+    assert after and not any(after), seen
 
 
 def test_after_a_transfer_commits_every_later_capture_decision_denies(live_server):

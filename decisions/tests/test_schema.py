@@ -41,3 +41,16 @@ def test_every_decision_endpoint_documents_its_bodies_and_errors(schema):
 
 def test_the_bearer_scheme_is_documented(schema):
     assert schema[0]["components"]["securitySchemes"]["bearerToken"]["scheme"] == "bearer"
+
+
+def test_the_simulation_answer_documents_its_assumptions(schema):
+    simulate = schema[0]["paths"]["/api/v1/simulate"]["post"]
+    assert "assumptions" in simulate["description"]
+    ref = simulate["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
+    component = schema[0]["components"]["schemas"][ref.rsplit("/", 1)[1]]
+    assumptions = component["properties"]["assumptions"]
+    assert "assumptions" in component["required"] and "private" in assumptions["description"]
+    choices = assumptions["items"]
+    if "$ref" in choices:
+        choices = schema[0]["components"]["schemas"][choices["$ref"].rsplit("/", 1)[1]]
+    assert set(choices["enum"]) == {"consent_granted_under_current_notice", "not_paused"}

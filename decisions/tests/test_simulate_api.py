@@ -1,14 +1,17 @@
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.contrib.auth.models import Permission
+from django.utils import timezone
 from guardian.shortcuts import assign_perm
 from rest_framework.test import APIClient
 
 from conftest import POLICY_START, SYSTEM, make_employee, make_user
-from consent.services import consent_withdraw
+from consent.services import consent_withdraw, pause_start
 from decisions.models import CaptureGrant
-from decisions.tests.conftest import PURPOSE, bearer, device_client, grant_consent, pipeline_client
+from decisions.tests.conftest import PURPOSE, bearer, capture, codes, device_client, grant_consent, pipeline_client
 from governance.models import Region
 from people.tokens import token_issue
 
@@ -53,6 +56,18 @@ def test_a_simulation_never_reveals_the_employee_s_own_choices(legal_us, us_empl
     assert body["categories"]["keystrokes"] == body["categories"]["screenshots"] == {"allowed": True, "reasons": []}
     assert "consent_version" not in body
     assert "consent_granted_under_current_notice" in body["assumptions"]
+
+
+def test_a_simulation_says_it_assumes_consent_and_no_pause(legal_us, us_employee):
+    grant_consent(us_employee, "keystrokes")
+    pause_start(employee=us_employee, until=timezone.now() + timedelta(hours=1), actor=SYSTEM)
+    real = capture(device_client(us_employee), "keystrokes")
+
+    body = simulate(session(legal_us), us_employee, "keystrokes").json()
+
+    assert codes(real, "keystrokes") == ["paused_by_employee"]
+    assert body["categories"]["keystrokes"]["allowed"] is True
+    assert body["assumptions"] == ["consent_granted_under_current_notice", "not_paused"]
 
 
 def test_a_simulation_evaluates_the_policy_at_the_given_time(legal_us, us_employee):

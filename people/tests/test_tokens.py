@@ -39,6 +39,32 @@ def test_revoked_and_expired_tokens_do_not_resolve():
     assert token_resolve(raw) is None
 
 
+def test_a_token_resolves_in_one_query_with_its_employee_and_user_loaded(django_assert_num_queries):
+    employee = make_employee(country="US", subdivision="US-NY")
+    device, device_raw = token_issue(kind="device", name="laptop", employee=employee, device_id="d-7", actor=SYSTEM)
+    _, pipeline_raw = token_issue(kind="pipeline", name="trainer", purposes=["b", "a"], actor=SYSTEM)
+    alice = make_user("alice")
+    _, user_raw = token_issue(kind="user", name="alice", user=alice, actor=SYSTEM)
+
+    with django_assert_num_queries(1):
+        resolved = token_resolve(device_raw)
+        assert resolved == device and resolved.employee == employee and resolved.user is None
+        assert resolved.employee.subdivision == "US-NY" and resolved.expires_at == device.expires_at
+    with django_assert_num_queries(1):
+        resolved = token_resolve(pipeline_raw)
+        assert resolved.purposes == ["a", "b"] and resolved.employee is None and resolved.revoked_at is None
+    with django_assert_num_queries(1):
+        assert token_resolve(user_raw).user == alice
+
+
+def test_a_revocation_counts_on_the_next_resolve_with_no_cache_in_between():
+    token, raw = token_issue(kind="hr", name="workday", actor=SYSTEM)
+    assert token_resolve(raw) is not None
+    # Revoked by another process: no delete of any cache entry happens here.
+    ApiToken.objects.filter(pk=token.pk).update(revoked_at=timezone.now())
+    assert token_resolve(raw) is None
+
+
 def test_a_user_token_authenticates_as_its_person_and_a_machine_token_as_nobody():
     alice = make_user("alice")
     _, user_raw = token_issue(kind="user", name="alice", user=alice, actor=SYSTEM)
