@@ -33,50 +33,42 @@ RETRIES = 3
 LIMIT = settings.CONSENTRY_RIGHTS_TIME_LIMIT
 
 
-@shared_task(
-    bind=True,
-    name="decisions.rights_access_build",
-    ignore_result=True,
-    acks_late=True,
-    reject_on_worker_lost=True,
-    max_retries=RETRIES,
-    soft_time_limit=LIMIT,
-    time_limit=LIMIT + 60,
-)
+# Both rights jobs: redelivered if a worker dies, bounded in time, retried on transient faults.
+RIGHTS_JOB = {
+    "bind": True,
+    "ignore_result": True,
+    "acks_late": True,
+    "reject_on_worker_lost": True,
+    "max_retries": RETRIES,
+    "soft_time_limit": LIMIT,
+    "time_limit": LIMIT + 60,
+}
+
+
+def _carry_out(task, request_id: str, work, *, what: str, transient: tuple[type[Exception], ...]) -> None:
+    """Run one rights job; past its time limit or its last retry, the request fails saying why."""
+    job = uuid.UUID(request_id)
+    try:
+        work(request_id=job)
+    except SoftTimeLimitExceeded:
+        rights.rights_request_fail(request_id=job, error=f"{what} took longer than its time limit.")
+    except transient as exc:
+        if task.request.retries >= RETRIES:
+            rights.rights_request_fail(request_id=job, error=f"{what} failed: {exc}")
+            return
+        raise task.retry(exc=exc, countdown=10 * 2**task.request.retries) from exc
+
+
+@shared_task(name="decisions.rights_access_build", **RIGHTS_JOB)
 def rights_access_build_task(self, request_id: str) -> None:
-    job = uuid.UUID(request_id)
-    try:
-        rights.rights_access_build(request_id=job)
-    except SoftTimeLimitExceeded:
-        rights.rights_request_fail(request_id=job, error="Preparing the copy took longer than its time limit.")
-    except (DatabaseError, OSError) as exc:
-        if self.request.retries >= RETRIES:
-            rights.rights_request_fail(request_id=job, error=f"Preparing the copy failed: {exc}")
-            return
-        raise self.retry(exc=exc, countdown=10 * 2**self.request.retries) from exc
+    _carry_out(
+        self, request_id, rights.rights_access_build, what="Preparing the copy", transient=(DatabaseError, OSError)
+    )
 
 
-@shared_task(
-    bind=True,
-    name="decisions.rights_erasure",
-    ignore_result=True,
-    acks_late=True,
-    reject_on_worker_lost=True,
-    max_retries=RETRIES,
-    soft_time_limit=LIMIT,
-    time_limit=LIMIT + 60,
-)
+@shared_task(name="decisions.rights_erasure", **RIGHTS_JOB)
 def rights_erasure_task(self, request_id: str) -> None:
-    job = uuid.UUID(request_id)
-    try:
-        rights.rights_erasure_carry_out(request_id=job)
-    except SoftTimeLimitExceeded:
-        rights.rights_request_fail(request_id=job, error="The erasure took longer than its time limit.")
-    except DatabaseError as exc:
-        if self.request.retries >= RETRIES:
-            rights.rights_request_fail(request_id=job, error=f"The erasure failed: {exc}")
-            return
-        raise self.retry(exc=exc, countdown=10 * 2**self.request.retries) from exc
+    _carry_out(self, request_id, rights.rights_erasure_carry_out, what="The erasure", transient=(DatabaseError,))
 
 
 @shared_task(name="decisions.rights_sweep", ignore_result=True, soft_time_limit=60, time_limit=90)
