@@ -197,6 +197,8 @@ SPECTACULAR_SETTINGS = {
         "ConsentEventKindEnum": "consent.models.ConsentEventKind",
         "ConsentItemStateEnum": "consent.selectors.PairState",
         "ApprovalStateEnum": "governance.models.ApprovalState",
+        "RightsKindEnum": "decisions.models.RightsKind",
+        "RightsStatusEnum": "decisions.models.RightsStatus",
     },
 }
 
