@@ -231,7 +231,14 @@ class CaptureGate:
             self._threads.append(thread)
         return self
 
-    def stop(self) -> None:
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop capturing at once, then wait for the gate's threads to end.
+
+        Nothing is allowed from the moment this is called. A decision request
+        already in flight is left to finish (up to ``timeout``, by default the
+        transport's request timeout), so once this returns the gate sends
+        nothing more and leaves no half-done request behind.
+        """
         self._stopped.set()
         self._wake.set()
         self._cursor_ready.set()
@@ -240,6 +247,11 @@ class CaptureGate:
         with self._lock:
             self._snapshot = _Snapshot(self._snapshot.context, frozenset(), 0.0, None, {}, "stopped")
         self._notify()
+        wait = getattr(self._transport, "timeout", 10.0) + 1.0 if timeout is None else timeout
+        deadline = time.monotonic() + wait
+        for thread in self._threads:
+            if thread is not threading.current_thread():
+                thread.join(max(0.0, deadline - time.monotonic()))
 
     def set_context(self, context: Context) -> None:
         """The focused app or web domain changed: decide again for it (until then, nothing is allowed there)."""
@@ -355,6 +367,8 @@ class CaptureGate:
             deadline = sent + (grant.expires_at - grant.issued_at).total_seconds()
         allowed = grant.categories.intersection(self.categories) if grant else frozenset()
         with self._lock:
+            if self._stopped.is_set():
+                return  # stop() came while this decision was in flight: a stopped gate allows nothing
             # Revocations that arrived while this decision was in flight may postdate it: apply them.
             for number, categories, code in self._recent:
                 if number > seen and categories & allowed:

@@ -130,9 +130,11 @@ class Transport:
         if body is not None:
             sent["Content-Type"] = "application/json"
         conn = self.connection(timeout)
-        if opened is not None:
-            opened(conn)
         try:
+            if opened is not None:
+                # Connected first: a connection without its socket yet could not be cut short.
+                conn.connect()
+                opened(conn)
             conn.request(method, self.url(path, params), body=body, headers=sent)
             raw = conn.getresponse()
             response = Response(raw.status, {k.lower(): v for k, v in raw.getheaders()}, raw.read())

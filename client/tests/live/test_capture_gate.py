@@ -169,3 +169,13 @@ def test_a_renewed_grant_replaces_the_old_one_before_it_expires(world, settings)
         assert gate.allows("keystrokes", EDITOR).id != first
     finally:
         gate.stop()
+
+
+def test_stop_returns_only_once_the_gate_has_stopped_talking_to_the_server(world):
+    gate = _gate(world.url, world.device_token)
+    eventually(lambda: gate.may_capture("keystrokes", EDITOR), explain=gate.status)
+    gate.stop()
+    assert not gate.may_capture("keystrokes", EDITOR)
+    assert gate.status().state == "stopped"
+    # No decision or long poll is left in flight: a caller may tear down what the gate talked to.
+    assert not any(thread.is_alive() for thread in gate._threads)
