@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -20,7 +18,6 @@ from pathlib import Path
 import pytest
 from consentry_client import verify as standalone
 from django.conf import settings
-from django.db import connection
 
 from audit import services
 from audit.models import AuditEntry, AuditExport, EventType, ExportStatus
@@ -31,6 +28,7 @@ from audit.verifiers import verify_bundle
 from conftest import make_user
 from consentry.celery import app
 from consentry.signing import jwks
+from consentry.tests.workers import redis_or_skip, start_worker, stop_worker, wait_for
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 REDIS_URL = os.environ.get("CONSENTRY_TEST_REDIS_URL", "redis://127.0.0.1:6379/4")
@@ -38,58 +36,17 @@ VISIBILITY_TIMEOUT = 3
 ENTRIES = 30_000
 
 
-def _redis_or_skip() -> None:
-    import redis
-
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
-    except redis.RedisError:
-        pytest.skip(f"no Redis at {REDIS_URL}")
-
-
-def _database_url() -> str:
-    db = connection.settings_dict
-    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
-    return f"postgres://{db['USER']}{password}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-
-
-def _start_worker(queue: str, media: Path, log: Path) -> subprocess.Popen:
+def _start_worker(*, queue: str, media: Path, log: Path):
     env = {
-        **os.environ,
-        "DATABASE_URL": _database_url(),
-        "CELERY_BROKER_URL": REDIS_URL,
         "CELERY_BROKER_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT),
-        "CONSENTRY_STATE_DIR": str(settings.STATE_DIR),
         "CONSENTRY_MEDIA_DIR": str(media),
         "CONSENTRY_AUDIT_SIGNING_KEY": settings.CONSENTRY_AUDIT_SIGNING_KEY,
-        "LOG_LEVEL": "WARNING",
     }
-    command = [sys.executable, "-m", "celery", "-A", "consentry", "worker", "--pool", "solo", "-Q", queue]
-    command += ["--without-heartbeat", "--without-mingle", "--without-gossip", "--loglevel", "INFO"]
-    with log.open("ab") as output:
-        return subprocess.Popen(
-            command, cwd=settings.BASE_DIR, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
-        )
-
-
-def _stop(worker: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
-    if worker.poll() is None:
-        os.killpg(worker.pid, sig)
-        worker.wait(timeout=30)
-
-
-def _wait_for(condition, *, timeout: float, what: str, log: Path):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}; worker log:\n{log.read_text()[-3000:]}")
+    return start_worker(queue=queue, broker_url=REDIS_URL, log=log, env=env)
 
 
 def test_an_export_whose_worker_is_killed_mid_way_is_redelivered_and_completes(settings, tmp_path, monkeypatch):
-    _redis_or_skip()
+    redis_or_skip(REDIS_URL)
     media = tmp_path / "media"
     settings.MEDIA_ROOT = media
     queue = f"audit-test-{uuid.uuid4().hex[:8]}"
@@ -108,17 +65,17 @@ def test_an_export_whose_worker_is_killed_mid_way_is_redelivered_and_completes(s
     def job():
         return AuditExport.objects.values("status", "progress", "attempts").get(pk=export.pk)
 
-    worker = _start_worker(queue, media, log)
+    worker = _start_worker(queue=queue, media=media, log=log)
     try:
-        _wait_for(lambda: 5 <= job()["progress"] < 80, timeout=120, what="the export to get going", log=log)
-        _stop(worker, signal.SIGKILL)
+        wait_for(lambda: 5 <= job()["progress"] < 80, timeout=120, what="the export to get going", log=log)
+        stop_worker(worker, signal.SIGKILL)
         killed = job()
         assert killed["status"] == ExportStatus.RUNNING and killed["progress"] < 100, killed
         time.sleep(VISIBILITY_TIMEOUT + 1)
-        worker = _start_worker(queue, media, log)
-        _wait_for(lambda: job()["status"] == ExportStatus.DONE, timeout=180, what="the retried export", log=log)
+        worker = _start_worker(queue=queue, media=media, log=log)
+        wait_for(lambda: job()["status"] == ExportStatus.DONE, timeout=180, what="the retried export", log=log)
     finally:
-        _stop(worker)
+        stop_worker(worker)
 
     done = AuditExport.objects.get(pk=export.pk)
     assert done.attempts == 2 and done.progress == 100 and done.entry_count == ENTRIES + 1

@@ -129,17 +129,3 @@ def relay() -> int:
 
 def feed_of(employee: Employee) -> list[RevocationEvent]:
     return list(RevocationEvent.objects.filter(employee=employee).order_by("id"))
-
-
-def shared_database_url() -> str:
-    """A DATABASE_URL that points another process at this test run's database."""
-    from django.db import connection
-
-    params = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{params['NAME']}"
-    host = params.get("HOST") or "127.0.0.1"
-    port = params.get("PORT") or 5432
-    user = params.get("USER") or "postgres"
-    password = f":{params['PASSWORD']}" if params.get("PASSWORD") else ""
-    return f"postgres://{user}{password}@{host}:{port}/{params['NAME']}"

@@ -19,6 +19,7 @@ from consent.services import consent_expire_due, consent_withdraw, consent_withd
 from consentry import outbox
 from consentry.models import OutboxMessage
 from consentry.tasks import relay_outbox
+from consentry.tests.workers import shared_database_url
 from decisions.models import RevocationEvent
 from decisions.pseudonyms import pseudonym
 from decisions.tests.conftest import (
@@ -29,7 +30,6 @@ from decisions.tests.conftest import (
     feed_of,
     grant_consent,
     relay,
-    shared_database_url,
 )
 from governance import services as gov
 from governance.models import JurisdictionRule, Purpose

@@ -10,22 +10,18 @@ from __future__ import annotations
 import io
 import json
 import os
-import signal
-import subprocess
-import sys
-import time
 import uuid
 import zipfile
 from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.db import connection
 
 from audit.actors import Actor
 from audit.models import AuditEntry, EventType
 from conftest import make_employee, make_user
 from consentry.celery import app
+from consentry.tests.workers import redis_or_skip, start_worker, stop_worker, wait_for
 from decisions import rights
 from decisions.models import RightsRequest, RightsStatus
 from decisions.tests.conftest import build_decision_policy, grant_consent
@@ -35,50 +31,13 @@ REDIS_URL = os.environ.get("CONSENTRY_TEST_REDIS_URL", "redis://127.0.0.1:6379/9
 TASKS = {"access": "decisions.rights_access_build", "erasure": "decisions.rights_erasure"}
 
 
-def _redis_or_skip() -> None:
-    import redis
-
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
-    except redis.RedisError:
-        pytest.skip(f"no Redis at {REDIS_URL}")
-
-
-def _database_url() -> str:
-    db = connection.settings_dict
-    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
-    return f"postgres://{db['USER']}{password}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-
-
-def _start_worker(queue: str, media: Path, log: Path) -> subprocess.Popen:
-    env = {
-        **os.environ,
-        "DATABASE_URL": _database_url(),
-        "CELERY_BROKER_URL": REDIS_URL,
-        "CONSENTRY_STATE_DIR": str(settings.STATE_DIR),
-        "CONSENTRY_MEDIA_DIR": str(media),
-        "CONSENTRY_AUDIT_SIGNING_KEY": settings.CONSENTRY_AUDIT_SIGNING_KEY,
-        "LOG_LEVEL": "WARNING",
-    }
-    command = [sys.executable, "-m", "celery", "-A", "consentry", "worker", "--pool", "solo", "-Q", queue]
-    command += ["--without-heartbeat", "--without-mingle", "--without-gossip", "--loglevel", "INFO"]
-    with log.open("ab") as output:
-        return subprocess.Popen(
-            command, cwd=settings.BASE_DIR, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
-        )
-
-
-def _wait_for(condition, *, timeout: float, what: str, log: Path):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}; worker log:\n{log.read_text()[-3000:]}")
+def _start_worker(*, queue: str, media: Path, log: Path):
+    env = {"CONSENTRY_MEDIA_DIR": str(media), "CONSENTRY_AUDIT_SIGNING_KEY": settings.CONSENTRY_AUDIT_SIGNING_KEY}
+    return start_worker(queue=queue, broker_url=REDIS_URL, log=log, env=env)
 
 
 def test_a_worker_builds_the_copy_and_carries_out_the_erasure(settings, tmp_path, monkeypatch):
-    _redis_or_skip()
+    redis_or_skip(REDIS_URL)
     media = tmp_path / "media"
     settings.MEDIA_ROOT = media
     queue = f"rights-test-{uuid.uuid4().hex[:8]}"
@@ -98,19 +57,17 @@ def test_a_worker_builds_the_copy_and_carries_out_the_erasure(settings, tmp_path
     def status(pk) -> str:
         return RightsRequest.objects.values_list("status", flat=True).get(pk=pk)
 
-    worker = _start_worker(queue, media, log)
+    worker = _start_worker(queue=queue, media=media, log=log)
     try:
         copy, _ = rights.rights_request_access(employee=employee, user=employee.user, actor=actor)
-        _wait_for(lambda: status(copy.pk) == RightsStatus.COMPLETED, timeout=120, what="the copy", log=log)
+        wait_for(lambda: status(copy.pk) == RightsStatus.COMPLETED, timeout=120, what="the copy", log=log)
         copy.refresh_from_db()
         archive = zipfile.ZipFile(io.BytesIO((media / copy.file.name).read_bytes()))
         assert json.loads(archive.read("data.json"))["employee"]["hr_id"] == employee.hr_id
         erasure, _ = rights.rights_request_erasure(employee=employee, user=employee.user, actor=actor)
-        _wait_for(lambda: status(erasure.pk) == RightsStatus.COMPLETED, timeout=120, what="the erasure", log=log)
+        wait_for(lambda: status(erasure.pk) == RightsStatus.COMPLETED, timeout=120, what="the erasure", log=log)
     finally:
-        if worker.poll() is None:
-            os.killpg(worker.pid, signal.SIGTERM)
-            worker.wait(timeout=30)
+        stop_worker(worker)
 
     copy.refresh_from_db()
     assert copy.progress == 100 and copy.attempts == 1

@@ -15,15 +15,12 @@ import os
 import random
 import secrets
 import signal
-import subprocess
-import sys
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from django.conf import settings
 from django.db.models import Count
 from django.utils import timezone
 from kombu.exceptions import OperationalError
@@ -35,10 +32,11 @@ from consentry import outbox
 from consentry.celery import app
 from consentry.models import OutboxMessage
 from consentry.outbox import Topic
+from consentry.tests.workers import redis_or_skip, start_worker, stop_worker, wait_for
 from decisions.datakeys import data_keys_for_grant, new_key_id
 from decisions.kms import key_encryption_key
 from decisions.models import DataKey, DestroyedKey, RevocationEvent
-from decisions.tests.conftest import PURPOSE, build_decision_policy, grant_consent, shared_database_url
+from decisions.tests.conftest import PURPOSE, build_decision_policy, grant_consent
 from governance import services as gov
 from governance.models import DataCategory, Region
 
@@ -50,48 +48,13 @@ EMPLOYEES = 100
 DAYS = 100  # EMPLOYEES × DAYS keys
 
 
-def _redis_or_skip() -> None:
-    import redis
-
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
-    except redis.RedisError:
-        pytest.skip(f"no Redis at {REDIS_URL}")
-
-
-def _start_worker(queue: str, log: Path) -> subprocess.Popen:
+def _start_worker(*, queue: str, log: Path):
     env = {
-        **os.environ,
-        "DATABASE_URL": shared_database_url(),
-        "CELERY_BROKER_URL": REDIS_URL,
         "CELERY_BROKER_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT),
-        "CONSENTRY_STATE_DIR": str(settings.STATE_DIR),
         # Small batches: a kill lands mid-sweep, between or inside transactions.
         "CONSENTRY_KEY_SWEEP_BATCH": "25",
-        "LOG_LEVEL": "WARNING",
     }
-    command = [sys.executable, "-m", "celery", "-A", "consentry", "worker", "--pool", "solo", "-Q", queue]
-    command += ["--without-heartbeat", "--without-mingle", "--without-gossip", "--loglevel", "INFO"]
-    with log.open("ab") as output:
-        return subprocess.Popen(
-            command, cwd=settings.BASE_DIR, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
-        )
-
-
-def _stop(worker: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
-    if worker.poll() is None:
-        os.killpg(worker.pid, sig)
-        worker.wait(timeout=30)
-
-
-def _wait_for(condition, *, timeout: float, what: str, log: Path):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}; worker log:\n{log.read_text()[-3000:]}")
+    return start_worker(queue=queue, broker_url=REDIS_URL, log=log, env=env)
 
 
 def _send(task: str, queue: str, broker_url: str = REDIS_URL) -> None:
@@ -139,7 +102,7 @@ def _seed(today) -> tuple[set[str], set[str]]:
 
 
 def test_a_sweep_killed_at_random_points_finishes_without_losing_or_repeating_anything(tmp_path):
-    _redis_or_skip()
+    redis_or_skip(REDIS_URL)
     # Not right before midnight: the expected sets are computed for today.
     now = timezone.now()
     if now.hour == 23 and now.minute >= 55:
@@ -150,12 +113,12 @@ def test_a_sweep_killed_at_random_points_finishes_without_losing_or_repeating_an
     log = tmp_path / "worker.log"
     rng = random.Random(os.environ.get("CONSENTRY_TEST_SEED", "7keys"))
 
-    worker = _start_worker(queue, log)
+    worker = _start_worker(queue=queue, log=log)
     try:
         _send("decisions.data_key_sweep", queue)
         for kill in range(3):
             target = rng.randint(len(overdue) * (kill + 1) // 5, len(overdue) * (kill + 2) // 5)
-            _wait_for(
+            wait_for(
                 lambda target=target: DestroyedKey.objects.count() >= target,
                 timeout=240,
                 what=f"{target} destroyed keys",
@@ -163,18 +126,18 @@ def test_a_sweep_killed_at_random_points_finishes_without_losing_or_repeating_an
             )
             # A random moment: mid-batch as often as between batches.
             time.sleep(rng.random() * 0.2)
-            _stop(worker, signal.SIGKILL)
+            stop_worker(worker, signal.SIGKILL)
             assert DestroyedKey.objects.count() < len(overdue), "the sweep finished before the kill"
             time.sleep(VISIBILITY_TIMEOUT + 1)
-            worker = _start_worker(queue, log)
-        _wait_for(
+            worker = _start_worker(queue=queue, log=log)
+        wait_for(
             lambda: not DataKey.objects.filter(pk__in=overdue).exists(),
             timeout=300,
             what="the sweep to finish",
             log=log,
         )
     finally:
-        _stop(worker)
+        stop_worker(worker)
 
     destroyed = set(DestroyedKey.objects.values_list("key_id", flat=True))
     assert destroyed == overdue
@@ -188,7 +151,7 @@ def test_a_sweep_killed_at_random_points_finishes_without_losing_or_repeating_an
 
 
 def test_a_withdrawal_during_a_broker_outage_reaches_the_feed_and_the_sweep_once_it_is_back(tmp_path, monkeypatch):
-    _redis_or_skip()
+    redis_or_skip(REDIS_URL)
     build_decision_policy()
     employee = make_employee(country="US", subdivision="US-WA")
     now = timezone.now()
@@ -212,27 +175,27 @@ def test_a_withdrawal_during_a_broker_outage_reaches_the_feed_and_the_sweep_once
     assert DataKey.objects.filter(pk=key["keystrokes"].key_id).exists()
 
     # The broker is back: beat's next relay and sweep get through to a worker.
-    worker = _start_worker(queue, log)
+    worker = _start_worker(queue=queue, log=log)
     try:
         _send("consentry.outbox_relay", queue)
-        _wait_for(
+        wait_for(
             lambda: RevocationEvent.objects.filter(type="consent_withdrawn").exists(),
             timeout=60,
             what="the withdrawal on the feed",
             log=log,
         )
         _send("decisions.data_key_sweep", queue)
-        _wait_for(lambda: DestroyedKey.objects.exists(), timeout=60, what="the sweep", log=log)
+        wait_for(lambda: DestroyedKey.objects.exists(), timeout=60, what="the sweep", log=log)
         # The sweep's revocations go out with beat's next periodic relay.
         _send("consentry.outbox_relay", queue)
-        _wait_for(
+        wait_for(
             lambda: RevocationEvent.objects.filter(type="keys_destroyed").exists(),
             timeout=60,
             what="keys_destroyed on the feed",
             log=log,
         )
     finally:
-        _stop(worker)
+        stop_worker(worker)
     assert DestroyedKey.objects.get().reason == "withdrawal"
     event = RevocationEvent.objects.get(type="keys_destroyed")
     assert event.keys == [key["keystrokes"].key_id]
