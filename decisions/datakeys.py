@@ -158,29 +158,43 @@ Triple = tuple[str, str, date]  # (employee hr id, category, UTC day)
 DESTROYED = "destroyed"
 
 
-def key_states(triples: Collection[Triple]) -> dict[Triple, str]:
+def key_states(triples: Collection[Triple], *, key_ids: bool = True) -> dict[Triple, str]:
     """For each (hr id, category, day): its key id, or ``DESTROYED``; absent when no key was ever made.
 
     A tombstone wins over a live row (a key made while its day was being
-    destroyed is never released, and the next sweep destroys it).
+    destroyed is never released, and the next sweep destroys it). Without
+    ``key_ids`` only tombstones are read: a use decision that releases no key
+    needs to know what is destroyed, not which key a day has. Plain SQL: a
+    stream asks this for thousands of triples a second, and compiling an ORM
+    filter with thousands of parameters cost more than the query.
     """
     if not triples:
         return {}
-    hr_ids = {hr_id for hr_id, _, _ in triples}
-    categories = {category for _, category, _ in triples}
-    days = [day for _, _, day in triples]
-    scope = Q(employee__hr_id__in=sorted(hr_ids), category__in=sorted(categories), day__gte=min(days)) & Q(
-        day__lte=max(days)
-    )
+    wanted = set(triples)
+    hr_ids = sorted({hr_id for hr_id, _, _ in wanted})
+    days = [day for _, _, day in wanted]
+    q = connection.ops.quote_name
+    employee = q(Employee._meta.db_table)
+    postgresql = connection.vendor == "postgresql"
+    among = "= ANY(%s)" if postgresql else f"IN ({', '.join(['%s'] * len(hr_ids))})"
+    params = [hr_ids] if postgresql else list(hr_ids)
+    params += [min(days), max(days)]
+    tables = [(q(DestroyedKey._meta.db_table), "NULL")]
+    if key_ids:
+        tables.insert(0, (q(DataKey._meta.db_table), "k.id"))
     found: dict[Triple, str] = {}
-    for key_id, hr_id, category, day in DataKey.objects.filter(scope).values_list(
-        "id", "employee__hr_id", "category", "day"
-    ):
-        if (hr_id, category, day) in triples:
-            found[(hr_id, category, day)] = key_id
-    for hr_id, category, day in DestroyedKey.objects.filter(scope).values_list("employee__hr_id", "category", "day"):
-        if (hr_id, category, day) in triples:
-            found[(hr_id, category, day)] = DESTROYED
+    with connection.cursor() as cursor:
+        # Live keys first, so a tombstone read after them wins.
+        for table, key_column in tables:
+            cursor.execute(
+                f"SELECT {key_column}, e.hr_id, k.category, k.day FROM {table} k "  # noqa: S608
+                f"JOIN {employee} e ON e.id = k.employee_id WHERE e.hr_id {among} AND k.day BETWEEN %s AND %s",
+                params,
+            )
+            for key_id, hr_id, category, day in cursor.fetchall():
+                triple = (hr_id, category, day if isinstance(day, date) else date.fromisoformat(day))
+                if triple in wanted:
+                    found[triple] = key_id if key_id is not None else DESTROYED
     return found
 
 

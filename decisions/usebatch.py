@@ -14,7 +14,7 @@ import hashlib
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from itertools import islice
 from typing import Any, BinaryIO
 
@@ -48,6 +48,9 @@ class InvalidRecord:
 
 
 _UNSEEN = object()
+_MICROSECOND = timedelta(microseconds=1)
+# (subject, captured from, captured before, data key id or None): see UseEvaluator._windows_of.
+Window = tuple[str, datetime, datetime, str | None]
 LINE_TOO_LONG = InvalidRecord(None, f"The line is longer than {MAX_LINE_BYTES} bytes.")
 
 
@@ -193,6 +196,16 @@ def chunked(items: Iterable[Any], size: int | None = None) -> Iterator[list[Any]
 Result = tuple[str | None, tuple[engine.Reason, ...]]
 
 
+def _utc_day(moment: datetime) -> date:
+    return (moment if moment.tzinfo is UTC else moment.astimezone(UTC)).date()
+
+
+def grant_day(grant: engine.GrantFacts) -> date | None:
+    """The UTC day a grant lies in (the day of its records' data keys), or None when it spans midnight."""
+    day = _utc_day(grant.issued_at)
+    return day if _utc_day(grant.expires_at - _MICROSECOND) == day else None
+
+
 def reason_json(reason: engine.Reason) -> dict[str, Any]:
     body: dict[str, Any] = {
         "code": reason.code,
@@ -240,7 +253,7 @@ class UseEvaluator:
         self._limits: dict[tuple[int, int, str], tuple[int | None, int]] = {}
         self._employees: dict[str, engine.EmployeeFacts | None] = {}
         # Grant id → {category: the capture times decide_use allows}; other categories: ask it.
-        self._windows: dict[str, dict[str, engine.UseWindow]] = {}
+        self._windows: dict[str, dict[str, Window]] = {}
         # (HR id, capture scope id) → {category: what the employee's facts allow}, shared by their grants.
         self._floors: dict[tuple[str, int], dict[str, engine.UseFloor | None]] = {}
         self._reason_text: dict[engine.Reason, bytes] = {}
@@ -310,27 +323,37 @@ class UseEvaluator:
     def _limits_for(self, grant: engine.GrantFacts, employee: engine.EmployeeFacts, category: str):
         return self._scoped_limits(*self._scopes_of(grant, employee), category)
 
-    def _windows_of(self, grant_id: str) -> dict[str, engine.UseWindow]:
-        """Category → window (``engine.use_window``) of one grant, for the categories that have one.
+    def _windows_of(self, grant_id: str) -> dict[str, Window]:
+        """Category → window of one grant, for the categories that have one: (subject, start, end, key id).
 
-        Computed once per grant for all its categories and kept, so a record
-        costs two small lookups; a category without a window is decided by
-        ``engine.decide_use``. The employee's part of each window (its floor)
-        is shared by every grant of theirs captured under the same scope.
+        A record naming the subject and captured in [start, end) is allowed;
+        the key id (None unless keys are released) is its data key. Computed
+        once per grant for all its categories from ``engine.use_window``'s
+        parts and kept, so a record costs two small lookups; a category
+        without a window is decided by ``engine.decide_use``. The employee's
+        part of each window (its floor) is shared by every grant of theirs
+        captured under the same scope.
+
+        A grant ends at UTC midnight at the latest, so its records share one
+        data key per category: a window exists only while that key is not
+        destroyed. A grant spanning midnight (issued before grants ended
+        there) gets no window, and each of its records is decided on its own.
         """
-        windows: dict[str, engine.UseWindow] = {}
+        windows: dict[str, Window] = {}
         self._windows[grant_id] = windows
         grant = self._grants[grant_id]
         if grant is None or grant.purpose != self.purpose:
             return windows
         employee = self._employees.get(grant.employee)
-        if employee is None:
+        day = grant_day(grant)
+        if employee is None or day is None:
             return windows
         captured, current = self._scopes_of(grant, employee)
         key = (employee.hr_id, id(captured))
         floors = self._floors.get(key)
         if floors is None:
             floors = self._floors[key] = {}
+        keys = self._keys
         for category in grant.categories:
             floor = floors.get(category, _UNSEEN)
             if floor is _UNSEEN:
@@ -342,50 +365,43 @@ class UseEvaluator:
                     at=self.at,
                     limits=self._scoped_limits(captured, current, category),
                 )
-            if floor is not None and (window := engine.grant_window(grant, floor)) is not None:
-                windows[category] = window
+            if floor is None or (window := engine.grant_window(grant, floor)) is None:
+                continue
+            # Not looked up (the cache was trimmed since): decide_use will say.
+            key_id = keys.get((grant.employee, category, day), DESTROYED)
+            if key_id != DESTROYED:
+                windows[category] = (*window, key_id)
         return windows
 
-    def _key_triples(self, records: list[engine.UseRecord]) -> tuple[list[Triple | None], dict[str, frozenset]]:
-        """Each record's (employee, category, UTC day), and per employee the destroyed (category, day) pairs.
-
-        The engine denies a record whose day's key is destroyed; only the pairs
-        this chunk needs are handed to it, so memory stays bounded.
-        """
-        grants, cache = self._grants, self._keys
-        triples: list[Triple | None] = []
-        for record in records:
-            grant = grants[record.grant_id]
-            if grant is None:
-                triples.append(None)
-                continue
-            captured = record.captured_at
-            day = (captured if captured.tzinfo is UTC else captured.astimezone(UTC)).date()
-            triples.append((grant.employee, record.category, day))
-        wanted = {triple for triple in triples if triple is not None}
+    def _fetch_keys(self, triples: Iterable[Triple]) -> None:
+        """Read the key states of ``triples`` the cache lacks (tombstones only, unless keys are released)."""
+        cache = self._keys
+        wanted = set(triples)
         # Room first, then what is missing: an entry this chunk needs is never dropped after its look-up.
         # Lookups, not `wanted - cache.keys()`: that walks the whole cache.
         missing = [triple for triple in wanted if triple not in cache]
         if _make_room(cache, len(missing), KEY_CACHE_LIMIT):
             missing = [triple for triple in wanted if triple not in cache]
         if missing:
-            found = key_states(missing)
+            found = key_states(missing, key_ids=self.release_keys)
             cache.update((triple, found.get(triple)) for triple in missing)
-        destroyed: dict[str, set] = {}
-        for triple in wanted:
-            if cache.get(triple) == DESTROYED:
-                destroyed.setdefault(triple[0], set()).add((triple[1], triple[2]))
-        return triples, {hr_id: frozenset(pairs) for hr_id, pairs in destroyed.items()}
+
+    def _fetch_window_keys(self, grant_ids: Iterable[str]) -> None:
+        """The key states of the days of the grants whose windows this chunk may build, in one query."""
+        grants, purpose = self._grants, self.purpose
+        triples = []
+        for grant_id in grant_ids:
+            grant = grants.get(grant_id)
+            if grant is not None and grant.purpose == purpose and (day := grant_day(grant)) is not None:
+                triples.extend((grant.employee, category, day) for category in grant.categories)
+        self._fetch_keys(triples)
 
     def evaluate(self, items: list[engine.UseRecord | InvalidRecord]) -> list[Result]:
         """Decide each item, in order, counting outcomes and hashing ids as it goes.
 
-        A record inside its grant's window for its category, whose day's data
-        key is not destroyed, is allowed with one comparison
-        (``engine.use_window``); every other record goes through
-        ``engine.decide_use``, which says why it is denied. Windows are built
-        from the employees' cached facts, which never hold destroyed keys:
-        those are checked here for each record, as the engine would.
+        A record inside its grant's window for its category (``_windows_of``)
+        is allowed with one comparison; every other record goes through
+        ``engine.decide_use``, which says why it is denied (``_decide_slowly``).
         """
         record_type, windows = engine.UseRecord, self._windows
         # One pass for the windows already known: a grant with windows has its
@@ -399,66 +415,84 @@ class UseEvaluator:
         }
         if unknown and self._load(unknown):
             # A cache was trimmed: what this chunk counted on may be gone.
-            self._load({item.grant_id for item in items if type(item) is record_type})
+            unknown = {item.grant_id for item in items if type(item) is record_type}
+            self._load(unknown)
             known = [None] * len(items)
-        triples, destroyed = self._key_triples([item for item in items if type(item) is record_type])
-        policy, purpose, at = self.policy, self.purpose, self.at
-        grants, employees, by_reason = self._grants, self._employees, self.by_reason
-        decide, limits_for, windows_for = engine.decide_use, self._limits_for, self._windows_of
-        keys, released, release = self._keys, self.released, self.release_keys
-        # This chunk's view of employees whose data keys were destroyed.
-        shredded = {
-            hr_id: replace(facts, destroyed_keys=destroyed[hr_id])
-            for hr_id in destroyed
-            if (facts := employees.get(hr_id)) is not None
-        }
-        results: list[Result] = []
+        if unknown:
+            self._fetch_window_keys(unknown)
+        windows_for, released, release = self._windows_of, self.released, self.release_keys
+        results: list[Any] = []
         append = results.append
-        denied = 0
-        position = 0
+        # Positions of the records decide_use must answer; each holds its record until then.
+        slow: list[int] = []
+        invalid = 0
         for item, windows_of in zip(items, known, strict=True):
             if type(item) is record_type:
-                triple = triples[position]
-                position += 1
                 if windows_of is None:
                     windows_of = windows.get(item.grant_id)
                     if windows_of is None:
                         windows_of = windows_for(item.grant_id)
                 window = windows_of.get(item.category)
-                if (
-                    window is not None
-                    and item.subject == window[0]
-                    and window[1] <= item.captured_at < window[2]
-                    and not (triple[0] in destroyed and (triple[1], triple[2]) in destroyed[triple[0]])
-                ):
+                if window is not None and item.subject == window[0] and window[1] <= item.captured_at < window[2]:
                     append((item.id, ()))
-                    if release:
-                        key_id = keys.get(triple)
-                        if key_id is not None and key_id != DESTROYED:
-                            released.add(key_id)
+                    if release and window[3] is not None:
+                        released.add(window[3])
                     continue
-                grant = grants[item.grant_id]
-                employee = None
-                if grant is not None:
-                    employee = shredded.get(grant.employee) or employees.get(grant.employee)
-                limits = limits_for(grant, employee, item.category) if employee is not None else None
-                reasons = decide(
-                    policy, record=item, purpose=purpose, grant=grant, employee=employee, at=at, limits=limits
-                )
-                if release and not reasons:
-                    key_id = keys.get(triple)
-                    if key_id is not None and key_id != DESTROYED:
-                        released.add(key_id)
+                slow.append(len(results))
+                append(item)
             else:
-                reasons = (engine.Reason(engine.Code.INVALID_RECORD, item.detail),)
-            if reasons:
-                denied += 1
-                by_reason.update({reason.code for reason in reasons})
-            append((item.id, reasons))
+                invalid += 1
+                append((item.id, (engine.Reason(engine.Code.INVALID_RECORD, item.detail),)))
+        if invalid:
+            self.by_reason[engine.Code.INVALID_RECORD] += invalid
+        denied = invalid + (self._decide_slowly(results, slow) if slow else 0)
         self.denied += denied
         self.allowed += len(items) - denied
         self._digest.update("".join([f"{item.id or ''}\n" for item in items]).encode())
         return results
+
+    def _decide_slowly(self, results: list[Any], positions: list[int]) -> int:
+        """Answer the records at ``positions`` of ``results`` with ``engine.decide_use``; returns how many deny.
+
+        The engine denies a record whose day's data key is destroyed, so each
+        record's (employee, category, UTC day) is looked up first, all of the
+        chunk's at once, and handed to the engine in a per-chunk copy of its
+        employee's facts: only the pairs this chunk needs, so memory stays bounded.
+        """
+        grants, employees, keys = self._grants, self._employees, self._keys
+        records: list[engine.UseRecord] = [results[position] for position in positions]
+        triples: list[Triple | None] = []
+        for item in records:
+            grant = grants[item.grant_id]
+            triples.append(None if grant is None else (grant.employee, item.category, _utc_day(item.captured_at)))
+        self._fetch_keys(triple for triple in triples if triple is not None)
+        destroyed: dict[str, set[tuple[str, date]]] = {}
+        for triple in triples:
+            if triple is not None and keys.get(triple) == DESTROYED:
+                destroyed.setdefault(triple[0], set()).add((triple[1], triple[2]))
+        shredded = {
+            hr_id: replace(facts, destroyed_keys=frozenset(pairs))
+            for hr_id, pairs in destroyed.items()
+            if (facts := employees.get(hr_id)) is not None
+        }
+        policy, purpose, at, by_reason = self.policy, self.purpose, self.at, self.by_reason
+        denied = 0
+        for position, item, triple in zip(positions, records, triples, strict=True):
+            grant = grants[item.grant_id]
+            employee = None
+            if grant is not None:
+                employee = shredded.get(grant.employee) or employees.get(grant.employee)
+            limits = self._limits_for(grant, employee, item.category) if employee is not None else None
+            reasons = engine.decide_use(
+                policy, record=item, purpose=purpose, grant=grant, employee=employee, at=at, limits=limits
+            )
+            if reasons:
+                denied += 1
+                by_reason.update({reason.code for reason in reasons})
+            elif self.release_keys and (key_id := keys.get(triple)) is not None and key_id != DESTROYED:
+                self.released.add(key_id)
+            results[position] = (item.id, reasons)
+        return denied
 
     def result_json(self, result: Result) -> dict[str, Any]:
         record_id, reasons = result
