@@ -172,14 +172,20 @@ def test_the_stream_answers_like_the_engine_record_by_record(
 
 @pytest.mark.django_db
 def test_the_world_exercises_every_path(world):
-    """The fixtures above reach windows, destroyed keys, withdrawals and the midnight grant: the test means something."""
+    """Fixtures reach windows, destroyed keys, withdrawals and the midnight grant, so the test above means something."""
     _, grants = world
+
+    def at(index, category, seconds, record_id):
+        grant = grants[index]
+        captured = grant.issued_at + timedelta(seconds=seconds)
+        return engine.UseRecord(record_id, grant.subject, category, captured, grant.id)
+
     records = [
-        engine.UseRecord("ok", grants[0].subject, "keystrokes", grants[0].issued_at + timedelta(seconds=5), "g_eq0"),
-        engine.UseRecord("gone", grants[0].subject, "mouse_movement", grants[0].issued_at, "g_eq0"),
-        engine.UseRecord("night", grants[2].subject, "screenshots", grants[2].issued_at + timedelta(seconds=1), "g_eq2"),
-        engine.UseRecord("day", grants[2].subject, "screenshots", grants[2].issued_at + timedelta(seconds=40), "g_eq2"),
-        engine.UseRecord("withdrawn", grants[3].subject, "mouse_movement", grants[3].issued_at, "g_eq3"),
+        at(0, "keystrokes", 5, "ok"),
+        at(0, "mouse_movement", 0, "gone"),
+        at(2, "screenshots", 1, "night"),
+        at(2, "screenshots", 40, "day"),
+        at(3, "mouse_movement", 0, "withdrawn"),
     ]
     answers, released = reference(records, release=True)
     assert answers == [
@@ -190,4 +196,3 @@ def test_the_world_exercises_every_path(world):
         ("withdrawn", ["consent_withdrawn"]),
     ]
     assert released == {"k_live0", "k_live1"}
-
