@@ -126,7 +126,7 @@ class AuditEntry(ImmutableModel):
     region = models.CharField(max_length=16, blank=True, default="")
     payload = models.JSONField(default=dict)
     prev_hash = models.CharField(max_length=64)
-    hash = models.CharField(max_length=64, unique=True)
+    hash = models.CharField(max_length=64)
 
     class Meta:
         ordering = ("seq",)
@@ -139,6 +139,9 @@ class AuditEntry(ImmutableModel):
         ]
         constraints = [
             models.CheckConstraint(condition=models.Q(seq__gte=1), name="audit_seq_positive"),
+            # A constraint rather than unique=True: on PostgreSQL that also builds a second,
+            # pattern-matching index on the hash that no query uses and every append maintains.
+            models.UniqueConstraint(fields=["hash"], name="audit_entry_hash_unique"),
         ]
 
     def __str__(self) -> str:
