@@ -29,7 +29,7 @@ from decisions.parsers import (
     content_length,
     ensure_body_within,
 )
-from decisions.revocations import feed_head, format_cursor
+from decisions.revocations import feed_head_and_policy_marker, format_cursor
 from decisions.serializers import (
     CaptureDecisionSerializer,
     CaptureRequestSerializer,
@@ -221,7 +221,10 @@ class CaptureDecisionView(APIView):
         ensure_body_within(request, BoundedJSONParser.max_bytes)
         token = token_of(request)
         try:
-            policy = current_policy()
+            # Read before the decision: a change the decision does not see commits
+            # later, so its feed event lands after this cursor.
+            head, marker = feed_head_and_policy_marker()
+            policy = current_policy(marker)
             data = plain_capture_request(request.data, policy.categories)
             if data is None:
                 serializer = CaptureRequestSerializer(
@@ -229,9 +232,7 @@ class CaptureDecisionView(APIView):
                 )
                 serializer.is_valid(raise_exception=True)
                 data = serializer.validated_data
-            # Read before the decision: a change the decision does not see commits
-            # later, so its feed event lands after this cursor.
-            cursor = format_cursor(feed_head())
+            cursor = format_cursor(head)
             # No moment passed: a grant is decided at a moment taken under the employee's lock.
             outcome = capture_decide(token=token, request=_capture_request(data), policy=policy)
         except DatabaseError as exc:

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import logging
 import secrets
 import time
@@ -111,13 +112,10 @@ def data_keys_for_grant(
     """
     day = utc_day(at)
     wanted = sorted(set(categories))
-    gone = set(
-        DestroyedKey.objects.filter(employee=employee, day=day, category__in=wanted).values_list("category", flat=True)
-    )
+    rows, gone = _day_keys(employee_id=employee.pk, day=day, categories=wanted)
     wanted = [category for category in wanted if category not in gone]
     if not wanted:
         return {}
-    rows = {row.category: row for row in DataKey.objects.filter(employee=employee, day=day, category__in=wanted)}
     missing = [category for category in wanted if category not in rows]
     kek = key_encryption_key()
     if missing:
@@ -139,17 +137,47 @@ def data_keys_for_grant(
                 )
             )
         DataKey.objects.bulk_create(fresh, ignore_conflicts=True)
-        rows.update(
-            (row.category, row) for row in DataKey.objects.filter(employee=employee, day=day, category__in=missing)
-        )
+        made, _ = _day_keys(employee_id=employee.pk, day=day, categories=missing)
+        rows.update(made)
     issued = {}
-    for category, row in sorted(rows.items()):
-        if purpose not in row.purposes:
+    for category, (key_id, wrapped, version, purposes) in sorted(rows.items()):
+        if purpose not in purposes:
             # Retention and withdrawal follow every purpose the key served.
-            DataKey.objects.filter(pk=row.pk).update(purposes=sorted({*row.purposes, purpose}))
-        key = kek.unwrap(row.wrapped, key_id=row.id, version=row.master_version)
-        issued[category] = IssuedKey(key_id=row.id, key=key)
+            DataKey.objects.filter(pk=key_id).update(purposes=sorted({*purposes, purpose}))
+        issued[category] = IssuedKey(key_id=key_id, key=kek.unwrap(wrapped, key_id=key_id, version=version))
     return issued
+
+
+def _day_keys(
+    *, employee_id: int, day: date, categories: list[str]
+) -> tuple[dict[str, tuple[str, bytes, str, list[str]]], set[str]]:
+    """One employee's keys of ``day`` for ``categories`` (category → id, wrapped, master version,
+    purposes), and the categories whose key of that day was destroyed: one round trip, in the
+    grant's transaction."""
+    q = connection.ops.quote_name
+    keys, tombstones = q(DataKey._meta.db_table), q(DestroyedKey._meta.db_table)
+    postgresql = connection.vendor == "postgresql"
+    among = "= ANY(%s)" if postgresql else f"IN ({', '.join(['%s'] * len(categories))})"
+    chosen = [categories] if postgresql else categories
+    # The day as the backend stores it (ISO text on SQLite).
+    when = connection.ops.adapt_datefield_value(day)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT category, id, wrapped, master_version, purposes FROM {keys} "  # noqa: S608
+            f"WHERE employee_id = %s AND day = %s AND category {among} "
+            f"UNION ALL SELECT category, NULL, NULL, NULL, NULL FROM {tombstones} "
+            f"WHERE employee_id = %s AND day = %s AND category {among}",
+            [employee_id, when, *chosen, employee_id, when, *chosen],
+        )
+        found = cursor.fetchall()
+    rows, gone = {}, set()
+    for category, key_id, wrapped, version, purposes in found:
+        if key_id is None:
+            gone.add(category)
+        else:
+            listed = purposes if isinstance(purposes, list) else json.loads(purposes)
+            rows[category] = (key_id, bytes(wrapped), version, listed)
+    return rows, gone
 
 
 # Looking up and releasing ----------------------------------------------------------------

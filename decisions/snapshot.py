@@ -249,10 +249,14 @@ _cached: _Cached | None = None
 _rebuild = threading.Lock()
 
 
-def current_policy() -> engine.Policy:
-    """The policy in force for this process: one indexed read, a rebuild only on change."""
+def current_policy(marker: Marker | None = None) -> engine.Policy:
+    """The policy in force for this process: one indexed read, a rebuild only on change.
+
+    ``marker`` is ``revision_marker()`` when the caller read it already (in
+    the same statement as something else it needs).
+    """
     global _cached
-    marker = revision_marker()
+    marker = marker or revision_marker()
     cached = _cached
     if cached is not None and cached.marker == marker:
         return cached.policy

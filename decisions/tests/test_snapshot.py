@@ -6,9 +6,14 @@ import pytest
 from django.utils import timezone
 
 from conftest import CATEGORIES, POLICY_START, SYSTEM
+from consent.services import consent_withdraw
+from consentry.outbox import relay_pending
 from decisions import snapshot
+from decisions.revocations import feed_head, feed_head_and_policy_marker
 from decisions.snapshot import build_policy, current_policy
+from decisions.tests.conftest import grant_consent
 from governance import services as gov
+from governance.models import PolicyRevision
 
 pytestmark = pytest.mark.django_db
 P = "ai_agent_training"
@@ -24,6 +29,23 @@ def test_an_unchanged_policy_costs_one_query_per_request(policy, django_assert_n
     first = current_policy()
     with django_assert_num_queries(1):
         assert current_policy() is first
+
+
+def test_the_capture_path_reads_the_feed_head_and_the_policy_marker_in_one_query(
+    policy, us_employee, django_assert_num_queries
+):
+
+    grant_consent(us_employee, "keystrokes")
+    consent_withdraw(employee=us_employee, purpose=P, categories=["keystrokes"], actor=SYSTEM)
+    relay_pending()
+    with django_assert_num_queries(1):
+        head, marker = feed_head_and_policy_marker()
+    assert head == feed_head() > 0
+    assert marker == snapshot.revision_marker()
+    assert current_policy(marker) is current_policy()
+    # A database whose revision row was reset still answers (and the marker says "unknown").
+    PolicyRevision.objects.all().delete()
+    assert feed_head_and_policy_marker() == (head, (0, None))
 
 
 def test_any_governance_change_is_noticed_and_changes_the_version(policy):
