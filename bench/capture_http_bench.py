@@ -88,8 +88,14 @@ def request_once(port: int, path: str, token: str | None) -> None:
         raise RuntimeError(f"{path}: {response.status} {body[:200]!r}")
 
 
-def _client_process(port, path, tokens, threads, deadline, interval, queue) -> None:
-    """Closed loop when ``interval`` is 0, else one request every ``interval`` seconds per thread."""
+def _client_process(port, path, tokens, threads, begin, deadline, interval, first, total, queue) -> None:
+    """Closed loop when ``interval`` is 0, else one request every ``interval`` seconds per thread.
+
+    Open-loop threads are spread evenly over the interval (this process's are
+    numbers ``first`` to ``first + threads - 1`` of ``total``): started
+    together they would arrive in bursts of ``total`` requests, and the
+    latency measured would be the queue of each burst, not the server's.
+    """
     latencies: list[float] = []
     errors = [0]
     lock = threading.Lock()
@@ -97,7 +103,8 @@ def _client_process(port, path, tokens, threads, deadline, interval, queue) -> N
     def run(thread_index: int) -> None:
         mine: list[float] = []
         count = 0
-        start = time.monotonic()
+        time.sleep(max(0.0, begin - time.monotonic()))
+        start = begin + (first + thread_index) * interval / total
         while True:
             scheduled = start + count * interval if interval else time.monotonic()
             if scheduled >= deadline:
@@ -129,15 +136,28 @@ def load(port: int, path: str, tokens: list[str], *, clients: int, seconds: floa
     processes = 2
     per_process = max(1, clients // processes)
     interval = (clients / rate) if rate else 0.0
-    deadline = time.monotonic() + seconds
+    # A common start a little ahead, so the processes' threads keep their spacing (the clock is system-wide).
+    begin = time.monotonic() + 0.3
+    deadline = begin + seconds
     queue: multiprocessing.Queue = multiprocessing.Queue()
     children = [
         multiprocessing.Process(
-            target=_client_process, args=(port, path, tokens[i::processes], per_process, deadline, interval, queue)
+            target=_client_process,
+            args=(
+                port,
+                path,
+                tokens[i::processes],
+                per_process,
+                begin,
+                deadline,
+                interval,
+                i * per_process,
+                clients,
+                queue,
+            ),
         )
         for i in range(processes)
     ]
-    started = time.monotonic()
     for child in children:
         child.start()
     latencies: list[float] = []
@@ -148,7 +168,7 @@ def load(port: int, path: str, tokens: list[str], *, clients: int, seconds: floa
         errors += failed
     for child in children:
         child.join()
-    elapsed = time.monotonic() - started
+    elapsed = time.monotonic() - begin
     latencies.sort()
     return {
         "rate": len(latencies) / elapsed,
