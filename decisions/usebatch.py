@@ -111,11 +111,11 @@ def parse_record(value: Any) -> engine.UseRecord | InvalidRecord:
     try:
         wire = msgspec.convert(value, _WireRecord)
     except msgspec.ValidationError:
-        return why_invalid(value)
+        return _why_invalid(value)
     return _use_record(wire)
 
 
-def why_invalid(value: Any) -> InvalidRecord:
+def _why_invalid(value: Any) -> InvalidRecord:
     """What is wrong with a record the wire format refused, said in plain words."""
     if type(value) is not dict:
         return InvalidRecord(None, "A record must be a JSON object.")
@@ -142,7 +142,7 @@ def parse_line(line: bytes) -> engine.UseRecord | InvalidRecord:
             value = orjson.loads(line)
         except orjson.JSONDecodeError:
             return InvalidRecord(None, "The line is not valid JSON (or not UTF-8).")
-        return why_invalid(value)
+        return _why_invalid(value)
     return _use_record(wire)
 
 
