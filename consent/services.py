@@ -41,7 +41,10 @@ class Choice:
 
 
 def _lock_employee(employee: Employee) -> Employee:
-    return Employee.objects.select_for_update().get(pk=employee.pk)
+    # FOR NO KEY UPDATE, like every row lock taken before a ledger append: it serialises the
+    # employee's changes, yet lets another transaction's foreign-key check on the row (a grant's,
+    # run at its commit while it holds the ledger's head lock) pass instead of deadlocking.
+    return Employee.objects.select_for_update(no_key=True).get(pk=employee.pk)
 
 
 def _now_locked() -> datetime:
@@ -239,7 +242,8 @@ def consent_apply_choices(
         moment = at or _now_locked()
         _check_grantable(employee=employee, notice=notice, choices=wanted, at=moment)
         states = {
-            (s.purpose_id, s.category_id): s for s in ConsentState.objects.select_for_update().filter(employee=employee)
+            (s.purpose_id, s.category_id): s
+            for s in ConsentState.objects.select_for_update(no_key=True, of=("self",)).filter(employee=employee)
         }
         validity = dict(Purpose.objects.values_list("slug", "consent_validity_days"))
         known_categories = set(DataCategory.objects.values_list("slug", flat=True))
@@ -332,7 +336,9 @@ def consent_withdraw_pairs(
     with transaction.atomic():
         employee = _lock_employee(employee)
         moment = at or _now_locked()
-        granted = ConsentState.objects.select_for_update().filter(employee=employee, state=ConsentEventKind.GRANTED)
+        granted = ConsentState.objects.select_for_update(no_key=True, of=("self",)).filter(
+            employee=employee, state=ConsentEventKind.GRANTED
+        )
         events = []
         for state in granted.select_related("notice"):
             if wanted is not None and (state.purpose_id, state.category_id) not in wanted:
@@ -375,8 +381,8 @@ def consent_expire_due(*, at: datetime | None = None, limit: int = 1000) -> int:
     actor = Actor.system("expiry")
     for employee_id in list(due):
         with transaction.atomic():
-            employee = Employee.objects.select_for_update().get(pk=employee_id)
-            states = ConsentState.objects.select_for_update().filter(
+            employee = Employee.objects.select_for_update(no_key=True).get(pk=employee_id)
+            states = ConsentState.objects.select_for_update(no_key=True, of=("self",)).filter(
                 employee=employee, state=ConsentEventKind.GRANTED, expires_at__lte=moment
             )
             expired = [

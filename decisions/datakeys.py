@@ -349,7 +349,7 @@ def destroy_employee_keys(*, employee: Employee, reason: str, actor: Actor) -> i
         raise ValueError(f"unknown destruction reason {reason!r}")
     at = timezone.now()
     with transaction.atomic():
-        employee = Employee.objects.select_for_update().get(pk=employee.pk)
+        employee = Employee.objects.select_for_update(no_key=True).get(pk=employee.pk)
         keys = list(DataKey.objects.select_for_update().filter(employee=employee).order_by("id"))
         return _destroy([(key, reason) for key in keys], actor=actor, at=at)
 

@@ -196,7 +196,7 @@ def _lock_query() -> tuple[str, ModelRows]:
     rows = ModelRows(Employee, "e")
     quote = connection.ops.quote_name
     # SQLite has no row locks (its writers take the database lock), as select_for_update() knows.
-    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    lock = " FOR NO KEY UPDATE" if connection.features.has_select_for_update else ""
     return f"SELECT {rows.columns} FROM {rows.table} WHERE e.{quote('id')} = %s{lock}", rows  # noqa: S608
 
 

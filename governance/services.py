@@ -513,7 +513,7 @@ def notice_approve(*, notice: Notice, actor: Actor, published_at: datetime | Non
     re-consent; a non-material version carries every consent over.
     """
     with transaction.atomic():
-        notice = Notice.objects.select_for_update().get(pk=notice.pk)
+        notice = Notice.objects.select_for_update(no_key=True).get(pk=notice.pk)
         if notice.state != ApprovalState.DRAFT:
             raise Conflict("Only a draft notice can be approved.", code="not_a_draft")
         if not via and actor.user_id is None:
@@ -572,7 +572,7 @@ def notice_draft_update(
     """Rewrite a draft notice before approval; the version number stays. Only its author may."""
     pairs = _validate_notice(title=title, summary=summary, no_evaluation_statement=no_evaluation_statement, items=items)
     with transaction.atomic():
-        notice = Notice.objects.select_for_update().get(pk=notice.pk)
+        notice = Notice.objects.select_for_update(no_key=True).get(pk=notice.pk)
         if notice.state != ApprovalState.DRAFT:
             raise Conflict("A published notice is immutable; draft the next version instead.", code="immutable")
         _check_draft_author(notice, actor, "notice")
@@ -599,7 +599,7 @@ def notice_draft_update(
 def notice_discard_draft(*, notice: Notice, actor: Actor) -> None:
     """Throw away an unapproved notice version (its number is not reused)."""
     with transaction.atomic():
-        notice = Notice.objects.select_for_update().get(pk=notice.pk)
+        notice = Notice.objects.select_for_update(no_key=True).get(pk=notice.pk)
         if notice.state != ApprovalState.DRAFT:
             raise Conflict("Only a draft notice can be discarded.", code="not_a_draft")
         record(

@@ -93,7 +93,9 @@ def token_issue(
 def token_revoke(*, token: ApiToken, actor: Actor) -> ApiToken:
     """Revoke a token at once; later requests with it get 401. Idempotent."""
     with transaction.atomic():
-        token = ApiToken.objects.select_for_update().get(pk=token.pk)
+        # NO KEY: a grant issued under this token checks its foreign key at commit, holding the
+        # ledger's head lock this transaction is about to wait for (decisions/tests/test_lock_order.py).
+        token = ApiToken.objects.select_for_update(no_key=True).get(pk=token.pk)
         if token.revoked_at is not None:
             return token
         token.revoked_at = timezone.now()
