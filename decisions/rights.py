@@ -152,7 +152,11 @@ def _enqueue(kind: str, request_id: uuid.UUID) -> None:
 def _start(request_id: uuid.UUID, moment: datetime) -> RightsRequest | None:
     """Mark the request running (another attempt); None when it is already finished."""
     with transaction.atomic():
-        rights = RightsRequest.objects.select_for_update().select_related("employee").get(pk=request_id)
+        rights = (
+            RightsRequest.objects.select_for_update(no_key=True, of=("self",))
+            .select_related("employee")
+            .get(pk=request_id)
+        )
         if rights.status in FINISHED:
             return None
         rights.status = RightsStatus.RUNNING
@@ -192,7 +196,11 @@ def rights_access_build(*, request_id: uuid.UUID, now: datetime | None = None) -
         default_storage.delete(name)
         stored = default_storage.save(name, File(scratch, name=name))
     with transaction.atomic():
-        rights = RightsRequest.objects.select_for_update().select_related("employee").get(pk=request_id)
+        rights = (
+            RightsRequest.objects.select_for_update(no_key=True, of=("self",))
+            .select_related("employee")
+            .get(pk=request_id)
+        )
         if rights.status in FINISHED:
             # Finished meanwhile (an erasure stopped it): the copy must not outlive that.
             transaction.on_commit(partial(default_storage.delete, stored))
@@ -235,7 +243,11 @@ def rights_access_downloaded(*, rights: RightsRequest, actor: Actor) -> None:
 def rights_request_fail(*, request_id: uuid.UUID, error: str) -> RightsRequest:
     """Give up on a request: the employee sees why, and the ledger records it."""
     with transaction.atomic():
-        rights = RightsRequest.objects.select_for_update().select_related("employee").get(pk=request_id)
+        rights = (
+            RightsRequest.objects.select_for_update(no_key=True, of=("self",))
+            .select_related("employee")
+            .get(pk=request_id)
+        )
         if rights.status in FINISHED:
             return rights
         rights.status = RightsStatus.FAILED
@@ -396,7 +408,11 @@ def rights_erasure_carry_out(*, request_id: uuid.UUID) -> RightsRequest:
     commit, once nothing can roll the deletion back.
     """
     with transaction.atomic():
-        rights = RightsRequest.objects.select_for_update().select_related("employee").get(pk=request_id)
+        rights = (
+            RightsRequest.objects.select_for_update(no_key=True, of=("self",))
+            .select_related("employee")
+            .get(pk=request_id)
+        )
         if rights.status in FINISHED:
             return rights
         # Locks in one order, request rows and the employee before anything writes to the
