@@ -151,7 +151,7 @@ def in_process(path: Path) -> dict:
     from django.utils import timezone
 
     from decisions.snapshot import current_policy
-    from decisions.usebatch import InvalidRecord, UseEvaluator, chunked, ndjson_lines, parse_line
+    from decisions.usebatch import InvalidRecord, UseEvaluator, ndjson_lines, parse_line, result_blocks
 
     evaluator = UseEvaluator(policy=current_policy(), purpose=PURPOSE, at=timezone.now())
     out_bytes, samples = 0, []
@@ -159,8 +159,8 @@ def in_process(path: Path) -> dict:
     with path.open("rb") as handle:
         lines = ndjson_lines(handle)
         items = (line if type(line) is InvalidRecord else parse_line(line) for line in lines)
-        for number, chunk in enumerate(chunked(items)):
-            out_bytes += sum(len(line) for line in map(evaluator.result_line, evaluator.evaluate(chunk)))
+        for number, block in enumerate(result_blocks(evaluator, items)):
+            out_bytes += len(block)
             if number % 50 == 0:
                 samples.append(rss_mb())
     elapsed, cpu = time.perf_counter() - start, time.process_time() - start_cpu

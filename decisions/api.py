@@ -59,6 +59,7 @@ from decisions.usebatch import (
     parse_line,
     parse_record,
     reason_json,
+    result_blocks,
 )
 from governance.models import Region
 from people.authentication import IsDeviceToken, IsPipelineToken, token_of
@@ -498,8 +499,7 @@ class UseDecisionView(APIView):
             audited = False
             try:
                 items = (line if type(line) is InvalidRecord else parse_line(line) for line in ndjson_lines(raw))
-                for chunk in chunked(items):
-                    yield b"".join(map(evaluator.result_line, evaluator.evaluate(chunk)))
+                yield from result_blocks(evaluator, items)
                 # No summary without its audit entry: a client that sees the summary knows it is on record.
                 self._audit(token, evaluator, batch_id=batch_id, media_type=NDJSON, complete=True)
                 audited = True
