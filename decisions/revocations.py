@@ -13,7 +13,9 @@ transaction, which turns it into ``RevocationEvent`` rows:
   evaluates the employee's capture decision under the old and the new
   location or rule and publishes the categories that were allowed before and
   are denied now (``jurisdiction_blocked`` when the region blocks or is
-  unknown, ``policy_changed`` otherwise);
+  unknown, ``policy_changed`` otherwise); a rule period approved to begin or
+  end later is compared the same way when that moment comes, a microsecond
+  before against the moment itself (``governance.services.rule_boundaries_announce``);
 - a material notice change or a purpose that drops categories (or becomes
   prohibited) names "purpose/category" pairs: every active employee whose
   granted consent on a pair predates the change gets ``policy_changed`` for
@@ -32,7 +34,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import MappingProxyType
 
 from django.db import connection, transaction
@@ -67,6 +69,8 @@ FEED_TOPICS = (
 )
 CURSOR_PREFIX = "c_"
 # Reason codes that make a lost category a jurisdiction matter rather than a policy change.
+# The moment just before a rule period's boundary (times are stored to the microsecond).
+_INSTANT = timedelta(microseconds=1)
 _JURISDICTION_CODES = frozenset({engine.Code.JURISDICTION_BLOCKED, engine.Code.JURISDICTION_UNKNOWN})
 
 
@@ -198,6 +202,8 @@ def _expand(message: OutboxMessage) -> list[_Spec]:
     payload, topic, at = message.payload, message.topic, _at(message)
     if topic == Topic.POLICY_CHANGED and "rule" in payload:
         return _rule_change(payload, at)
+    if topic == Topic.POLICY_CHANGED and "boundary" in payload:
+        return _rule_boundary(payload["boundary"], at)
     if topic == Topic.POLICY_CHANGED and "pairs" in payload:
         return _consent_no_longer_covers(payload["pairs"], at, notice=payload.get("notice"))
     employee = Employee.objects.filter(pk=payload.get("employee")).first()
@@ -248,12 +254,15 @@ def _lost(
     facts_after: engine.EmployeeFacts,
     employee: Employee,
     at: datetime,
+    *,
+    was_at: datetime | None = None,
 ) -> list[_Spec]:
-    """Categories allowed under (before, facts_before) and denied under (after, facts_after), per purpose."""
+    """Categories allowed under (before, facts_before) at ``was_at`` (default ``at``) and denied under
+    (after, facts_after) at ``at``, per purpose."""
     specs = []
     for purpose in _purposes(after, employee):
         request = engine.CaptureRequest(purpose=purpose.slug, categories=tuple(sorted(purpose.categories)))
-        was = engine.decide_capture(before, facts_before, request, at=at)
+        was = engine.decide_capture(before, facts_before, request, at=was_at or at)
         now = engine.decide_capture(after, facts_after, request, at=at)
         allowed_before = set(was.allowed_categories)
         lost = [result for result in now.categories if not result.allowed and result.category in allowed_before]
@@ -292,6 +301,16 @@ def _rule_change(payload: dict, at: datetime) -> list[_Spec]:
     for employee in _employees_in(rule["region_id"]):
         facts = employee_facts(employee=employee, at=at)
         specs.extend(_lost(before, after, facts, facts, employee, at))
+    return specs
+
+
+def _rule_boundary(region_code: str, at: datetime) -> list[_Spec]:
+    """A rule period of ``region_code`` began or ended at ``at``: compare decisions a moment before and at it."""
+    policy = current_policy()
+    specs: list[_Spec] = []
+    for employee in _employees_in(region_code):
+        facts = employee_facts(employee=employee, at=at)
+        specs.extend(_lost(policy, policy, facts, facts, employee, at, was_at=at - _INSTANT))
     return specs
 
 

@@ -367,6 +367,8 @@ class PolicyRevision(models.Model):
     id = models.PositiveSmallIntegerField(primary_key=True, default=1)
     revision = models.BigIntegerField(default=0)
     changed_at = models.DateTimeField(null=True, blank=True)
+    # Rule periods that began or ended up to here have been announced on the revocation feed.
+    boundaries_announced_until = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [models.CheckConstraint(condition=models.Q(id=1), name="policy_revision_singleton")]

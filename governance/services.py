@@ -361,6 +361,45 @@ def rule_approve(*, rule: JurisdictionRule, actor: Actor, via: str = "") -> Juri
     return rule
 
 
+def rule_boundaries_announce(*, now: datetime | None = None) -> int:
+    """Announce rule periods that began or ended since the last run; returns how many (region, moment) pairs.
+
+    Approving a rule tells the revocation feed at once what it takes away,
+    but a rule approved to start (or end) later changes nothing then: the
+    snapshot keeps periods, so decisions follow the rule at its start, yet
+    nobody told the grant holders. The beat calls this every few seconds; it
+    publishes one ``policy_changed`` message per region and moment that
+    passed since its watermark, and the feed compares each affected
+    employee's decisions just before and at that moment. Only moments after
+    the rule's approval count (earlier ones were the approval's to tell), and
+    a period's end only when no approved rule for the region starts then
+    (that start is announced instead). The watermark moves in the same
+    transaction as the messages, so each moment is announced exactly once;
+    the first run only sets it.
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        revision = _lock_policy()
+        since = revision.boundaries_announced_until
+        revision.boundaries_announced_until = now
+        revision.save(update_fields=["boundaries_announced_until"])
+        if since is None or since >= now:
+            return 0
+        rules = JurisdictionRule.objects.filter(state=ApprovalState.APPROVED)
+        begun = rules.filter(effective_from__gt=since, effective_from__lte=now)
+        # A start the approval already covered still makes the region's old rule end unannounced.
+        starts = set(begun.values_list("region_id", "effective_from"))
+        after_approval = set(
+            begun.filter(effective_from__gt=F("approved_at")).values_list("region_id", "effective_from")
+        )
+        ends = rules.filter(effective_to__gt=since, effective_to__lte=now).filter(effective_to__gt=F("approved_at"))
+        ended = set(ends.values_list("region_id", "effective_to")) - starts
+        moments = after_approval | ended
+        for region, moment in sorted(moments):
+            publish(topic=Topic.POLICY_CHANGED, payload={"boundary": region, "at": moment.isoformat()})
+    return len(moments)
+
+
 def rule_discard_draft(*, rule: JurisdictionRule, actor: Actor) -> None:
     with transaction.atomic():
         rule = JurisdictionRule.objects.select_for_update().get(pk=rule.pk)

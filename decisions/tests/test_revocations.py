@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -32,8 +33,9 @@ from decisions.tests.conftest import (
     relay,
 )
 from governance import services as gov
-from governance.models import JurisdictionRule, Purpose
+from governance.models import JurisdictionRule, PolicyRevision, Purpose
 from governance.selectors import current_notice
+from governance.tasks import rule_boundaries_announce_task
 from people.services import employee_set_status, employee_transfer
 from people.tokens import token_revoke
 
@@ -144,9 +146,9 @@ class TestWhatIsPublished:
 
 
 def _supersede(region_code: str, **fields) -> JurisdictionRule:
-    old = JurisdictionRule.objects.get(region_id=region_code, state="approved")
+    old = JurisdictionRule.objects.get(region_id=region_code, state="approved", effective_to=None)
     draft = gov.rule_draft(
-        region=old.region, effective_from=POLICY_START, supersedes=old, actor=SYSTEM, **{"status": "allow", **fields}
+        region=old.region, supersedes=old, actor=SYSTEM, **{"status": "allow", "effective_from": POLICY_START, **fields}
     )
     return gov.rule_approve(rule=draft, actor=SYSTEM, via="tests")
 
@@ -191,6 +193,75 @@ class TestRuleChanges:
         relay()
         assert [event.type for event in feed_of(consenting)] == ["jurisdiction_blocked"]
         assert feed_of(oregon) == []
+
+
+@pytest.mark.django_db
+class TestRuleBoundaries:
+    """Rule periods approved to begin or end later are announced when they do, exactly once."""
+
+    @pytest.fixture
+    def now(self, consenting):
+        moment = timezone.now()
+        assert gov.rule_boundaries_announce(now=moment) == 0  # the first run only sets the watermark
+        return moment
+
+    def test_a_rule_approved_to_start_later_is_announced_when_it_starts(self, consenting, now):
+        starts = now + timedelta(hours=1)
+        _supersede("US", status="block", effective_from=starts)
+        relay()
+        assert feed_of(consenting) == []  # nothing is taken away yet
+
+        assert gov.rule_boundaries_announce(now=starts - timedelta(seconds=1)) == 0
+        # One moment: the old rule's end is the new one's start.
+        assert gov.rule_boundaries_announce(now=starts + timedelta(seconds=5)) == 1
+        relay()
+
+        assert _types(consenting) == [("jurisdiction_blocked", PURPOSE, ALL)]
+        assert feed_of(consenting)[0].at == starts
+        assert gov.rule_boundaries_announce(now=starts + timedelta(seconds=20)) == 0
+        relay()
+        assert len(feed_of(consenting)) == 1
+
+    def test_a_rule_that_ends_with_nothing_after_it_leaves_the_region_unknown(self, consenting, now):
+        ends = now + timedelta(minutes=10)
+        _supersede("US", effective_to=ends)
+        relay()
+        assert feed_of(consenting) == []
+
+        assert gov.rule_boundaries_announce(now=ends) == 1
+        relay()
+
+        assert _types(consenting) == [("jurisdiction_blocked", PURPOSE, ALL)]
+
+    def test_a_start_that_opens_things_up_announces_nothing_to_anyone(self, consenting, now):
+        starts = now + timedelta(minutes=5)
+        _supersede("US", blocked_categories=["screenshots"])
+        relay()
+        _supersede("US", effective_from=starts)
+        assert gov.rule_boundaries_announce(now=starts) == 1
+        relay()
+        assert [event.categories for event in feed_of(consenting)] == [["screenshots"]]  # only the first approval's
+
+    def test_a_rule_approved_after_its_start_was_told_by_its_approval(self, consenting, now):
+        # The watermark lies an hour back; the rule starts half an hour back and is approved now.
+        PolicyRevision.objects.filter(pk=1).update(boundaries_announced_until=now - timedelta(hours=1))
+        _supersede("US", status="block", effective_from=now - timedelta(minutes=30))
+        relay()
+        assert _types(consenting) == [("jurisdiction_blocked", PURPOSE, ALL)]
+
+        assert gov.rule_boundaries_announce(now=now + timedelta(seconds=1)) == 0
+
+    def test_the_beat_runs_the_announcer(self, consenting, now):
+        starts = now + timedelta(seconds=1)
+        _supersede("US", status="block", effective_from=starts)
+        PolicyRevision.objects.filter(pk=1).update(boundaries_announced_until=starts - timedelta(seconds=1))
+        while timezone.now() <= starts:
+            time.sleep(0.05)
+        assert rule_boundaries_announce_task() == 1
+        relay()
+        assert [event.type for event in feed_of(consenting)] == ["jurisdiction_blocked"]
+        schedule = settings.CELERY_BEAT_SCHEDULE["rule-boundaries"]
+        assert schedule["task"] == rule_boundaries_announce_task.name
 
 
 def _republish_notice(*, reworded: str, material: bool) -> None:
