@@ -16,10 +16,12 @@ transaction, which turns it into ``RevocationEvent`` rows:
   unknown, ``policy_changed`` otherwise); a rule period approved to begin or
   end later is compared the same way when that moment comes, a microsecond
   before against the moment itself (``governance.services.rule_boundaries_announce``);
-- a material notice change or a purpose that drops categories (or becomes
-  prohibited) names "purpose/category" pairs: every active employee whose
-  granted consent on a pair predates the change gets ``policy_changed`` for
-  those categories.
+- a material notice change, a purpose that drops categories (or becomes
+  prohibited), or a new or widened context exclusion names
+  "purpose/category" pairs: every active employee whose granted consent on a
+  pair predates the change gets ``policy_changed`` for those categories (for
+  an exclusion: drop the grant and ask again, in whatever context the
+  device is now).
 
 Then it wakes long polls and streams: ``NOTIFY`` on PostgreSQL (delivered at
 commit to every web process's listener), and the in-process signal after

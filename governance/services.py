@@ -778,6 +778,7 @@ def exclusion_save(
         exclusion, created = ContextExclusion.objects.get_or_create(kind=kind, pattern=pattern, defaults=fields)
         if not created and all(getattr(exclusion, k) == v for k, v in fields.items()):
             return exclusion
+        before = None if created else list(exclusion.categories)
         for key, value in fields.items():
             setattr(exclusion, key, value)
         exclusion.save()
@@ -788,8 +789,27 @@ def exclusion_save(
             object_id=exclusion.pk,
             payload={"kind": kind, "pattern": pattern, **fields},
         )
+        pairs = _newly_excluded_pairs(before, slugs)
+        if pairs:
+            # A grant says nothing of its context: holders of the categories drop their grants and
+            # ask again, and the next decision sees the context they are in.
+            publish(
+                topic=Topic.POLICY_CHANGED,
+                payload={"pairs": pairs, "exclusion": f"{kind}:{pattern}", "at": timezone.now().isoformat()},
+            )
         policy_changed()
     return exclusion
+
+
+def _newly_excluded_pairs(before: list[str] | None, after: list[str]) -> list[str]:
+    """The "purpose/category" pairs an exclusion now covers and did not before (None: it did not exist).
+
+    An empty category list covers every category. Prohibited purposes have no grants to take back.
+    """
+    every = set(DataCategory.objects.values_list("slug", flat=True))
+    gained = (set(after) or every) - (set() if before is None else set(before) or every)
+    links = Purpose.categories.through.objects.filter(datacategory_id__in=gained, purpose__prohibited=False)
+    return sorted(f"{purpose}/{category}" for purpose, category in links.values_list("purpose_id", "datacategory_id"))
 
 
 def exclusion_remove(*, exclusion: ContextExclusion, actor: Actor) -> None:

@@ -264,6 +264,47 @@ class TestRuleBoundaries:
         assert schedule["task"] == rule_boundaries_announce_task.name
 
 
+@pytest.mark.django_db
+class TestExclusions:
+    """A new or widened exclusion tells the holders of the categories it covers; anything else tells nobody."""
+
+    def test_a_new_exclusion_names_its_categories(self, consenting):
+        gov.exclusion_save(kind="app", pattern="com.signal.*", label="Signal", categories=["screenshots"], actor=SYSTEM)
+        relay()
+        assert _types(consenting) == [("policy_changed", PURPOSE, ["screenshots"])]
+
+    def test_an_exclusion_of_every_category_names_them_all(self, consenting):
+        gov.exclusion_save(kind="domain", pattern="*.hospital.example", label="Health", actor=SYSTEM)
+        relay()
+        assert _types(consenting) == [("policy_changed", PURPOSE, ALL)]
+
+    def test_widening_names_only_what_was_added(self, consenting):
+        saved = {"kind": "app", "pattern": "com.signal.*", "label": "Signal", "actor": SYSTEM}
+        gov.exclusion_save(**saved, categories=["screenshots"])
+        relay()
+        gov.exclusion_save(**saved, categories=["keystrokes", "screenshots"])
+        relay()
+        assert [event.categories for event in feed_of(consenting)] == [["screenshots"], ["keystrokes"]]
+
+    def test_narrowing_relabelling_and_removing_tell_nobody(self, consenting):
+        saved = {"kind": "app", "pattern": "com.signal.*", "actor": SYSTEM}
+        exclusion = gov.exclusion_save(**saved, label="Signal")
+        relay()
+        assert len(feed_of(consenting)) == 1
+        gov.exclusion_save(**saved, label="Signal", categories=["screenshots"])
+        gov.exclusion_save(**saved, label="Signal messenger", categories=["screenshots"])
+        gov.exclusion_remove(exclusion=exclusion, actor=SYSTEM)
+        relay()
+        assert len(feed_of(consenting)) == 1
+
+    def test_consent_given_after_the_exclusion_is_not_taken_back(self, policy):
+        gov.exclusion_save(kind="app", pattern="com.signal.*", label="Signal", actor=SYSTEM)
+        later = make_employee(country="US", subdivision="US-WA")
+        grant_consent(later, *ALL)
+        relay()
+        assert feed_of(later) == []
+
+
 def _republish_notice(*, reworded: str, material: bool) -> None:
     notice = current_notice(at=timezone.now())
     items = [
