@@ -346,13 +346,13 @@ CELERY_BEAT_SCHEDULE["outbox-relay"] = {
     # A missed run is caught up by the next one: never queue a backlog of them.
     "options": {"expires": float(CONSENTRY_OUTBOX_RELAY_SECONDS)},
 }
-# Rule periods approved to begin or end later are announced on the feed when
-# they do (governance.services.rule_boundaries_announce), this often.
-CONSENTRY_RULE_BOUNDARY_SECONDS = env_int("CONSENTRY_RULE_BOUNDARY_SECONDS", 15, minimum=1)
-CELERY_BEAT_SCHEDULE["rule-boundaries"] = {
-    "task": "governance.rule_boundaries_announce",
-    "schedule": float(CONSENTRY_RULE_BOUNDARY_SECONDS),
-    "options": {"expires": float(CONSENTRY_RULE_BOUNDARY_SECONDS)},
+# Rules and notices approved to take effect later are announced on the feed
+# when they do (governance.services.policy_boundaries_announce), this often.
+CONSENTRY_POLICY_BOUNDARY_SECONDS = env_int("CONSENTRY_POLICY_BOUNDARY_SECONDS", 15, minimum=1)
+CELERY_BEAT_SCHEDULE["policy-boundaries"] = {
+    "task": "governance.policy_boundaries_announce",
+    "schedule": float(CONSENTRY_POLICY_BOUNDARY_SECONDS),
+    "options": {"expires": float(CONSENTRY_POLICY_BOUNDARY_SECONDS)},
 }
 # Long polls and event streams each hold a server thread while they wait: at
 # most this many per process, the rest are answered at once (README).

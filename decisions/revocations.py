@@ -15,7 +15,7 @@ transaction, which turns it into ``RevocationEvent`` rows:
   are denied now (``jurisdiction_blocked`` when the region blocks or is
   unknown, ``policy_changed`` otherwise); a rule period approved to begin or
   end later is compared the same way when that moment comes, a microsecond
-  before against the moment itself (``governance.services.rule_boundaries_announce``);
+  before against the moment itself (``governance.services.policy_boundaries_announce``);
 - a material notice change, a purpose that drops categories (or becomes
   prohibited), or a new or widened context exclusion names
   "purpose/category" pairs: every active employee whose granted consent on a

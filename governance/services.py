@@ -361,43 +361,54 @@ def rule_approve(*, rule: JurisdictionRule, actor: Actor, via: str = "") -> Juri
     return rule
 
 
-def rule_boundaries_announce(*, now: datetime | None = None) -> int:
-    """Announce rule periods that began or ended since the last run; returns how many (region, moment) pairs.
+def policy_boundaries_announce(*, now: datetime | None = None) -> int:
+    """Announce what policy approved earlier has just brought into force; returns how many messages.
 
-    Approving a rule tells the revocation feed at once what it takes away,
-    but a rule approved to start (or end) later changes nothing then: the
-    snapshot keeps periods, so decisions follow the rule at its start, yet
-    nobody told the grant holders. The beat calls this every few seconds; it
-    publishes one ``policy_changed`` message per region and moment that
-    passed since its watermark, and the feed compares each affected
-    employee's decisions just before and at that moment. Only moments after
-    the rule's approval count (earlier ones were the approval's to tell), and
-    a period's end only when no approved rule for the region starts then
-    (that start is announced instead). The watermark moves in the same
-    transaction as the messages, so each moment is announced exactly once;
-    the first run only sets it.
+    Approving a rule or a material notice tells the revocation feed at once
+    what it takes away, but one approved to start (or, for a rule, to end)
+    later changes nothing then: the snapshot keeps periods, so decisions
+    follow it from that moment, yet nobody told the grant holders. The beat
+    calls this every few seconds. For each moment that passed since its
+    watermark it publishes a ``policy_changed`` message: per region for rule
+    periods (the feed compares each affected employee's decisions just
+    before and at that moment), per notice for the pairs a material notice
+    asks to re-consent. Only moments after the approval count (earlier ones
+    were the approval's to tell), and a rule period's end only when no
+    approved rule for the region starts then (that start is announced
+    instead). The watermark moves in the same transaction as the messages,
+    so each moment is announced exactly once; the first run only sets it.
     """
     now = now or timezone.now()
     with transaction.atomic():
         revision = _lock_policy()
         since = revision.boundaries_announced_until
+        if since is not None and since >= now:
+            return 0  # the clock went back: never announce a moment twice
         revision.boundaries_announced_until = now
         revision.save(update_fields=["boundaries_announced_until"])
-        if since is None or since >= now:
+        if since is None:
             return 0
-        rules = JurisdictionRule.objects.filter(state=ApprovalState.APPROVED)
-        begun = rules.filter(effective_from__gt=since, effective_from__lte=now)
-        # A start the approval already covered still makes the region's old rule end unannounced.
-        starts = set(begun.values_list("region_id", "effective_from"))
-        after_approval = set(
-            begun.filter(effective_from__gt=F("approved_at")).values_list("region_id", "effective_from")
-        )
-        ends = rules.filter(effective_to__gt=since, effective_to__lte=now).filter(effective_to__gt=F("approved_at"))
-        ended = set(ends.values_list("region_id", "effective_to")) - starts
-        moments = after_approval | ended
-        for region, moment in sorted(moments):
-            publish(topic=Topic.POLICY_CHANGED, payload={"boundary": region, "at": moment.isoformat()})
-    return len(moments)
+        messages = [{"boundary": region, "at": moment.isoformat()} for region, moment in _rule_boundaries(since, now)]
+        notices = Notice.objects.filter(state=ApprovalState.APPROVED, published_at__gt=since, published_at__lte=now)
+        for notice in notices.filter(published_at__gt=F("approved_at")).order_by("version"):
+            pairs = sorted(f"{i.purpose_id}/{i.category_id}" for i in notice.items.filter(requires_reconsent=True))
+            if pairs:
+                messages.append({"notice": notice.version, "pairs": pairs, "at": notice.published_at.isoformat()})
+        for payload in messages:
+            publish(topic=Topic.POLICY_CHANGED, payload=payload)
+    return len(messages)
+
+
+def _rule_boundaries(since: datetime, now: datetime) -> list[tuple[str, datetime]]:
+    """(region, moment) where an approved rule period began or ended in (since, now], after its approval."""
+    rules = JurisdictionRule.objects.filter(state=ApprovalState.APPROVED)
+    begun = rules.filter(effective_from__gt=since, effective_from__lte=now)
+    # A start the approval already covered still makes the region's old rule end unannounced.
+    starts = set(begun.values_list("region_id", "effective_from"))
+    after_approval = set(begun.filter(effective_from__gt=F("approved_at")).values_list("region_id", "effective_from"))
+    ends = rules.filter(effective_to__gt=since, effective_to__lte=now).filter(effective_to__gt=F("approved_at"))
+    ended = set(ends.values_list("region_id", "effective_to")) - starts
+    return sorted(after_approval | ended)
 
 
 def rule_discard_draft(*, rule: JurisdictionRule, actor: Actor) -> None:
@@ -585,8 +596,9 @@ def notice_approve(*, notice: Notice, actor: Actor, published_at: datetime | Non
             object_id=notice.version,
             payload={"material": notice.material, "reconsent_pairs": changed, "published_at": notice.published_at},
         )
-        if changed:
-            # Consent given under the previous wording no longer covers these pairs.
+        if changed and notice.published_at <= notice.approved_at:
+            # Consent given under the previous wording no longer covers these pairs. A notice
+            # published later is announced then (policy_boundaries_announce).
             publish(
                 topic=Topic.POLICY_CHANGED,
                 payload={"notice": notice.version, "pairs": changed, "at": notice.published_at.isoformat()},

@@ -35,7 +35,7 @@ from decisions.tests.conftest import (
 from governance import services as gov
 from governance.models import JurisdictionRule, PolicyRevision, Purpose
 from governance.selectors import current_notice
-from governance.tasks import rule_boundaries_announce_task
+from governance.tasks import policy_boundaries_announce_task
 from people.services import employee_set_status, employee_transfer
 from people.tokens import token_revoke
 
@@ -202,7 +202,7 @@ class TestRuleBoundaries:
     @pytest.fixture
     def now(self, consenting):
         moment = timezone.now()
-        assert gov.rule_boundaries_announce(now=moment) == 0  # the first run only sets the watermark
+        assert gov.policy_boundaries_announce(now=moment) == 0  # the first run only sets the watermark
         return moment
 
     def test_a_rule_approved_to_start_later_is_announced_when_it_starts(self, consenting, now):
@@ -211,14 +211,14 @@ class TestRuleBoundaries:
         relay()
         assert feed_of(consenting) == []  # nothing is taken away yet
 
-        assert gov.rule_boundaries_announce(now=starts - timedelta(seconds=1)) == 0
+        assert gov.policy_boundaries_announce(now=starts - timedelta(seconds=1)) == 0
         # One moment: the old rule's end is the new one's start.
-        assert gov.rule_boundaries_announce(now=starts + timedelta(seconds=5)) == 1
+        assert gov.policy_boundaries_announce(now=starts + timedelta(seconds=5)) == 1
         relay()
 
         assert _types(consenting) == [("jurisdiction_blocked", PURPOSE, ALL)]
         assert feed_of(consenting)[0].at == starts
-        assert gov.rule_boundaries_announce(now=starts + timedelta(seconds=20)) == 0
+        assert gov.policy_boundaries_announce(now=starts + timedelta(seconds=20)) == 0
         relay()
         assert len(feed_of(consenting)) == 1
 
@@ -228,7 +228,7 @@ class TestRuleBoundaries:
         relay()
         assert feed_of(consenting) == []
 
-        assert gov.rule_boundaries_announce(now=ends) == 1
+        assert gov.policy_boundaries_announce(now=ends) == 1
         relay()
 
         assert _types(consenting) == [("jurisdiction_blocked", PURPOSE, ALL)]
@@ -238,7 +238,7 @@ class TestRuleBoundaries:
         _supersede("US", blocked_categories=["screenshots"])
         relay()
         _supersede("US", effective_from=starts)
-        assert gov.rule_boundaries_announce(now=starts) == 1
+        assert gov.policy_boundaries_announce(now=starts) == 1
         relay()
         assert [event.categories for event in feed_of(consenting)] == [["screenshots"]]  # only the first approval's
 
@@ -249,7 +249,34 @@ class TestRuleBoundaries:
         relay()
         assert _types(consenting) == [("jurisdiction_blocked", PURPOSE, ALL)]
 
-        assert gov.rule_boundaries_announce(now=now + timedelta(seconds=1)) == 0
+        assert gov.policy_boundaries_announce(now=now + timedelta(seconds=1)) == 0
+
+    def test_a_material_notice_published_later_is_announced_when_it_is(self, consenting, now):
+        published = now + timedelta(days=1)
+        _republish_notice(reworded="screenshots", material=True, published_at=published)
+        relay()
+        assert feed_of(consenting) == []  # the old wording still holds
+
+        assert gov.policy_boundaries_announce(now=published - timedelta(seconds=1)) == 0
+        assert gov.policy_boundaries_announce(now=published) == 1
+        relay()
+
+        assert _types(consenting) == [("policy_changed", PURPOSE, ["screenshots"])]
+        assert feed_of(consenting)[0].at == published
+        assert gov.policy_boundaries_announce(now=published + timedelta(minutes=1)) == 0
+
+    def test_a_notice_published_on_approval_is_told_by_its_approval(self, consenting, now):
+        _republish_notice(reworded="screenshots", material=True)
+        relay()
+        assert len(feed_of(consenting)) == 1
+        assert gov.policy_boundaries_announce(now=timezone.now() + timedelta(seconds=1)) == 0
+
+    def test_a_clock_that_goes_back_announces_nothing_twice(self, consenting, now):
+        starts = now + timedelta(minutes=1)
+        _supersede("US", status="block", effective_from=starts)
+        assert gov.policy_boundaries_announce(now=starts) == 1
+        assert gov.policy_boundaries_announce(now=starts - timedelta(seconds=30)) == 0
+        assert gov.policy_boundaries_announce(now=starts + timedelta(seconds=30)) == 0
 
     def test_the_beat_runs_the_announcer(self, consenting, now):
         starts = now + timedelta(seconds=1)
@@ -257,11 +284,11 @@ class TestRuleBoundaries:
         PolicyRevision.objects.filter(pk=1).update(boundaries_announced_until=starts - timedelta(seconds=1))
         while timezone.now() <= starts:
             time.sleep(0.05)
-        assert rule_boundaries_announce_task() == 1
+        assert policy_boundaries_announce_task() == 1
         relay()
         assert [event.type for event in feed_of(consenting)] == ["jurisdiction_blocked"]
-        schedule = settings.CELERY_BEAT_SCHEDULE["rule-boundaries"]
-        assert schedule["task"] == rule_boundaries_announce_task.name
+        schedule = settings.CELERY_BEAT_SCHEDULE["policy-boundaries"]
+        assert schedule["task"] == policy_boundaries_announce_task.name
 
 
 @pytest.mark.django_db
@@ -305,7 +332,7 @@ class TestExclusions:
         assert feed_of(later) == []
 
 
-def _republish_notice(*, reworded: str, material: bool) -> None:
+def _republish_notice(*, reworded: str, material: bool, published_at=None) -> None:
     notice = current_notice(at=timezone.now())
     items = [
         (
@@ -319,7 +346,7 @@ def _republish_notice(*, reworded: str, material: bool) -> None:
     draft = gov.notice_draft(
         **{name: getattr(notice, name) for name in fields}, items=items, material=material, actor=SYSTEM
     )
-    gov.notice_approve(notice=draft, actor=SYSTEM, via="tests")
+    gov.notice_approve(notice=draft, actor=SYSTEM, via="tests", published_at=published_at)
 
 
 def _narrow_purpose(*, drop: list[str] = (), prohibit: bool = False) -> None:
