@@ -105,10 +105,15 @@ TEMPLATES = [
     },
 ]
 
+# Lower case: not a setting (it may hold a password).
+_database_url = env_str("DATABASE_URL", f"sqlite:///{STATE_DIR / 'db.sqlite3'}")
 DATABASES = {
     "default": dj_database_url.parse(
-        env_str("DATABASE_URL", f"sqlite:///{STATE_DIR / 'db.sqlite3'}"),
-        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 0, minimum=0),
+        _database_url,
+        # A server database keeps each worker's connection between requests (opening one
+        # costs more than a whole capture decision); health checks drop a broken one first.
+        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 0 if _database_url.startswith("sqlite") else 60, minimum=0),
+        conn_health_checks=True,
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
