@@ -18,6 +18,7 @@ from django.utils import timezone
 from conftest import POLICY_START, SYSTEM, make_employee
 from consent.services import consent_expire_due, consent_withdraw, consent_withdraw_all, pause_start
 from consentry import outbox
+from consentry.errors import DomainError
 from consentry.models import OutboxMessage
 from consentry.tasks import relay_outbox
 from consentry.tests.workers import shared_database_url
@@ -323,6 +324,15 @@ class TestExclusions:
         gov.exclusion_remove(exclusion=exclusion, actor=SYSTEM)
         relay()
         assert len(feed_of(consenting)) == 1
+
+    def test_a_refused_exclusion_publishes_nothing(self, consenting):
+        with pytest.raises(DomainError):
+            gov.exclusion_save(
+                kind="app", pattern="com.signal.*", label="Signal", categories=["telepathy"], actor=SYSTEM
+            )
+        assert not OutboxMessage.objects.filter(payload__exclusion="app:com.signal.*").exists()
+        relay()
+        assert feed_of(consenting) == []
 
     def test_consent_given_after_the_exclusion_is_not_taken_back(self, policy):
         gov.exclusion_save(kind="app", pattern="com.signal.*", label="Signal", actor=SYSTEM)
