@@ -110,11 +110,9 @@ class ImmutableModel(models.Model):
         raise PermissionError(f"{type(self).__name__} rows are append-only")
 
 
-class AuditEntry(ImmutableModel):
-    """One immutable ledger entry. Written only by ``audit.services.record``."""
+class EntryContent(ImmutableModel):
+    """What an entry says, before the chain gives it a place: shared by chained and queued entries."""
 
-    # Gapless, assigned under the AuditHead row lock: a missing number is a deletion.
-    seq = models.BigIntegerField(primary_key=True)
     at = models.DateTimeField()
     event_type = models.CharField(max_length=64)
     actor = models.CharField(max_length=200)
@@ -125,6 +123,18 @@ class AuditEntry(ImmutableModel):
     # Region code the entry concerns, if any: auditors may be scoped by region.
     region = models.CharField(max_length=16, blank=True, default="")
     payload = models.JSONField(default=dict)
+
+    CONTENT_FIELDS = ("at", "event_type", "actor", "subject", "object_type", "object_id", "region", "payload")
+
+    class Meta:
+        abstract = True
+
+
+class AuditEntry(EntryContent):
+    """One immutable ledger entry. Written only by ``audit.services.record`` and its queue's sealer."""
+
+    # Gapless, assigned under the AuditHead row lock: a missing number is a deletion.
+    seq = models.BigIntegerField(primary_key=True)
     prev_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64)
 
@@ -163,6 +173,36 @@ class AuditEntry(ImmutableModel):
             "payload": self.payload,
             "prev_hash": self.prev_hash,
         }
+
+
+class AuditQueuedEntry(EntryContent):
+    """An entry accepted by ``audit.services.record_queued`` and not yet chained.
+
+    Committed with the change it records, without the chain head's lock;
+    ``audit.services.queue_seal`` chains queued entries in batches, in queue
+    order, and removes them in the same transaction. A queued entry is
+    durable but not yet tamper-evident: sealing runs every
+    ``CONSENTRY_AUDIT_SEAL_SECONDS`` and before every checkpoint.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    # On PostgreSQL, the entry's canonical text around the two values only
+    # the chain head knows (``prev_hash``, ``seq``): the database seals it
+    # from these alone (migration 0008). Blank elsewhere.
+    text_before_prev = models.TextField(blank=True, default="")
+    text_before_seq = models.TextField(blank=True, default="")
+    text_after_seq = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ("id",)
+        verbose_name_plural = "queued audit entries"
+
+    def __str__(self) -> str:
+        return f"queued #{self.id} {self.event_type}"
+
+    def as_entry(self) -> AuditEntry:
+        """The ledger entry this becomes once the sealer gives it a place in the chain."""
+        return AuditEntry(**{name: getattr(self, name) for name in self.CONTENT_FIELDS})
 
 
 class AuditHead(models.Model):

@@ -1,4 +1,9 @@
-"""Writing to the ledger. ``record`` is the only way an entry is created.
+"""Writing to the ledger: ``record`` and ``record_queued`` are the only ways an entry is created.
+
+``record`` chains the entry at once, in the caller's transaction, under the
+chain head's lock. ``record_queued`` commits it to a queue instead, without
+the lock, and ``queue_seal`` chains queued entries in batches through the
+same append code: the way in for high-volume events.
 
 Also here: signing checkpoints, the daily verification that audits its own
 result, and auditors' export jobs (each request and completion audited).
@@ -33,6 +38,7 @@ from audit.models import (
     AuditEntry,
     AuditExport,
     AuditHead,
+    AuditQueuedEntry,
     AuditTreeNode,
     EventType,
     ExportFormat,
@@ -74,9 +80,9 @@ def _locked_head(cursor: Any) -> tuple[int, str]:
     return row
 
 
-def _insert_row(entry: AuditEntry) -> tuple[Any, ...]:
+def _content_row(entry: AuditEntry) -> tuple[Any, ...]:
+    """The entry's ``CONTENT_FIELDS`` as statement parameters."""
     return (
-        entry.seq,
         connection.ops.adapt_datetimefield_value(entry.at),
         entry.event_type,
         entry.actor,
@@ -85,9 +91,11 @@ def _insert_row(entry: AuditEntry) -> tuple[Any, ...]:
         entry.object_id,
         entry.region,
         connection.ops.adapt_json_value(entry.payload, None),
-        entry.prev_hash,
-        entry.hash,
     )
+
+
+def _insert_row(entry: AuditEntry) -> tuple[Any, ...]:
+    return (entry.seq, *_content_row(entry), entry.prev_hash, entry.hash)
 
 
 def _append_plain(cursor: Any, entries: list[AuditEntry]) -> None:
@@ -190,6 +198,8 @@ def _new_entry(
 ) -> AuditEntry:
     if event_type not in _VALID_TYPES:
         raise ValueError(f"unknown audit event type {event_type!r}")
+    if at is not None and timezone.is_naive(at):
+        raise ValueError("audit times must be timezone-aware")
     return AuditEntry(
         at=at or timezone.now(),
         event_type=str(event_type),
@@ -263,26 +273,133 @@ def record_many(items: Iterable[Mapping[str, Any]]) -> list[AuditEntry]:
     if not entries:
         return []
     with transaction.atomic(savepoint=False), connection.cursor() as cursor:
-        for first in range(0, len(entries), RECORD_MANY_CHUNK):
-            chunk = entries[first : first + RECORD_MANY_CHUNK]
-            if connection.vendor == "postgresql":
-                _append_many_in_database(cursor, chunk)
-            else:
-                _append_plain(cursor, chunk)
+        _append_chunks(cursor, entries)
     return [_as_stored(entry) for entry in entries]
 
 
+def _append_chunks(cursor: Any, entries: list[AuditEntry]) -> None:
+    for first in range(0, len(entries), RECORD_MANY_CHUNK):
+        chunk = entries[first : first + RECORD_MANY_CHUNK]
+        if connection.vendor == "postgresql":
+            _append_many_in_database(cursor, chunk)
+        else:
+            _append_plain(cursor, chunk)
+
+
+_QUEUE_ENTRY = (
+    "INSERT INTO audit_auditqueuedentry (at, event_type, actor, subject, object_type, object_id, region, payload,"
+    " text_before_prev, text_before_seq, text_after_seq) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+)
+
+
+def record_queued(
+    *,
+    event_type: str,
+    actor: Actor,
+    subject: str = "",
+    object_type: str = "",
+    object_id: str | int = "",
+    region: str = "",
+    payload: dict[str, Any] | None = None,
+    at: datetime | None = None,
+) -> None:
+    """Commit an entry with the caller's change now, and give it its place in the chain within seconds.
+
+    For the ledger's high-volume events (a capture grant per allowed
+    decision), where nothing needs the entry's sequence number at once.
+    ``record`` holds the chain head's lock until the caller's commit is on
+    disk, so single-entry writers can never share a disk flush; a queued
+    entry takes no lock, so concurrent writers' commits flush together.
+    Validation is ``record``'s: bad input raises before anything is written.
+    The entry is durable when the caller commits, and rolls back with it;
+    ``queue_seal`` then chains it, so its sequence number reflects when it
+    was sealed while its ``at`` keeps when it happened.
+    """
+    entry = _new_entry(
+        event_type=event_type,
+        actor=actor,
+        subject=subject,
+        object_type=object_type,
+        object_id=object_id,
+        region=region,
+        payload=payload,
+        at=at,
+    )
+    # PostgreSQL seals from the canonical text (consentry_audit_seal); elsewhere the sealer rebuilds it.
+    pieces = _text_pieces(entry) if connection.vendor == "postgresql" else ("", "", "")
+    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
+        cursor.execute(_QUEUE_ENTRY, (*_content_row(entry), *pieces))
+
+
+# Queued entries chained per transaction: a bound on how long one seal holds the head.
+SEAL_BATCH = 2000
+
+
+def queue_seal(*, batch: int = SEAL_BATCH) -> int:
+    """Chain every committed queued entry, in queue order; returns how many were sealed.
+
+    Each batch is one transaction under the chain head's lock: the entries
+    are chained and their queue rows deleted together, so an entry is
+    queued or chained, never both and never lost. Every sealed entry's hash
+    is checked against its stored content before the batch commits, as
+    ``record`` checks its own. Sealers on several processes take turns on
+    the lock; one that finds the queue empty does nothing.
+    """
+    seal = _seal_in_database if connection.vendor == "postgresql" else _seal_plain
+    sealed = 0
+    # Most runs find nothing: say so without taking the head's lock (SQLite's write lock).
+    while AuditQueuedEntry.objects.exists():
+        with transaction.atomic(), connection.cursor() as cursor:
+            count = seal(cursor, batch)
+        sealed += count
+        if count < batch:
+            break
+    return sealed
+
+
+def _seal_in_database(cursor: Any, batch: int) -> int:
+    """Chain the batch in one call (``consentry_audit_seal``, migration 0008), then check every hash."""
+    cursor.execute("SELECT o_count, o_first_seq, o_prev_hash FROM consentry_audit_seal(%s)", (batch,))
+    count, first, previous = cursor.fetchone()
+    expected = first
+    with closing(stored_entries(after=first - 1, upto=first + count - 1)) as entries:
+        for seq, prev_hash, hash_, intact in entries:
+            if seq != expected or prev_hash != previous or not intact:
+                # Never commit a sealed entry the verifiers would reject.
+                raise RuntimeError(f"the database sealed audit entry #{seq} differently; sealing refused")
+            expected, previous = seq + 1, hash_
+    if expected != first + count:
+        raise RuntimeError(f"the database sealed {expected - first} of {count} audit entries; sealing refused")
+    return count
+
+
+def _seal_plain(cursor: Any, batch: int) -> int:
+    """Any database: append the batch as ``record_many`` does, then delete its queue rows."""
+    _locked_head(cursor)
+    queued = list(AuditQueuedEntry.objects.order_by("pk")[:batch])
+    if queued:
+        _append_chunks(cursor, [row.as_entry() for row in queued])
+        ids = [row.pk for row in queued]
+        cursor.execute(
+            f"DELETE FROM audit_auditqueuedentry WHERE id IN ({', '.join(['%s'] * len(ids))})",  # noqa: S608
+            ids,
+        )
+    return len(queued)
+
+
 def checkpoint_create(*, at: datetime | None = None) -> AuditCheckpoint | None:
-    """Sign a checkpoint over every committed entry not yet covered by one.
+    """Sign a checkpoint over every committed entry not yet covered by one, queued ones sealed first.
 
     Returns None when there is nothing new, or when another process signed the
-    same checkpoint number first. The head is read without its lock, so
-    writers never wait on this: every entry up to a committed head is
-    committed and immutable. Before signing, the new entries are rehashed and
+    same checkpoint number first. Sealing the queue takes short turns on the
+    head's lock; after that the head is read without it, so writers never
+    wait on the signing: every entry up to a committed head is committed and
+    immutable. Before signing, the new entries are rehashed and
     their links followed from the previous checkpoint's frontier, so a
     checkpoint never vouches for a broken chain (``NotIntact`` instead).
     Perfect subtrees of 256 leaves and up are stored for inclusion proofs.
     """
+    queue_seal()
     size = AuditHead.objects.filter(pk=1).values_list("seq", flat=True).first() or 0
     previous = AuditCheckpoint.objects.order_by("-number").first()
     if size <= (previous.size if previous else 0):

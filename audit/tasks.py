@@ -1,4 +1,4 @@
-"""Celery tasks of the ledger: checkpoints, the daily verification, export jobs.
+"""Celery tasks of the ledger: sealing queued entries, checkpoints, the daily verification, export jobs.
 
 Tasks take ids, call a service, and are safe to run twice: a checkpoint of a
 number that exists is skipped, an export rebuilds the same bundle. Export
@@ -41,6 +41,12 @@ def checkpoint_tick() -> int | None:
         services.ledger_verify(actor=Actor.system("audit-checkpoint"))
         return None
     return checkpoint.number if checkpoint else None
+
+
+@shared_task(name="audit.queue_seal", ignore_result=True, soft_time_limit=120, time_limit=150)
+def queue_seal() -> int:
+    """Chain the entries queued since the last run (``record_queued``)."""
+    return services.queue_seal()
 
 
 @shared_task(name="audit.verify_daily", ignore_result=True, soft_time_limit=3000, time_limit=3600)

@@ -297,6 +297,9 @@ LOGIN_REDIRECT_URL_FAILURE = "/accounts/login/?sso=failed"
 CONSENTRY_CHECKPOINT_EVERY_ENTRIES = env_int("CONSENTRY_CHECKPOINT_EVERY_ENTRIES", 1000, minimum=1)
 CONSENTRY_CHECKPOINT_EVERY_MINUTES = env_int("CONSENTRY_CHECKPOINT_EVERY_MINUTES", 5, minimum=1)
 CONSENTRY_CHECKPOINT_POLL_SECONDS = env_int("CONSENTRY_CHECKPOINT_POLL_SECONDS", 30, minimum=1)
+# Entries queued without the chain head's lock (capture grants) are chained by
+# beat this often, and before every checkpoint.
+CONSENTRY_AUDIT_SEAL_SECONDS = env_int("CONSENTRY_AUDIT_SEAL_SECONDS", 1, minimum=1)
 # Hour (UTC) of the daily live verification, whose outcome is itself audited.
 CONSENTRY_AUDIT_VERIFY_HOUR = env_int("CONSENTRY_AUDIT_VERIFY_HOUR", 3, minimum=0, maximum=23)
 # Export jobs: hard time limit in seconds (a million entries take about a minute).
@@ -305,6 +308,12 @@ CONSENTRY_AUDIT_EXPORT_TIME_LIMIT = env_int("CONSENTRY_AUDIT_EXPORT_TIME_LIMIT",
 CONSENTRY_AUDIT_ACCESS_RESOLVER = "governance.audit_scope.audit_access_for"
 CELERY_BEAT_SCHEDULE.update(
     {
+        "audit-seal": {
+            "task": "audit.queue_seal",
+            "schedule": float(CONSENTRY_AUDIT_SEAL_SECONDS),
+            # A run missed while no worker listens is covered by the next one.
+            "options": {"expires": float(CONSENTRY_AUDIT_SEAL_SECONDS)},
+        },
         "audit-checkpoint": {"task": "audit.checkpoint_tick", "schedule": float(CONSENTRY_CHECKPOINT_POLL_SECONDS)},
         "audit-verify-daily": {
             "task": "audit.verify_daily",

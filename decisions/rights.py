@@ -43,7 +43,7 @@ from django.utils import timezone
 from audit.access import AuditAccess
 from audit.actors import Actor
 from audit.models import AuditEntry, EventType
-from audit.services import record
+from audit.services import queue_seal, record
 from consent.models import Channel, Pause
 from consent.services import consent_withdraw_all
 from consentry.models import IdempotencyRecord
@@ -173,11 +173,14 @@ def rights_access_build(*, request_id: uuid.UUID, now: datetime | None = None) -
     The zip is written to a scratch file and stored only when complete, under
     a name fixed by the request, so a rerun replaces what a dead run left.
     Completion is marked, and audited with the zip's SHA-256, once.
+    Queued ledger entries (capture grants) are sealed first, so the copy
+    holds every entry about the employee committed before it was built.
     """
     moment = now or timezone.now()
     rights = _start(request_id, moment)
     if rights is None:
         return RightsRequest.objects.get(pk=request_id)
+    queue_seal()
 
     def on_progress(percent: int) -> None:
         RightsRequest.objects.filter(pk=request_id, status=RightsStatus.RUNNING).update(

@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from audit.actors import Actor
 from audit.models import EventType
-from audit.services import record
+from audit.services import record, record_queued
 from consentry.rows import ModelRows, insert
 from consentry.signing import sign_jws
 from decisions import engine
@@ -83,9 +83,12 @@ def grant_issue(*, token: ApiToken, employee: Employee, purpose: str, decision: 
 
     The token is signed before anything is written, so a grant row always has
     a token that was handed out; the grant row and its audit entry commit
-    together or not at all. Call it holding the employee's row lock (as
-    ``capture_decide`` does): the grant's foreign-key check runs at commit,
-    after the ledger's lock, and must not be the first to touch that row.
+    together or not at all. The entry is queued (``record_queued``): one
+    grant per allowed decision is the ledger's busiest event, and queued
+    entries do not wait for each other's disk flush under the chain head's
+    lock; the sealer chains them within seconds. Call it holding the
+    employee's row lock (as ``capture_decide`` does), which orders the grant
+    against every consent change.
     """
     categories = sorted(decision.allowed_categories)
     if not categories:
@@ -127,7 +130,7 @@ def grant_issue(*, token: ApiToken, employee: Employee, purpose: str, decision: 
         # Plain SQL: the queryset's INSERT compilation cost more than the insert.
         insert(grant)
         data_keys = data_keys_for_grant(employee=employee, categories=categories, purpose=purpose, at=issued_at)
-        record(
+        record_queued(
             event_type=EventType.GRANT_ISSUED,
             actor=token_actor(token),
             subject=employee.hr_id,
@@ -231,8 +234,8 @@ def capture_decide(
     is it decided again under the employee's row lock, the lock every consent
     change, pause, transfer and termination takes first: a change that commits
     while this request runs is then either seen or ordered after the grant.
-    Taking it before the ledger's lock keeps one lock order everywhere
-    (employee, then audit head), so the two cannot deadlock.
+    Services that append to the ledger under that lock take the employee
+    first, then the audit head: one lock order everywhere, so no deadlock.
 
     The second decision is evaluated at a moment taken once the lock is
     held, not when the request arrived: a pause that committed while this

@@ -18,8 +18,8 @@ import pytest
 from django.db import connection, transaction
 
 from audit.actors import Actor
-from audit.models import AuditCheckpoint, AuditEntry, EventType
-from audit.services import checkpoint_create, record, record_many
+from audit.models import AuditCheckpoint, AuditEntry, AuditHead, AuditQueuedEntry, EventType
+from audit.services import checkpoint_create, queue_seal, record, record_many, record_queued
 from audit.verifiers import verify_live
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -96,3 +96,91 @@ def test_eight_concurrent_writers_leave_one_gapless_unforked_chain():
     report = verify_live()
     assert report.ok, report.findings
     assert report.size == WRITERS * EACH and report.checkpoints == AuditCheckpoint.objects.count()
+
+
+QUEUED_EACH = 1000
+
+
+def test_queued_writers_and_concurrent_sealers_lose_nothing_and_fork_nothing():
+    """Eight writers queue one entry per transaction while two sealers and a chained writer run."""
+    errors: list[BaseException] = []
+    start = threading.Barrier(WRITERS + 4)
+    done = threading.Event()
+
+    def queuer(index: int) -> None:
+        actor = Actor(kind="system", ref=f"queuer{index}")
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SET synchronous_commit = off")
+            start.wait()
+            for n in range(QUEUED_EACH):
+                with transaction.atomic():
+                    record_queued(
+                        event_type=EventType.GRANT_ISSUED, actor=actor, object_id=n, payload={"writer": index, "n": n}
+                    )
+        except BaseException as exc:  # noqa: BLE001 - collected and asserted below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    def chained() -> None:
+        # Entries recorded at once take their turns on the head between the sealers' batches.
+        try:
+            start.wait()
+            n = 0
+            while not done.is_set():
+                record(event_type=EventType.REGION_SAVED, actor=Actor.system("chained"), payload={"writer": -1, "n": n})
+                n += 1
+        except BaseException as exc:  # noqa: BLE001 - collected and asserted below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    def sealer(pause: float) -> None:
+        try:
+            start.wait()
+            while not done.is_set():
+                queue_seal(batch=300)
+                time.sleep(pause)
+        except BaseException as exc:  # noqa: BLE001 - collected and asserted below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    workers = [threading.Thread(target=queuer, args=(i,)) for i in range(WRITERS)]
+    others = [
+        threading.Thread(target=chained),
+        threading.Thread(target=sealer, args=(0.0,)),
+        threading.Thread(target=sealer, args=(0.05,)),
+    ]
+    for thread in [*workers, *others]:
+        thread.start()
+    start.wait()
+    for thread in workers:
+        thread.join()
+    done.set()
+    for thread in others:
+        thread.join()
+    queue_seal()
+
+    assert not errors, errors
+    assert not AuditQueuedEntry.objects.exists()
+    sealed = Counter(
+        (payload["writer"], payload["n"])
+        for payload in AuditEntry.objects.filter(event_type=EventType.GRANT_ISSUED).values_list("payload", flat=True)
+    )
+    # Every queued entry chained exactly once.
+    assert sealed == {(writer, n): 1 for writer in range(WRITERS) for n in range(QUEUED_EACH)}
+    # Each writer's entries keep its commit order in the chain.
+    for writer in range(WRITERS):
+        order = [
+            payload["n"]
+            for payload in AuditEntry.objects.filter(event_type=EventType.GRANT_ISSUED, actor=f"system:queuer{writer}")
+            .order_by("seq")
+            .values_list("payload", flat=True)
+        ]
+        assert order == list(range(QUEUED_EACH))
+    assert AuditEntry.objects.filter(event_type=EventType.REGION_SAVED).exists()
+    report = verify_live()
+    assert report.ok, report.findings
+    assert report.size == AuditEntry.objects.count() == AuditHead.objects.get().seq

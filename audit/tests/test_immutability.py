@@ -10,8 +10,8 @@ import pytest
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 
-from audit.models import AuditCheckpoint, AuditEntry, AuditHead, AuditTreeNode
-from audit.services import checkpoint_create, record
+from audit.models import AuditCheckpoint, AuditEntry, AuditHead, AuditQueuedEntry, AuditTreeNode
+from audit.services import checkpoint_create, record, record_queued
 from audit.tests.conftest import ACTOR, TYPES, seed_chain, write_entries
 
 pytestmark = pytest.mark.django_db
@@ -112,9 +112,12 @@ def test_the_readme_role_appends_and_reads_but_cannot_rewrite():
             cursor.execute(statement)
         cursor.execute(f"SET LOCAL ROLE {role}")
     entry = record(event_type=TYPES[0], actor=ACTOR, payload={"as": "app role"})
+    record_queued(event_type=TYPES[1], actor=ACTOR, payload={"as": "app role, queued"})
     checkpoint = checkpoint_create()
-    assert (entry.seq, checkpoint.size) == (6, 6)
-    assert AuditHead.objects.get().seq == 6
+    assert (entry.seq, checkpoint.size) == (6, 7)
+    assert AuditHead.objects.get().seq == 7
+    assert not AuditQueuedEntry.objects.exists()
+    record_queued(event_type=TYPES[1], actor=ACTOR)
     assert AuditTreeNode.objects.count() == 0
     for sql in (
         "UPDATE audit_auditentry SET actor = 'user:mallory' WHERE seq = 2",
@@ -122,5 +125,7 @@ def test_the_readme_role_appends_and_reads_but_cannot_rewrite():
         "TRUNCATE audit_auditentry",
         "UPDATE audit_auditcheckpoint SET root = repeat('0', 64)",
         "DELETE FROM audit_audithead",
+        "UPDATE audit_auditqueuedentry SET actor = 'user:mallory'",
+        "TRUNCATE audit_auditqueuedentry",
     ):
         _refused(sql)

@@ -6,7 +6,8 @@ import jwt
 import pytest
 from django.utils import timezone
 
-from audit.models import AuditEntry, EventType
+from audit.models import AuditEntry, AuditQueuedEntry, EventType
+from audit.services import queue_seal
 from conftest import SYSTEM, make_employee
 from consent.services import consent_withdraw, pause_end, pause_start
 from consentry.signing import verify_jws
@@ -54,6 +55,11 @@ def test_a_grant_is_stored_and_audited_in_one_entry(us_employee):
 
     stored = CaptureGrant.objects.get(pk=decision["grant"]["id"])
     assert stored.employee == us_employee and stored.subject == decision["grant"]["subject"]
+    # Queued with the grant, chained by the sealer.
+    queued = AuditQueuedEntry.objects.get()
+    assert (queued.event_type, queued.object_id) == (EventType.GRANT_ISSUED, stored.pk)
+    assert not AuditEntry.objects.filter(event_type=EventType.GRANT_ISSUED).exists()
+    queue_seal()
     entry = AuditEntry.objects.get(event_type=EventType.GRANT_ISSUED)
     assert entry.object_id == stored.pk and entry.subject == us_employee.hr_id
     assert entry.payload["categories"] == ["keystrokes"]
@@ -76,6 +82,7 @@ def test_a_denied_decision_has_no_grant_and_is_counted_not_audited(us_employee):
 
     assert decision["grant"] is None and codes(decision, "keystrokes") == ["no_consent"]
     assert AuditEntry.objects.count() == before
+    assert not AuditQueuedEntry.objects.exists()
     counter = DecisionCounter.objects.get(purpose=PURPOSE, reason="no_consent")
     assert counter.count == 2 and counter.day == timezone.now().date()
 

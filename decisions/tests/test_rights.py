@@ -123,6 +123,9 @@ def test_the_copy_holds_events_receipts_grants_and_the_ledger_entries_about_the_
     assert data["capture_grants"][0]["device_id"] == "laptop-7"
     types = {entry["event_type"] for entry in data["audit_entries"]}
     assert {"consent.granted", "notice.acknowledged", "capture.paused", "rights.access_requested"} <= types
+    # Grant entries queued a moment ago are sealed before the copy is built.
+    granted = {entry["object_id"] for entry in data["audit_entries"] if entry["event_type"] == "grant.issued"}
+    assert granted == {grant.id for grant in busy["grants"]}
     assert all(len(entry["hash"]) == 64 for entry in data["audit_entries"])
     assert data["rights_requests"][0]["id"] == str(rights.id)
     assert data["counts"]["consent_events"] == 2 and data["counts"]["capture_grants"] == 2
