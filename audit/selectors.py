@@ -13,7 +13,7 @@ from django.utils.dateparse import parse_datetime
 
 from audit.access import AuditAccess
 from audit.chain import format_time
-from audit.models import AuditCheckpoint, AuditEntry, AuditExport, AuditHead, EventType
+from audit.models import AuditCheckpoint, AuditEntry, AuditExport, AuditHead, AuditQueuedEntry, EventType
 from audit.statements import audit_public_key, signature_valid
 
 # Entries an employee holds a signed receipt for: the next checkpoint tick
@@ -149,6 +149,27 @@ def last_verification() -> VerificationRun | None:
 def exports_of(*, user: Any) -> QuerySet[AuditExport]:
     """An auditor sees only the exports they asked for: each holds their scope's entries."""
     return AuditExport.objects.filter(requested_by=user).order_by("-requested_at")
+
+
+@dataclass(frozen=True)
+class QueueStatus:
+    """Entries committed through ``record_queued`` and not yet chained."""
+
+    count: int
+    oldest_at: datetime | None
+    # Beat seals every second: an entry waiting this long means no worker or no beat.
+    stalled: bool
+
+
+QUEUE_STALLED_AFTER = timedelta(minutes=5)
+
+
+def queue_status(*, now: datetime) -> QueueStatus:
+    """How many queued entries wait for the sealer, and whether it seems to have stopped."""
+    count = AuditQueuedEntry.objects.count()
+    oldest = AuditQueuedEntry.objects.order_by("pk").values_list("at", flat=True).first() if count else None
+    # ``at`` is when the event happened, shortly before it was queued: a safe upper bound on the wait.
+    return QueueStatus(count=count, oldest_at=oldest, stalled=oldest is not None and now - oldest > QUEUE_STALLED_AFTER)
 
 
 def checkpoint_due(*, now: datetime) -> bool:

@@ -181,6 +181,7 @@ def checkpoints(request: HttpRequest) -> HttpResponse:
             "checkpoints": [(checkpoint, selectors.checkpoint_signature_valid(checkpoint)) for checkpoint in latest],
             "total": AuditCheckpoint.objects.count(),
             "head": AuditHead.objects.filter(pk=1).first(),
+            "queue": selectors.queue_status(now=timezone.now()),
             "run": run,
             "reads_everything": access_for(request.user).all_regions,
             "overdue": run is not None and timezone.now() - run.at > VERIFICATION_OVERDUE,

@@ -13,7 +13,15 @@ from django.utils import timezone
 from audit.actors import Actor
 from audit.models import AuditCheckpoint, AuditEntry, AuditExport, EventType
 from audit.selectors import EntryFilters
-from audit.services import checkpoint_create, export_fail, export_request, ledger_verify, record
+from audit.services import (
+    checkpoint_create,
+    export_fail,
+    export_request,
+    ledger_verify,
+    queue_seal,
+    record,
+    record_queued,
+)
 from audit.tests.conftest import ALL_REGIONS, build_export, tamper
 from audit.urls import console_urlpatterns
 from conftest import make_employee, make_user
@@ -379,6 +387,24 @@ def test_a_failed_verification_names_the_first_bad_entry(client, ledger):
     assert "Failed" in html and "not intact" in html
     assert f'The first bad entry is <a href="{reverse("audit:entry", args=[bad])}">entry #{bad}</a>' in html
     assert f"entry #{bad}: its content does not match" in html
+
+
+def test_entries_waiting_to_be_chained_are_counted_and_a_stalled_sealer_is_flagged(client, ledger):
+    sign_in(client, make_auditor(make_user("aurelio")))
+    html = client.get(reverse("audit:checkpoints")).content.decode()
+    assert "waiting to be added to the chain" not in html
+    record_queued(event_type="grant.issued", actor=Actor.system("tests"))
+    record_queued(event_type="grant.issued", actor=Actor.system("tests"))
+    html = client.get(reverse("audit:checkpoints")).content.decode()
+    assert "2 capture grant entries are stored and waiting to be added to the chain" in html
+    assert "whether Celery beat and a worker are running" not in html
+    with time_machine.travel(timezone.now() + timedelta(minutes=6)):
+        html = client.get(reverse("audit:checkpoints")).content.decode()
+    assert "2 capture grant entries are waiting to be added to the chain" in html
+    assert "whether Celery beat and a worker are running" in html
+    queue_seal()
+    html = client.get(reverse("audit:checkpoints")).content.decode()
+    assert "waiting to be added to the chain" not in html
 
 
 def test_an_old_verification_is_flagged_as_overdue(client, ledger):
