@@ -452,6 +452,8 @@ class CaptureGate:
                     timeout=wait + 10,
                     opened=self._remember_feed_connection,
                 )
+                # Read here: an answer cut short is a broken connection like any other.
+                body = response.json()
             except ApiError as exc:
                 self._feed_connected = False
                 contacted = False
@@ -473,7 +475,6 @@ class CaptureGate:
                 backoff = min(backoff * 2, 5.0)
                 continue
             backoff = 0.5
-            body = response.json()
             for event in body.get("events", ()):
                 self._revoke(event)
             with self._lock:

@@ -55,7 +55,12 @@ class Response:
     body: bytes = field(repr=False)
 
     def json(self) -> Any:
-        return json.loads(self.body)
+        """The body as JSON; ``TransportError`` when it is not (an answer cut short by a broken connection)."""
+        try:
+            return json.loads(self.body)
+        except ValueError as exc:
+            # Without a Content-Length, a connection cut mid-answer ends the body early and silently.
+            raise TransportError(f"the answer ({len(self.body)} bytes) is not complete JSON: {exc}") from exc
 
 
 class Transport:

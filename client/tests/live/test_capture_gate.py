@@ -179,3 +179,31 @@ def test_stop_returns_only_once_the_gate_has_stopped_talking_to_the_server(world
     assert gate.status().state == "stopped"
     # No decision or long poll is left in flight: a caller may tear down what the gate talked to.
     assert not any(thread.is_alive() for thread in gate._threads)
+
+
+class CutFeedTransport(Transport):
+    """A real transport whose first revocation-feed answer arrives cut short, as over a connection that broke."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.cut_answers = 0
+
+    def request(self, method, path, **kwargs):
+        response = super().request(method, path, **kwargs)
+        if path.endswith("/revocations") and not self.cut_answers:
+            self.cut_answers += 1
+            return type(response)(response.status, response.headers, response.body[: len(response.body) // 2])
+        return response
+
+
+def test_a_feed_answer_cut_short_is_retried_and_the_feed_recovers(world):
+    cutting = CutFeedTransport(world.url, world.device_token, headers=BEHIND_TLS_PROXY)
+    gate = _gate(world.url, world.device_token, transport=cutting)
+    try:
+        eventually(lambda: gate.may_capture("keystrokes", EDITOR) and gate.status().feed_connected)
+        assert cutting.cut_answers == 1
+        # The feed still follows: a withdrawal stops capture.
+        consent_withdraw(employee=world.employee, purpose=PURPOSE, categories=["keystrokes"], actor=SYSTEM)
+        eventually(lambda: not gate.may_capture("keystrokes", EDITOR), within=2.0, every=0.005)
+    finally:
+        gate.stop()
