@@ -10,8 +10,9 @@ on loopback, then for each endpoint:
 2. half load: an open-loop schedule at half the saturated rate, latency
    measured from each request's scheduled start (no coordinated omission).
 
-The capture requests are allowed, so each one signs a grant and appends its
-audit entry: the expensive path. A second run uses employees in a blocked
+The capture requests are allowed, so each one signs a grant and queues its
+audit entry: the expensive path. A sealer process chains the queue every
+second throughout, as beat does in production, sharing the same cores. A second run uses employees in a blocked
 region, whose decisions deny (no grant, no audit entry, one counter upsert).
 Clients run in separate processes on the same machine as the server, so they
 share its cores.
@@ -179,6 +180,20 @@ def load(port: int, path: str, tokens: list[str], *, clients: int, seconds: floa
     }
 
 
+def _seal_every(seconds: float, stop, sealed) -> None:
+    """What beat's ``audit.queue_seal`` does: chain the queued grant entries every ``seconds``."""
+    from django.db import connection
+
+    from audit.services import queue_seal
+
+    try:
+        while not stop.wait(seconds):
+            sealed.value += queue_seal()
+        sealed.value += queue_seal()
+    finally:
+        connection.close()
+
+
 def show(name: str, result: dict) -> None:
     cpu = f"   server CPU {result['cpu_ms']:.2f} ms/req" if "cpu_ms" in result else ""
     print(
@@ -204,6 +219,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="gunicorn threads per worker (gthread when > 1)")
     args = parser.parse_args()
     tokens, blocked = prepare()
+    from django.db import connections
+
+    connections.close_all()
+    stop, sealed = multiprocessing.Event(), multiprocessing.Value("q", 0)
+    sealer = multiprocessing.Process(target=_seal_every, args=(1.0, stop, sealed))
+    sealer.start()
     with gunicorn(workers=args.workers, threads=args.threads) as (port, server):
         for token in tokens[:4]:
             request_once(port, "/api/v1/decisions/capture", token)
@@ -235,6 +256,16 @@ def main() -> None:
         show("bare JSON view, half of saturation", bare_half)
         print(f"capture p99 at half load: {half['p99']:.2f} ms (target <= 10 ms)")
         print(f"load average at end: {os.getloadavg()[0]:.1f}")
+    stop.set()
+    sealer.join()
+    from audit.models import AuditQueuedEntry
+    from audit.verifiers import verify_live
+
+    report = verify_live()
+    print(
+        f"grant entries sealed during the run: {sealed.value:,}; left queued: {AuditQueuedEntry.objects.count()};"
+        f" chain verified: {report.ok} ({report.size:,} entries)"
+    )
 
 
 if __name__ == "__main__":
