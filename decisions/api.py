@@ -29,7 +29,8 @@ from decisions.parsers import (
     content_length,
     ensure_body_within,
 )
-from decisions.revocations import feed_head_and_policy_marker, format_cursor
+from decisions.revocations import format_cursor
+from decisions.selectors import capture_reads
 from decisions.serializers import (
     CaptureDecisionSerializer,
     CaptureRequestSerializer,
@@ -222,10 +223,10 @@ class CaptureDecisionView(APIView):
         ensure_body_within(request, BoundedJSONParser.max_bytes)
         token = token_of(request)
         try:
-            # Read before the decision: a change the decision does not see commits
-            # later, so its feed event lands after this cursor.
-            head, marker = feed_head_and_policy_marker()
-            policy = current_policy(marker)
+            # The feed head is read with the facts the decision starts from: a change
+            # they do not show commits later, so its feed event lands after this cursor.
+            reads = capture_reads(employee=token.employee, at=timezone.now())
+            policy = current_policy(reads.policy_marker)
             data = plain_capture_request(request.data, policy.categories)
             if data is None:
                 serializer = CaptureRequestSerializer(
@@ -233,9 +234,9 @@ class CaptureDecisionView(APIView):
                 )
                 serializer.is_valid(raise_exception=True)
                 data = serializer.validated_data
-            cursor = format_cursor(head)
+            cursor = format_cursor(reads.feed_head)
             # No moment passed: a grant is decided at a moment taken under the employee's lock.
-            outcome = capture_decide(token=token, request=_capture_request(data), policy=policy)
+            outcome = capture_decide(token=token, request=_capture_request(data), policy=policy, reads=reads)
         except DatabaseError as exc:
             logger.exception("capture decision failed")
             raise DecisionUnavailable() from exc

@@ -52,8 +52,8 @@ from decisions.feedwait import CHANNEL, ensure_listener, feed_signal, poll_inter
 from decisions.models import CaptureGrant, RevocationEvent
 from decisions.pseudonyms import pseudonym
 from decisions.selectors import employee_facts
-from decisions.snapshot import RULE_FIELDS, Marker, current_policy, engine_rule
-from governance.models import JurisdictionRule, PolicyRevision, Region, RegionKind
+from decisions.snapshot import RULE_FIELDS, current_policy, engine_rule
+from governance.models import JurisdictionRule, Region, RegionKind
 from people.models import ApiToken, Employee, EmployeeStatus, TokenKind
 
 logger = logging.getLogger(__name__)
@@ -104,19 +104,6 @@ def feed_head() -> int:
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT MAX(id) FROM {table}")  # noqa: S608 - table name from model meta
         return cursor.fetchone()[0] or 0
-
-
-def feed_head_and_policy_marker() -> tuple[int, Marker]:
-    """``feed_head()`` and ``snapshot.revision_marker()`` in one round trip: a capture decision needs both first."""
-    q = connection.ops.quote_name
-    feed, revision = q(RevocationEvent._meta.db_table), q(PolicyRevision._meta.db_table)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT (SELECT MAX(id) FROM {feed}), r.revision, r.changed_at "  # noqa: S608 - names from model meta
-            f"FROM (SELECT 1 AS one) o LEFT JOIN {revision} r ON r.id = 1"
-        )
-        head, number, changed_at = cursor.fetchone()
-    return head or 0, (number, changed_at) if number is not None else (0, None)
 
 
 # Writing: the outbox consumer ---------------------------------------------------------

@@ -29,7 +29,7 @@ from decisions import engine
 from decisions.datakeys import IssuedKey, data_keys_for_grant, keys_release_payload
 from decisions.models import CaptureGrant, DecisionCounter
 from decisions.pseudonyms import pseudonym
-from decisions.selectors import employee_facts
+from decisions.selectors import CaptureReads, employee_facts
 from decisions.snapshot import current_policy
 from people.models import ApiToken, Employee
 
@@ -226,6 +226,7 @@ def capture_decide(
     request: engine.CaptureRequest,
     at: datetime | None = None,
     policy: engine.Policy | None = None,
+    reads: CaptureReads | None = None,
 ) -> CaptureOutcome:
     """Decide a device's capture request for its own employee; issue a grant if anything is allowed.
 
@@ -241,12 +242,17 @@ def capture_decide(
     held, not when the request arrived: a pause that committed while this
     request waited starts before that moment, so it is running, and the
     grant's issue time orders after every change that committed first.
-    ``at`` fixes both moments instead (tests, replays).
+    ``at`` fixes both moments instead (tests, replays). ``reads`` are the
+    facts the caller already read for the first decision, and their moment.
     """
     policy = policy or current_policy()
     employee = token.employee
-    first_at = at or timezone.now()
-    decision = engine.decide_capture(policy, employee_facts(employee=employee, at=first_at), request, at=first_at)
+    if reads is None:
+        first_at = at or timezone.now()
+        first_facts = employee_facts(employee=employee, at=first_at)
+    else:
+        first_at, first_facts = reads.at, reads.facts
+    decision = engine.decide_capture(policy, first_facts, request, at=first_at)
     grant = None
     if decision.allowed_categories:
         with transaction.atomic():

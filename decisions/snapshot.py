@@ -24,7 +24,7 @@ import re
 import threading
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 
@@ -50,6 +50,21 @@ from governance.models import (
 Marker = tuple[int, datetime | None]
 
 
+def as_marker(revision: int | None, changed_at: datetime | str | None) -> Marker:
+    """The marker of a revision row's two columns, the same whichever statement read them.
+
+    SQLite returns a naive UTC time, or text when the column is reached
+    through a derived table; a missing row is revision 0, changed never.
+    """
+    if revision is None:
+        return (0, None)
+    if isinstance(changed_at, str):
+        changed_at = datetime.fromisoformat(changed_at)
+    if changed_at is not None and changed_at.tzinfo is None:
+        changed_at = changed_at.replace(tzinfo=UTC)
+    return (revision, changed_at)
+
+
 def revision_marker() -> Marker:
     """The policy revision and when it changed: the cheap "has policy changed?" read.
 
@@ -61,7 +76,7 @@ def revision_marker() -> Marker:
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT revision, changed_at FROM {table} WHERE id = 1")  # noqa: S608 - table from model meta
         row = cursor.fetchone()
-    return (row[0], row[1]) if row else (0, None)
+    return as_marker(*row) if row else (0, None)
 
 
 RULE_FIELDS = (

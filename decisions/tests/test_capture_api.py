@@ -263,6 +263,23 @@ def test_denial_counters_commit_on_their_own_in_one_statement(django_assert_num_
     assert counts == {"no_consent": 2, "paused_by_employee": 1}
 
 
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_capture_decision_makes_few_round_trips(policy, us_employee, de_employee, django_assert_num_queries):
+    """Round trips are what a decision costs: the token; the feed head, policy marker and facts together; then
+    for a denial one counter statement, for a grant the locked re-read and the writes."""
+    grant_consent(us_employee, "keystrokes")
+    allowed, denied = device_client(us_employee), device_client(de_employee, device_id="laptop-9")
+    capture(allowed, "keystrokes")  # the day's data key is created once; later grants only read it
+    capture(denied, "keystrokes")  # the compiled policy is cached from here on
+
+    with django_assert_num_queries(3):
+        assert "jurisdiction_blocked" in codes(capture(denied, "keystrokes"), "keystrokes")
+    # token, reads; BEGIN, lock, facts again, grant, data keys, ledger queue, COMMIT
+    with django_assert_num_queries(9):
+        assert capture(allowed, "keystrokes")["grant"] is not None
+
+
 def _change_while_waiting_for_the_lock(monkeypatch, change):
     """Run ``change`` (committed first) while a capture decision waits for the employee's lock."""
     from decisions import services

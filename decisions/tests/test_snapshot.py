@@ -9,7 +9,8 @@ from conftest import CATEGORIES, POLICY_START, SYSTEM
 from consent.services import consent_withdraw
 from consentry.outbox import relay_pending
 from decisions import snapshot
-from decisions.revocations import feed_head, feed_head_and_policy_marker
+from decisions.revocations import feed_head
+from decisions.selectors import capture_reads, employee_facts
 from decisions.snapshot import build_policy, current_policy
 from decisions.tests.conftest import grant_consent
 from governance import services as gov
@@ -31,21 +32,34 @@ def test_an_unchanged_policy_costs_one_query_per_request(policy, django_assert_n
         assert current_policy() is first
 
 
-def test_the_capture_path_reads_the_feed_head_and_the_policy_marker_in_one_query(
+def test_the_capture_path_reads_the_feed_head_the_policy_marker_and_the_facts_in_one_query(
     policy, us_employee, django_assert_num_queries
 ):
-
     grant_consent(us_employee, "keystrokes")
+    grant_consent(us_employee, "mouse_movement")
     consent_withdraw(employee=us_employee, purpose=P, categories=["keystrokes"], actor=SYSTEM)
     relay_pending()
+    now = timezone.now()
     with django_assert_num_queries(1):
-        head, marker = feed_head_and_policy_marker()
-    assert head == feed_head() > 0
-    assert marker == snapshot.revision_marker()
-    assert current_policy(marker) is current_policy()
+        reads = capture_reads(employee=us_employee, at=now)
+    assert reads.feed_head == feed_head() > 0
+    assert reads.policy_marker == snapshot.revision_marker()
+    assert reads.facts == employee_facts(employee=us_employee, at=now)
+    assert reads.at == now
+    policy_now = current_policy()
+    with django_assert_num_queries(0):
+        # The marker read with the facts is the one the cache compares: no rebuild, no second read.
+        assert current_policy(reads.policy_marker) is policy_now
     # A database whose revision row was reset still answers (and the marker says "unknown").
     PolicyRevision.objects.all().delete()
-    assert feed_head_and_policy_marker() == (head, (0, None))
+    reset = capture_reads(employee=us_employee, at=now)
+    assert (reset.feed_head, reset.policy_marker, reset.facts) == (reads.feed_head, (0, None), reads.facts)
+
+
+def test_capture_reads_for_an_employee_with_no_facts_yet(policy, us_employee):
+    reads = capture_reads(employee=us_employee, at=timezone.now())
+    assert reads.facts.consents == {} and reads.facts.acknowledgements == () and reads.facts.pauses == ()
+    assert reads.facts.consent_version == 0 and reads.facts.hr_id == us_employee.hr_id
 
 
 def test_any_governance_change_is_noticed_and_changes_the_version(policy):
