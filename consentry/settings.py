@@ -258,6 +258,17 @@ CONSENTRY_CONTROLLER_PHONE = env_str("CONSENTRY_CONTROLLER_PHONE", "")
 # written, so the file is held in memory; this caps it.
 CONSENTRY_CSV_MAX_ROWS = env_int("CONSENTRY_CSV_MAX_ROWS", 20000, minimum=1)
 CONSENTRY_CSV_MAX_BYTES = env_int("CONSENTRY_CSV_MAX_BYTES", 10 * 1024 * 1024, minimum=1024)
+# Set-password links for provisioned employees (docs/scim.md) name the site by
+# this address and go out through Django's e-mail backend: the console locally,
+# SMTP (EMAIL_HOST…) in production.
+CONSENTRY_PUBLIC_URL = env_str("CONSENTRY_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
+EMAIL_BACKEND = env_str("DJANGO_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = env_str("DJANGO_EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("DJANGO_EMAIL_PORT", 25, minimum=1)
+EMAIL_HOST_USER = env_str("DJANGO_EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("DJANGO_EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("DJANGO_EMAIL_USE_TLS", False)
+DEFAULT_FROM_EMAIL = env_str("DJANGO_DEFAULT_FROM_EMAIL", "consentry@localhost")
 
 # Sign-in and login protection (people/; README "Configuration").
 # Lockout (django-axes): after this many failed sign-ins for one user name from
