@@ -20,6 +20,7 @@ from rest_framework.views import APIView
 
 from audit.actors import Actor
 from consentry.errors import Forbidden, NotFound
+from consentry.idempotency import idempotent
 from decisions import engine
 from decisions.datakeys import b64, data_keys_release
 from decisions.parsers import (
@@ -65,7 +66,7 @@ from decisions.usebatch import (
 from governance.models import Region
 from people.authentication import IsDeviceToken, IsPipelineToken, token_of
 from people.models import ApiToken, Employee
-from people.tokens import token_revoke
+from people.tokens import token_may_revoke, token_revoke, tokens_visible_to
 
 logger = logging.getLogger(__name__)
 
@@ -545,12 +546,7 @@ class TokenViewMixin:
     serializer_class = TokenSerializer
 
     def get_queryset(self):
-        tokens = ApiToken.objects.select_related("employee", "user").order_by("-created_at", "-pk")
-        user = self.request.user
-        if user.has_perm("people.view_apitoken"):
-            return tokens
-        # Everyone else sees only the user tokens that act as them.
-        return tokens.filter(user=user)
+        return tokens_visible_to(self.request.user)
 
     def get_serializer_context(self) -> dict[str, Any]:
         return {**super().get_serializer_context(), "now": timezone.now()}
@@ -599,14 +595,17 @@ class TokenDetailView(TokenViewMixin, generics.RetrieveDestroyAPIView):
 
     @extend_schema(
         operation_id="tokens_revoke",
-        description="Revoke the token at once: its next request gets 401. Idempotent.",
+        description="Revoke the token at once: its next request gets 401. Idempotent; honours `Idempotency-Key` "
+        "(a retry replays the first answer; the same key for another token or body is 422).",
         responses={(204, "application/json"): None, **problems(401, 403, 404)},
     )
+    @idempotent
     def delete(self, request: Request, *args, **kwargs) -> Response:
+        request.data  # noqa: B018 - no body is expected, but a malformed or oversized one is refused
         return super().delete(request, *args, **kwargs)
 
     def perform_destroy(self, instance: ApiToken) -> None:
         user = self.request.user
-        if instance.user_id != user.pk and not user.has_perm("people.change_apitoken"):
+        if not token_may_revoke(user, instance):
             raise Forbidden("You may revoke only your own tokens.", code="not_your_token")
         token_revoke(token=instance, actor=Actor.for_user(user))

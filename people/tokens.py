@@ -1,4 +1,9 @@
-"""Issuing, resolving and revoking bearer tokens."""
+"""Issuing, resolving, listing and revoking bearer tokens, and who may do which.
+
+The API (``decisions/api.py``) and the staff page (``decisions/token_views.py``)
+ask the same functions here, so the two can never disagree on who sees or
+revokes a token.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +14,9 @@ from datetime import datetime, timedelta
 from functools import cache
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
-from django.db import connection, transaction
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db import connection, models, transaction
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from audit.actors import Actor
@@ -115,6 +121,86 @@ def token_revoke(*, token: ApiToken, actor: Actor) -> ApiToken:
                 payload={"employee": token.employee_id, "token": token.pk, "at": token.revoked_at},
             )
     return token
+
+
+# Who may see, issue and revoke tokens ---------------------------------------------------
+
+
+class TokenState(models.TextChoices):
+    """What a token answers now: only an active one authenticates."""
+
+    ACTIVE = "active", "Active"
+    EXPIRED = "expired", "Expired"
+    REVOKED = "revoked", "Revoked"
+
+
+def token_state(token: ApiToken, *, at: datetime) -> str:
+    if token.revoked_at is not None:
+        return TokenState.REVOKED
+    if token.expires_at <= at:
+        return TokenState.EXPIRED
+    return TokenState.ACTIVE
+
+
+def tokens_visible_to(user: AbstractBaseUser | AnonymousUser) -> QuerySet[ApiToken]:
+    """Every token for staff who may view tokens; for anyone else only the user tokens that act as them."""
+    tokens = ApiToken.objects.select_related("employee", "user").order_by("-created_at", "-pk")
+    if not user.is_authenticated:
+        return tokens.none()
+    if user.has_perm("people.view_apitoken"):
+        return tokens
+    return tokens.filter(kind=TokenKind.USER, user=user)
+
+
+def tokens_filter(
+    tokens: QuerySet[ApiToken], *, at: datetime, kind: str = "", state: str = "", search: str = ""
+) -> QuerySet[ApiToken]:
+    """Narrow a token list by kind, state now, and a search over name, prefix, device, HR id and username."""
+    if kind:
+        tokens = tokens.filter(kind=kind)
+    if state == TokenState.REVOKED:
+        tokens = tokens.filter(revoked_at__isnull=False)
+    elif state == TokenState.EXPIRED:
+        tokens = tokens.filter(revoked_at__isnull=True, expires_at__lte=at)
+    elif state == TokenState.ACTIVE:
+        tokens = tokens.filter(revoked_at__isnull=True, expires_at__gt=at)
+    search = search.strip()
+    if search:
+        tokens = tokens.filter(
+            Q(name__icontains=search)
+            | Q(prefix__startswith=search)
+            | Q(device_id__icontains=search)
+            | Q(employee__hr_id__iexact=search)
+            | Q(user__username__iexact=search)
+        )
+    return tokens
+
+
+def token_may_revoke(user: AbstractBaseUser | AnonymousUser, token: ApiToken) -> bool:
+    """Staff with change permission revoke any token; a person may always revoke a token that acts as them."""
+    if not user.is_authenticated:
+        return False
+    own = token.kind == TokenKind.USER and token.user_id is not None and token.user_id == user.pk
+    return own or user.has_perm("people.change_apitoken")
+
+
+def token_kinds_issuable_by(user: AbstractBaseUser | AnonymousUser) -> list[str]:
+    """The kinds of token this person may issue on the staff page, in menu order.
+
+    Issuing needs ``people.add_apitoken``. Nobody hands out more than they
+    hold: an HR token creates and changes employees, so it also needs those
+    permissions; a user token is issued only for oneself (the page never
+    offers one acting as somebody else; an operator can, with ``issue_token``).
+    """
+    if not user.is_authenticated or not user.has_perm("people.add_apitoken"):
+        return []
+    kinds = [TokenKind.DEVICE, TokenKind.PIPELINE, TokenKind.USER]
+    if user.has_perm("people.add_employee") and user.has_perm("people.change_employee"):
+        kinds.append(TokenKind.HR)
+    return [str(kind) for kind in kinds]
+
+
+# Resolving a presented token --------------------------------------------------------------
 
 
 @cache

@@ -124,3 +124,58 @@ def test_machine_tokens_are_scoped_to_their_own_endpoint(policy, us_employee):
     _, user_raw = token_issue(kind="user", name="me", user=make_user("me"), actor=SYSTEM)
     assert bearer(user_raw).post("/api/v1/decisions/capture", capture_body, format="json").status_code == 403
     assert APIClient().post("/api/v1/decisions/capture", capture_body, format="json").status_code == 401
+
+
+def revoke(api: APIClient, token: ApiToken, key: str, body=None):
+    return api.delete(f"{TOKENS}{token.pk}", body, format="json", HTTP_IDEMPOTENCY_KEY=key)
+
+
+def test_a_revocation_retried_with_its_key_replays_the_first_answer_and_revokes_once(policy, staff, us_employee):
+    device = device_client(us_employee)
+    api = session(staff)
+
+    first = revoke(api, device.token, "revoke-laptop-7")
+    again = revoke(api, device.token, "revoke-laptop-7")
+
+    assert first.status_code == 204 and "Idempotent-Replayed" not in first
+    assert again.status_code == 204 and again["Idempotent-Replayed"] == "true"
+    assert AuditEntry.objects.filter(event_type=EventType.TOKEN_REVOKED, object_id=str(device.token.pk)).count() == 1
+
+
+def test_a_revocation_key_reused_for_another_token_is_422_and_revokes_nothing(policy, staff, us_employee):
+    device, pipeline = device_client(us_employee), pipeline_client()
+    api = session(staff)
+    assert revoke(api, device.token, "revoke-1").status_code == 204
+
+    response = revoke(api, pipeline.token, "revoke-1")
+
+    assert response.status_code == 422 and response["Content-Type"] == "application/problem+json"
+    assert response.json()["code"] == "idempotency_key_reused"
+    pipeline.token.refresh_from_db()
+    assert pipeline.token.revoked_at is None
+    assert not AuditEntry.objects.filter(event_type=EventType.TOKEN_REVOKED, object_id=str(pipeline.token.pk)).exists()
+
+
+def test_a_revocation_key_reused_with_another_body_is_422(policy, staff, us_employee):
+    device = device_client(us_employee)
+    api = session(staff)
+    assert revoke(api, device.token, "revoke-2").status_code == 204
+
+    response = revoke(api, device.token, "revoke-2", {"reason": "laptop lost"})
+
+    assert response.status_code == 422 and response["Content-Type"] == "application/problem+json"
+    assert response.json()["code"] == "idempotency_key_reused"
+
+
+def test_a_refused_revocation_is_replayed_as_refused(policy, us_employee):
+    viewer = make_user("viewer")
+    viewer.user_permissions.add(Permission.objects.get(codename="view_apitoken"))
+    device = device_client(us_employee)
+    api = session(viewer)
+
+    assert revoke(api, device.token, "revoke-3").status_code == 403
+    again = revoke(api, device.token, "revoke-3")
+
+    assert again.status_code == 403 and again["Idempotent-Replayed"] == "true"
+    device.token.refresh_from_db()
+    assert device.token.revoked_at is None
