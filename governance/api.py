@@ -79,6 +79,9 @@ class PolicyView(GenericAPIView):
     parser_classes = [JSONParser]
     model: type[Model]
     output: type
+    # What the view's writes accept (POST, PUT and PATCH share one shape; approvals take
+    # ApprovalSerializer): OPTIONS describes it to clients from here.
+    serializer_class: type
 
     def actor(self) -> Actor:
         return Actor.for_user(self.request.user)
@@ -192,6 +195,7 @@ def _region_queryset(user) -> QuerySet[Region]:
 class RegionListView(PolicyListView):
     model = Region
     output = RegionSerializer
+    serializer_class = RegionInputSerializer
 
     def get_queryset(self) -> QuerySet[Region]:
         return _region_queryset(self.request.user)
@@ -222,6 +226,7 @@ class RegionListView(PolicyListView):
 class RegionDetailView(PolicyItemView):
     model = Region
     output = RegionSerializer
+    serializer_class = RegionInputSerializer
     lookup_field = "code"
 
     def get_queryset(self) -> QuerySet[Region]:
@@ -254,6 +259,7 @@ class RegionDetailView(PolicyItemView):
 class DataCategoryListView(PolicyListView):
     model = DataCategory
     output = DataCategorySerializer
+    serializer_class = DataCategoryInputSerializer
     queryset = DataCategory.objects.order_by("slug")
 
     @idempotent
@@ -271,6 +277,7 @@ class DataCategoryListView(PolicyListView):
 class DataCategoryDetailView(PolicyItemView):
     model = DataCategory
     output = DataCategorySerializer
+    serializer_class = DataCategoryInputSerializer
     queryset = DataCategory.objects.all()
     lookup_field = "slug"
 
@@ -293,6 +300,7 @@ def _save_purpose(data: dict, actor: Actor, existing: Purpose | None = None) -> 
 class PurposeListView(PolicyListView):
     model = Purpose
     output = PurposeSerializer
+    serializer_class = PurposeInputSerializer
     queryset = Purpose.objects.prefetch_related("categories").order_by("slug")
 
     @idempotent
@@ -310,6 +318,7 @@ class PurposeListView(PolicyListView):
 class PurposeDetailView(PolicyItemView):
     model = Purpose
     output = PurposeSerializer
+    serializer_class = PurposeInputSerializer
     queryset = Purpose.objects.prefetch_related("categories")
     lookup_field = "slug"
 
@@ -333,6 +342,7 @@ def _notice_queryset() -> QuerySet[Notice]:
 class NoticeListView(PolicyListView):
     model = Notice
     output = NoticeSerializer
+    serializer_class = NoticeInputSerializer
 
     def get_queryset(self) -> QuerySet[Notice]:
         queryset = _notice_queryset()
@@ -352,6 +362,7 @@ class NoticeListView(PolicyListView):
 class NoticeDetailView(RemovablePolicyItemView):
     model = Notice
     output = NoticeSerializer
+    serializer_class = NoticeInputSerializer
     lookup_field = "version"
 
     def get_queryset(self) -> QuerySet[Notice]:
@@ -383,6 +394,7 @@ class NoticeDetailView(RemovablePolicyItemView):
 class NoticeApproveView(PolicyView):
     model = Notice
     output = NoticeSerializer
+    serializer_class = ApprovalSerializer
     lookup_field = "version"
     approval = True
 
@@ -417,6 +429,7 @@ def _rule_queryset(user) -> QuerySet[JurisdictionRule]:
 class RuleListView(PolicyListView):
     model = JurisdictionRule
     output = RuleSerializer
+    serializer_class = RuleInputSerializer
 
     def get_queryset(self) -> QuerySet[JurisdictionRule]:
         queryset = _rule_queryset(self.request.user)
@@ -447,6 +460,7 @@ class RuleListView(PolicyListView):
 class RuleDetailView(RemovablePolicyItemView):
     model = JurisdictionRule
     output = RuleSerializer
+    serializer_class = RuleInputSerializer
 
     def get_queryset(self) -> QuerySet[JurisdictionRule]:
         return _rule_queryset(self.request.user)
@@ -488,6 +502,7 @@ class RuleDetailView(RemovablePolicyItemView):
 class RuleApproveView(PolicyView):
     model = JurisdictionRule
     output = RuleSerializer
+    serializer_class = ApprovalSerializer
     approval = True
 
     def get_queryset(self) -> QuerySet[JurisdictionRule]:
@@ -516,6 +531,7 @@ def _instrument_queryset(user) -> QuerySet[LegalInstrument]:
 class InstrumentListView(PolicyListView):
     model = LegalInstrument
     output = InstrumentSerializer
+    serializer_class = InstrumentInputSerializer
 
     def get_queryset(self) -> QuerySet[LegalInstrument]:
         queryset = _instrument_queryset(self.request.user)
@@ -538,6 +554,7 @@ class InstrumentListView(PolicyListView):
 class InstrumentDetailView(PolicyItemView):
     model = LegalInstrument
     output = InstrumentSerializer
+    serializer_class = InstrumentInputSerializer
 
     def get_queryset(self) -> QuerySet[LegalInstrument]:
         return _instrument_queryset(self.request.user)
@@ -575,6 +592,7 @@ def _retention_queryset(user) -> QuerySet[RetentionPolicy]:
 class RetentionListView(PolicyListView):
     model = RetentionPolicy
     output = RetentionSerializer
+    serializer_class = RetentionInputSerializer
 
     def get_queryset(self) -> QuerySet[RetentionPolicy]:
         return _retention_queryset(self.request.user)
@@ -606,6 +624,7 @@ class RetentionListView(PolicyListView):
 class RetentionDetailView(PolicyItemView):
     model = RetentionPolicy
     output = RetentionSerializer
+    serializer_class = RetentionInputSerializer
 
     def get_queryset(self) -> QuerySet[RetentionPolicy]:
         return _retention_queryset(self.request.user)
@@ -636,6 +655,7 @@ class RetentionDetailView(PolicyItemView):
 class ExclusionListView(PolicyListView):
     model = ContextExclusion
     output = ExclusionSerializer
+    serializer_class = ExclusionInputSerializer
     queryset = ContextExclusion.objects.order_by("kind", "pattern")
 
     @idempotent
@@ -653,6 +673,7 @@ class ExclusionListView(PolicyListView):
 class ExclusionDetailView(RemovablePolicyItemView):
     model = ContextExclusion
     output = ExclusionSerializer
+    serializer_class = ExclusionInputSerializer
     queryset = ContextExclusion.objects.all()
 
     def change(self, request: Request, partial: bool) -> Response:
