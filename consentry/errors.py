@@ -13,6 +13,7 @@ HTTP_403_FORBIDDEN = 403
 HTTP_404_NOT_FOUND = 404
 HTTP_409_CONFLICT = 409
 HTTP_422_UNPROCESSABLE_ENTITY = 422
+HTTP_503_SERVICE_UNAVAILABLE = 503
 
 
 class DomainError(Exception):
@@ -46,3 +47,14 @@ class Forbidden(DomainError):
     status_code = HTTP_403_FORBIDDEN
     code = "forbidden"
     title = "Not allowed"
+
+
+class DependencyUnavailable(DomainError):
+    """A service the request needs (the database, the rate-limit cache) is down: nothing was decided or changed.
+
+    API.md promises 503 with this code; clients treat it, like any error, as a denial and retry later.
+    """
+
+    status_code = HTTP_503_SERVICE_UNAVAILABLE
+    code = "dependency_unavailable"
+    title = "A dependency is unavailable"

@@ -3,31 +3,67 @@
 Services raise ``DomainError`` (or a subclass) with a stable ``code``; the API
 layer turns it, and every DRF and Django error, into
 ``application/problem+json``. Nothing a client sends may produce a 500 or HTML.
+
+A database outage (``consentry.outages``) is answered 503
+``dependency_unavailable`` wherever it is raised: in DRF's handling
+(authentication, permissions, throttling, the view, the idempotency layer,
+serializers) by ``exception_handler``; in a plain Django view or while a
+response renders by ``DatabaseOutageMiddleware``; in another middleware
+(the session, the signed-in user) by ``server_error``. Each answers in the
+caller's format: problem+json under ``/api/``, a SCIM error under
+``/scim/v2/``, a page elsewhere; and logs one line, no traceback. The
+Django-level ``page_not_found`` and ``server_error`` also keep unknown API
+addresses and unexpected API failures in problem+json.
 """
 
 from __future__ import annotations
 
+import json
+import sys
+from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import Http404
+from django.http import Http404, HttpRequest, HttpResponse
+from django.template.loader import render_to_string
+from django.views import defaults
 from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from consentry.errors import Conflict, DomainError, Forbidden, NotFound
+from consentry.errors import Conflict, DependencyUnavailable, DomainError, Forbidden, NotFound
+from consentry.outages import is_database_outage, log_outage
 
-__all__ = ("Conflict", "DomainError", "Forbidden", "NotFound", "exception_handler", "problem")
+__all__ = (
+    "Conflict",
+    "DatabaseOutageMiddleware",
+    "DependencyUnavailable",
+    "DomainError",
+    "Forbidden",
+    "NotFound",
+    "exception_handler",
+    "page_not_found",
+    "problem",
+    "server_error",
+)
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
+SCIM_CONTENT_TYPE = "application/scim+json"
+SCIM_ERROR_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:Error"
+# URL prefixes whose callers are machines: they get their own error format, never a page.
+API_PREFIX = "/api/"
+SCIM_PREFIX = "/scim/v2/"
+OUTAGE_DETAIL = "The database is unavailable; nothing was decided or changed. Treat this as a denial and retry shortly."
+# Seconds a client should wait before retrying after an outage (RFC 9110 Retry-After).
+OUTAGE_RETRY_AFTER = "5"
 
 
-def problem(
-    *, status_code: int, title: str, detail: str, code: str, errors: dict[str, Any] | None = None, headers=None
-) -> Response:
+def _problem_body(
+    *, status_code: int, title: str, detail: str, code: str, errors: dict[str, Any] | None = None
+) -> dict[str, Any]:
     body: dict[str, Any] = {
         "type": f"https://consentry.dev/problems/{code}",
         "title": title,
@@ -37,9 +73,108 @@ def problem(
     }
     if errors:
         body["errors"] = errors
+    return body
+
+
+def problem(
+    *, status_code: int, title: str, detail: str, code: str, errors: dict[str, Any] | None = None, headers=None
+) -> Response:
+    body = _problem_body(status_code=status_code, title=title, detail=detail, code=code, errors=errors)
     response = Response(body, status=status_code, headers=headers)
     response.content_type = PROBLEM_CONTENT_TYPE
     return response
+
+
+def _plain_problem(*, status_code: int, title: str, detail: str, code: str) -> HttpResponse:
+    """A problem response outside DRF (no content negotiation there: problem+json is the only format)."""
+    body = _problem_body(status_code=status_code, title=title, detail=detail, code=code)
+    return HttpResponse(json.dumps(body), status=status_code, content_type=PROBLEM_CONTENT_TYPE)
+
+
+def _plain_scim_error(*, status_code: int, detail: str) -> HttpResponse:
+    # RFC 7644 §3.12; built by hand as people.scim does with scim2-models, which this layer may not import.
+    body = {"schemas": [SCIM_ERROR_SCHEMA], "status": str(status_code), "detail": detail}
+    return HttpResponse(json.dumps(body), status=status_code, content_type=SCIM_CONTENT_TYPE)
+
+
+def _outage_problem(request: Any, exc: BaseException) -> Response:
+    log_outage(request, exc)
+    error = DependencyUnavailable(OUTAGE_DETAIL)
+    response = problem(
+        status_code=error.status_code,
+        title=error.title,
+        detail=error.detail,
+        code=error.code,
+        headers={"Retry-After": OUTAGE_RETRY_AFTER},
+    )
+    # Logged above in one line: Django's request logger must not add a second.
+    response._has_been_logged = True
+    return response
+
+
+def outage_response(request: HttpRequest, exc: BaseException) -> HttpResponse:
+    """The 503 for a database outage outside DRF's handling, in the format the caller reads."""
+    log_outage(request, exc)
+    if request.path.startswith(API_PREFIX):
+        error = DependencyUnavailable(OUTAGE_DETAIL)
+        response = _plain_problem(status_code=503, title=error.title, detail=error.detail, code=error.code)
+    elif request.path.startswith(SCIM_PREFIX):
+        response = _plain_scim_error(status_code=503, detail=OUTAGE_DETAIL)
+    else:
+        # No request context: its processors read the session and the user, from the database that is down.
+        response = HttpResponse(render_to_string("503.html"), status=503)
+    response["Retry-After"] = OUTAGE_RETRY_AFTER
+    response._has_been_logged = True
+    return response
+
+
+class DatabaseOutageMiddleware:
+    """Answers a database outage raised by a view (or while its response renders) with a 503.
+
+    DRF views answer their own outages in ``exception_handler``; this catches
+    the rest: portal pages, SCIM (whose DRF handler lets the error through)
+    and plain Django views.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if is_database_outage(exception):
+            return outage_response(request, exception)
+        return None
+
+
+def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """``handler404``: an unknown address under /api/ is a problem+json 404, not a page."""
+    if request.path.startswith(API_PREFIX):
+        return _plain_problem(
+            status_code=404, title="Not found", detail="No API endpoint at this address.", code="not_found"
+        )
+    return defaults.page_not_found(request, exception)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """``handler500``: an outage raised in a middleware is a 503; any other failure a 500 in the caller's format.
+
+    Django calls it while handling the exception, so ``sys.exc_info()`` holds it.
+    """
+    exc = sys.exc_info()[1]
+    if exc is not None and is_database_outage(exc):
+        return outage_response(request, exc)
+    if request.path.startswith(API_PREFIX):
+        return _plain_problem(
+            status_code=500,
+            title="Internal server error",
+            detail="The server failed to answer; the error has been logged.",
+            code="server_error",
+        )
+    if request.path.startswith(SCIM_PREFIX):
+        return _plain_scim_error(status_code=500, detail="The server failed to answer; the error has been logged.")
+    return defaults.server_error(request)
 
 
 def _flatten(detail: Any) -> Any:
@@ -59,6 +194,8 @@ def _title(exc: Exception, status_code: int) -> str:
 
 
 def exception_handler(exc: Exception, context: dict) -> Response | None:
+    if is_database_outage(exc):
+        return _outage_problem(context["request"], exc)
     if isinstance(exc, DomainError):
         return problem(
             status_code=exc.status_code, title=exc.title, detail=exc.detail, code=exc.code, errors=exc.errors

@@ -8,7 +8,8 @@ each machine token is limited on its own; anonymous callers by address.
 
 Counters live in the Django cache (local memory by default, Redis in
 production so every web process shares them). If the cache fails, the
-request is refused with 503: an unlimited API is not the safe default.
+request is refused with 503 ``dependency_unavailable`` (API.md, Conventions):
+an unlimited API is not the safe default.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ import logging
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from rest_framework import exceptions
 from rest_framework.request import Request
 from rest_framework.throttling import SimpleRateThrottle
+
+from consentry.errors import DependencyUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -27,10 +29,8 @@ DEFAULT_SCOPE = "api"
 ANONYMOUS_SCOPE = "anon"
 
 
-class RateLimiterUnavailable(exceptions.APIException):
-    status_code = 503
-    default_detail = "Rate limiting is unavailable; try again shortly."
-    default_code = "rate_limiter_unavailable"
+class RateLimiterUnavailable(DependencyUnavailable):
+    title = "Rate limiting is unavailable"
 
 
 class CallerRateThrottle(SimpleRateThrottle):
@@ -72,4 +72,4 @@ class CallerRateThrottle(SimpleRateThrottle):
             return super().allow_request(request, view)
         except Exception as exc:
             logger.warning("rate limiter cache failed: %s", exc)
-            raise RateLimiterUnavailable() from exc
+            raise RateLimiterUnavailable("Rate limiting is unavailable; try again shortly.") from exc

@@ -8,6 +8,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from consent import urls as consent_urls
+from consentry import problems
 from consentry.views import health, home, jwks_view
 from decisions import urls as decisions_urls
 from governance import urls as governance_urls
@@ -39,6 +40,7 @@ urlpatterns = [
     path("oidc/callback/", oidc.authentication_callback, name="oidc_authentication_callback"),
     path("scim/v2/", include("people.scim.urls")),
     path("people/", include("people.urls")),
+    path("tokens/", include((decisions_urls.token_urlpatterns, "tokens"))),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     # The split view serves its start-up script as a file: the CSP forbids inline scripts.
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),
@@ -46,3 +48,8 @@ urlpatterns = [
     path("api/v1/", include("governance.urls")),
     path("api/v1/", include("consent.urls")),
 ]
+
+# Unknown API addresses and failures outside DRF answer problem+json (SCIM has its own catch-all);
+# a database outage is a 503 in every format.
+handler404 = problems.page_not_found
+handler500 = problems.server_error

@@ -113,7 +113,7 @@ def test_a_failing_cache_refuses_with_503_rather_than_running_unlimited(small_po
     client = APIClient()
     client.force_login(ny_employee.user)
     response = client.get(CONSENT)
-    assert response.status_code == 503 and response.json()["code"] == "rate_limiter_unavailable"
+    assert response.status_code == 503 and response.json()["code"] == "dependency_unavailable"
 
 
 def test_a_scope_can_be_switched_off(settings, small_policy, ny_employee):
