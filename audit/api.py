@@ -18,7 +18,6 @@ from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -40,6 +39,7 @@ from audit.serializers import (
 from audit.statements import AUDIT_RING
 from consentry.errors import Conflict, NotFound
 from consentry.idempotency import idempotent
+from consentry.pagination import ApiPagination
 from consentry.signing import keyring, public_jwk
 
 PROBLEM = OpenApiResponse(description="Problem details (RFC 9457).")
@@ -97,7 +97,7 @@ class EntryList(APIView):
         query = EntryQuerySerializer.from_query(request.query_params)
         query.is_valid(raise_exception=True)
         entries = selectors.entries_visible(access=_access(request), filters=query.filters())
-        paginator = LimitOffsetPagination()
+        paginator = ApiPagination()
         page = paginator.paginate_queryset(entries, request, view=self)
         return paginator.get_paginated_response(EntrySerializer(page, many=True).data)
 
@@ -144,7 +144,7 @@ class EntryProof(APIView):
         return Response(ProofSerializer(proof).data)
 
 
-class CheckpointPagination(LimitOffsetPagination):
+class CheckpointPagination(ApiPagination):
     """Pages of checkpoints, newest first, with the public keys that verify them."""
 
     def get_paginated_response(self, data: Any) -> Response:
@@ -204,7 +204,7 @@ class ExportList(APIView):
         responses={200: ExportSerializer(many=True), 401: PROBLEM, 403: PROBLEM},
     )
     def get(self, request: Request) -> Response:
-        paginator = LimitOffsetPagination()
+        paginator = ApiPagination()
         page = paginator.paginate_queryset(selectors.exports_of(user=request.user), request, view=self)
         return paginator.get_paginated_response(ExportSerializer(page, many=True, context={"request": request}).data)
 

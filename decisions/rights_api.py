@@ -18,7 +18,6 @@ from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -29,6 +28,7 @@ from audit.actors import Actor
 from consentry.errors import Conflict, Forbidden, NotFound
 from consentry.idempotency import idempotent
 from consentry.openapi import IDEMPOTENCY_KEY, READ_ERRORS, WRITE_ERRORS, problem_example, problem_responses
+from consentry.pagination import ApiPagination
 from decisions.models import RightsKind, RightsRequest, RightsStatus
 from decisions.rights import (
     rights_access_downloaded,
@@ -306,7 +306,7 @@ class RightsRequestListView(APIView):
             requests = requests.filter(employee__hr_id=hr_id)
         if (kind := request.query_params.get("kind")) in RightsKind.values:
             requests = requests.filter(kind=kind)
-        paginator = LimitOffsetPagination()
+        paginator = ApiPagination()
         page = paginator.paginate_queryset(requests, request, view=self)
         return paginator.get_paginated_response(StaffRightsRequestSerializer(page, many=True).data)
 
