@@ -81,6 +81,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
+    # A database outage raised by a view answers 503 in the caller's format, not a 500.
+    "consentry.problems.DatabaseOutageMiddleware",
     # Last, as django-axes asks: it answers locked-out sign-ins.
     "axes.middleware.AxesMiddleware",
 ]
@@ -176,7 +178,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["people.authentication.IsPersonAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_PAGINATION_CLASS": "consentry.pagination.ApiPagination",
     "PAGE_SIZE": 100,
     # Per person and per machine token; rates in CONSENTRY_RATE_LIMITS below.
     "DEFAULT_THROTTLE_CLASSES": ["consentry.throttling.CallerRateThrottle"],
