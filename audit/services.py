@@ -47,6 +47,7 @@ from audit.models import (
 from audit.selectors import EntryFilters
 from audit.statements import Statement, audit_public_keys, current_kid, sign
 from audit.verifiers import stored_entries, summary, verify_live
+from consentry.aftercommit import after_commit
 from consentry.errors import DomainError, Forbidden
 
 logger = logging.getLogger(__name__)
@@ -500,7 +501,7 @@ def export_request(
             payload={"format": format, "filters": export.filters, "scope": export.scope},
             at=moment,
         )
-        transaction.on_commit(partial(_enqueue_export, export.id), robust=True)
+        after_commit(_enqueue_export, export.id, what=f"enqueue audit export {export.id}")
     return export
 
 

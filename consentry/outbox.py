@@ -33,6 +33,7 @@ from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from audit.chain import normalise_payload
+from consentry.aftercommit import after_commit
 from consentry.models import OutboxMessage
 
 logger = logging.getLogger(__name__)
@@ -105,7 +106,7 @@ def publish(*, topic: str, payload: dict[str, Any] | None = None) -> OutboxMessa
         raise RuntimeError("outbox.publish must run inside the transaction of the change it follows")
     message = OutboxMessage.objects.create(topic=topic, payload=normalise_payload(payload))
     # A kick per message: the first relays them all, the others find nothing pending.
-    transaction.on_commit(_kick, robust=True)
+    after_commit(_kick, what="outbox relay")
     return message
 
 

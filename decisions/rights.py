@@ -31,7 +31,6 @@ import tempfile
 import uuid
 from collections.abc import Iterable
 from datetime import datetime
-from functools import partial
 from typing import Any
 
 from django.core.files import File
@@ -46,6 +45,7 @@ from audit.models import AuditEntry, EventType
 from audit.services import queue_seal, record
 from consent.models import Channel, Pause
 from consent.services import consent_withdraw_all
+from consentry.aftercommit import after_commit
 from consentry.models import IdempotencyRecord
 from consentry.outbox import Topic, publish
 from decisions.datakeys import destroy_employee_keys
@@ -114,7 +114,7 @@ def _request(
         if kind == RightsKind.ERASURE:
             # Grant holders hear of it now, before any key is destroyed: every purpose, every category.
             publish(topic=Topic.ERASURE, payload={"employee": employee.pk, "at": moment})
-        transaction.on_commit(partial(_enqueue, kind, rights.id), robust=True)
+        after_commit(_enqueue, kind, rights.id, what=f"enqueue {kind} request {rights.id}")
     return rights, True
 
 
@@ -206,7 +206,7 @@ def rights_access_build(*, request_id: uuid.UUID, now: datetime | None = None) -
         )
         if rights.status in FINISHED:
             # Finished meanwhile (an erasure stopped it): the copy must not outlive that.
-            transaction.on_commit(partial(default_storage.delete, stored))
+            after_commit(default_storage.delete, stored, what=f"delete the unneeded copy {stored}")
             return rights
         rights.status = RightsStatus.COMPLETED
         rights.progress = 100
@@ -480,7 +480,7 @@ def rights_erasure_carry_out(*, request_id: uuid.UUID) -> RightsRequest:
             payload=rights.result,
         )
         for name in files:
-            transaction.on_commit(partial(default_storage.delete, name), robust=True)
+            after_commit(default_storage.delete, name, what=f"delete erased file {name}")
     return rights
 
 
