@@ -372,12 +372,13 @@ def test_history_pages_accept_any_page_number_without_failing(client, portal_pol
 
 
 def test_an_inactive_employee_is_told_nothing_is_captured_and_is_asked_nothing(client, portal_policy, us_employee):
-    from people.services import employee_terminate
+    from people.services import employee_set_status
 
-    employee_terminate(employee=us_employee, actor=SYSTEM)
+    # On leave: a terminated employee's login is disabled and sees no page at all.
+    employee_set_status(employee=us_employee, status="on_leave", actor=SYSTEM)
     sign_in(client, us_employee.user)
     html = _texts(client.get(reverse("portal:home")))
-    assert "recorded as <strong>terminated</strong>" in html
+    assert "recorded as <strong>on leave</strong>" in html
     assert 'name="grant"' not in html
 
 
