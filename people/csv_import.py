@@ -15,6 +15,7 @@ import io
 from dataclasses import dataclass, field
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db.models.functions import Lower
 
 from audit.actors import Actor
@@ -137,7 +138,7 @@ def _parse_row(row: dict, number: int, parsed: ParsedFile) -> None:
 
 
 def _check_against_database(parsed: ParsedFile) -> None:
-    """Duplicates inside the file, user names held by others, reactivations of terminated people."""
+    """Duplicates inside the file, user names and logins held by others, reactivations of terminated people."""
     seen_ids: dict[str, int] = {}
     seen_names: dict[str, int] = {}
     for number, record in parsed.records:
@@ -151,7 +152,7 @@ def _check_against_database(parsed: ParsedFile) -> None:
             seen_names.setdefault(name, number)
     existing = {
         employee.hr_id: employee
-        for employee in Employee.objects.filter(hr_id__in=list(seen_ids)).only("hr_id", "status")
+        for employee in Employee.objects.filter(hr_id__in=list(seen_ids)).only("hr_id", "status", "user_id")
     }
     holders = dict(
         Employee.objects.annotate(lowered=Lower("user_name"))
@@ -169,6 +170,44 @@ def _check_against_database(parsed: ParsedFile) -> None:
             and record.status != EmployeeStatus.TERMINATED
         ):
             parsed.errors.append(RowError(number, "status", "This employee is terminated; a rehire is a new HR id."))
+    _check_logins(parsed, existing)
+
+
+def _check_logins(parsed: ParsedFile, existing: dict[str, Employee]) -> None:
+    """The login each row gets (its user name, else its HR id) must be free, or the row's own, or linkable.
+
+    The same rules as ``employee_login_ensure``, read in two queries for the
+    whole file so a taken login is a row error rather than a failed import.
+    """
+    logins = {number: (record.user_name or record.hr_id) for number, record in parsed.records}
+    accounts = {
+        account.lowered: account
+        for account in get_user_model()
+        .objects.annotate(lowered=Lower("username"))
+        .filter(lowered__in=[login.lower() for login in logins.values()])
+    }
+    holders = dict(
+        Employee.objects.filter(user__in=[account.pk for account in accounts.values()]).values_list("user_id", "hr_id")
+    )
+    for number, record in parsed.records:
+        login = logins[number]
+        account = accounts.get(login.lower())
+        if account is None:
+            continue
+        column = "user_name" if record.user_name else "hr_id"
+        holder = holders.get(account.pk)
+        current = existing.get(record.hr_id)
+        if holder == record.hr_id:
+            continue
+        if holder is not None:
+            message = f"The login {login!r} belongs to employee {holder}."
+        elif current is not None and current.user_id is not None:
+            message = f"The login {login!r} is already taken."
+        elif account.is_staff or account.is_superuser:
+            message = f"The login {login!r} is an administrator account."
+        else:
+            continue
+        parsed.errors.append(RowError(number, column, message))
 
 
 @dataclass(frozen=True, slots=True)

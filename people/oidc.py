@@ -4,7 +4,11 @@ A person signs in as the employee the provider vouches for: the configured
 claim (``CONSENTRY_OIDC_EMPLOYEE_CLAIM``, default ``email``) is matched to
 one employee field (``CONSENTRY_OIDC_EMPLOYEE_FIELD``: email, user_name or
 hr_id). No employee, several, or a terminated one: no sign-in (fail closed).
-The first sign-in creates the portal account and links it to the employee.
+Provisioning gives each employee their portal account; an employee provisioned
+before that gets it at the first sign-in, through the same create-or-link
+service (``people.services.employee_login_ensure``), so both paths agree.
+A disabled account (a terminated employee) signs in no more, and its open
+sessions end.
 """
 
 from __future__ import annotations
@@ -16,9 +20,9 @@ from mozilla_django_oidc.auth import OIDCAuthenticationBackend
 from mozilla_django_oidc.views import OIDCAuthenticationCallbackView, OIDCAuthenticationRequestView
 
 from audit.actors import Actor
+from consentry.errors import Conflict
 from people.models import Employee, EmployeeStatus
-from people.roles import Role, ensure_roles
-from people.services import employee_attach_user
+from people.services import employee_login_ensure
 
 
 def employee_for_claims(claims: dict) -> Employee | None:
@@ -55,20 +59,20 @@ class EmployeeOIDCBackend(OIDCAuthenticationBackend):
         employee = employee_for_claims(claims)
         if employee is None:
             return None
-        username = employee.user_name or employee.hr_id
-        User = get_user_model()
-        if User.objects.filter(username__iexact=username).exists():
-            # A local account already holds the name: never take it over by SSO.
+        try:
+            user = employee_login_ensure(employee=employee, actor=Actor.system("single-sign-on"))
+        except Conflict:
+            # The login name belongs to someone else's or an administrator's account: fail closed.
             return None
-        user = User.objects.create_user(username=username, email=employee.email)
-        user.set_unusable_password()
-        user.save(update_fields=["password"])
-        user.groups.add(ensure_roles()[Role.EMPLOYEE])
-        employee_attach_user(employee=employee, user=user, actor=Actor.for_user(user))
-        return user
+        return user if user.is_active else None
 
     def update_user(self, user, claims: dict):
         return user
+
+    def get_user(self, user_id):
+        # mozilla-django-oidc loads the session's user whatever its state; a disabled account's session must end.
+        user = super().get_user(user_id)
+        return user if user is not None and user.is_active else None
 
 
 def _enabled(view):

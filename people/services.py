@@ -1,10 +1,11 @@
-"""State changes for employees: provisioning, transfers, status and termination."""
+"""State changes for employees: provisioning, logins, transfers, status and termination."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
@@ -19,6 +20,7 @@ from consentry.errors import Conflict, DomainError
 from consentry.outbox import Topic, publish
 from people.iso3166 import location_errors
 from people.models import Employee, EmployeeStatus
+from people.roles import Role, ensure_roles
 
 _DETAIL_FIELDS = ("display_name", "email", "entity", "site", "department", "user_name", "external_id")
 
@@ -164,6 +166,7 @@ def employee_set_status(*, employee: Employee, status: str, actor: Actor) -> Emp
         employee.status = status
         employee.terminated_at = timezone.now() if status == EmployeeStatus.TERMINATED else None
         employee.save(update_fields=["status", "terminated_at", "updated_at"])
+        _sync_login_active(employee)
         _audit_employee(
             employee,
             (
@@ -277,6 +280,9 @@ def employee_apply_hr_record(*, hr_record: HRRecord, actor: Actor, employee: Emp
                 )
             if hr_record.status != employee.status:
                 employee = employee_set_status(employee=employee, status=hr_record.status, actor=actor)
+            # Last, so the login takes the record's final user name and status.
+            employee_login_ensure(employee=employee, actor=actor)
+            employee.refresh_from_db()
     except IntegrityError as exc:
         # A concurrent request took the same HR id or user name between our check and our write.
         raise Conflict("Another record with the same HR id or user name was saved meanwhile.") from exc
@@ -349,15 +355,72 @@ def employees_import(*, records: list[HRRecord], actor: Actor, source: str, dige
     return ImportSummary(created=created, updated=updated, unchanged=unchanged)
 
 
-def employee_attach_user(*, employee: Employee, user: AbstractBaseUser, actor: Actor) -> Employee:
-    """Link the portal account a person signs in with to their employee record (first SSO sign-in)."""
+def login_name_of(employee: Employee) -> str:
+    """The user name an employee signs in with: their SCIM userName, or the HR id when HR sent none."""
+    return employee.user_name or employee.hr_id
+
+
+def employee_login_ensure(*, employee: Employee, actor: Actor) -> AbstractBaseUser:
+    """Create or link the portal account an employee signs in with, named after their login name.
+
+    The one create-or-link path of HR provisioning (SCIM, CSV) and of single
+    sign-on, so both agree on which account is whose. A new account has no
+    usable password: the person signs in by SSO, or sets a password through a
+    set-password link (``people.accounts``). An existing account of that name
+    is linked unless it already belongs to another employee, or is a staff or
+    superuser account (an HR record must never hand an administrator's login
+    to whoever the identity provider vouches for). A linked account is
+    renamed when the login name changes; a clash is a conflict.
+    """
+    User = get_user_model()
     with transaction.atomic():
-        employee = Employee.objects.select_for_update().get(pk=employee.pk)
-        if employee.user_id == user.pk:
-            return employee
-        if employee.user_id is not None:
-            raise Conflict("This employee already has a portal account.", code="user_attached")
+        employee = Employee.objects.select_for_update().select_related("user").get(pk=employee.pk)
+        login = login_name_of(employee)
+        user = employee.user
+        if user is not None:
+            if user.get_username() != login:
+                _login_rename(user, login, employee=employee, actor=actor)
+            return user
+        user = User.objects.select_for_update().filter(username__iexact=login).first()
+        if user is None:
+            # No password given: create_user stores an unusable one.
+            user = User.objects.create_user(username=login, email=employee.email)
+            action = "created"
+        else:
+            holder = Employee.objects.filter(user=user).exclude(pk=employee.pk).first()
+            if holder is not None:
+                raise Conflict(f"The login {login!r} belongs to employee {holder.hr_id}.", code="user_name_taken")
+            if user.is_staff or user.is_superuser:
+                raise Conflict(f"The login {login!r} is an administrator account.", code="user_name_taken")
+            action = "linked"
+        user.groups.add(ensure_roles()[Role.EMPLOYEE])
         employee.user = user
         employee.save(update_fields=["user", "updated_at"])
-        _audit_employee(employee, EventType.EMPLOYEE_UPDATED, actor, {"changed": {"user": user.get_username()}})
-    return employee
+        if employee.status == EmployeeStatus.TERMINATED:
+            # Never the other way: linking must not re-enable an account someone disabled.
+            _sync_login_active(employee)
+        _audit_employee(employee, EventType.EMPLOYEE_UPDATED, actor, {"changed": {"user": login}, "login": action})
+    return user
+
+
+def _login_rename(user: AbstractBaseUser, login: str, *, employee: Employee, actor: Actor) -> None:
+    """A userName change renames the login; user names are unique without regard to case."""
+    User = get_user_model()
+    if User.objects.filter(username__iexact=login).exclude(pk=user.pk).exists():
+        raise Conflict(f"The login {login!r} is already taken.", code="user_name_taken")
+    before = user.get_username()
+    user.username = login
+    user.save(update_fields=["username"])
+    _audit_employee(employee, EventType.EMPLOYEE_UPDATED, actor, {"changed": {"user": login}, "login_from": before})
+
+
+def _sync_login_active(employee: Employee) -> None:
+    """A terminated employee's login is disabled (sessions and user tokens stop); reinstatement enables it.
+
+    Leave keeps the login: an employee on leave may still read and withdraw
+    their consent, and nothing is captured meanwhile anyway.
+    """
+    if employee.user_id is None:
+        return
+    enabled = employee.status != EmployeeStatus.TERMINATED
+    get_user_model().objects.filter(pk=employee.user_id).exclude(is_active=enabled).update(is_active=enabled)

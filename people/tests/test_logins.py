@@ -1,0 +1,174 @@
+"""Provisioned employees' logins: created or linked by SCIM and CSV, renamed, disabled, and set-password links."""
+
+from __future__ import annotations
+
+import io
+import re
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core import mail
+from django.core.management import CommandError, call_command
+from rest_framework.test import APIClient
+
+from conftest import SYSTEM, make_user
+from people.csv_import import import_csv
+from people.models import Employee
+from people.passwords import set_password_url
+from people.roles import Role, has_role
+from people.tests.conftest import bearer_client, patch_op, scim_user
+
+pytestmark = pytest.mark.django_db
+User = get_user_model()
+
+
+def _provision(hr_client, hr_id: str = "E3001", **extra) -> dict:
+    response = hr_client.post("/scim/v2/Users", scim_user(hr_id, **extra), format="json")
+    assert response.status_code == 201, response.content
+    return response.json()
+
+
+def _user_token(username: str) -> str:
+    out = io.StringIO()
+    call_command("issue_token", "user", "--username", username, stdout=out)
+    return out.getvalue().strip().splitlines()[-1]
+
+
+def test_a_scim_provisioned_employee_gets_a_user_token_and_sees_their_consent(hr_client):
+    body = _provision(hr_client, "E3001", userName="Carla.Reyes@example.com")
+    raw = _user_token("Carla.Reyes@example.com")
+    response = bearer_client(raw).get("/api/v1/me/consent")
+    assert response.status_code == 200, response.content
+    assert response.json()["employee"] == "E3001"
+    employee = Employee.objects.get(pk=body["id"])
+    assert employee.user.get_username() == "Carla.Reyes@example.com"
+    assert not employee.user.has_usable_password()
+    assert has_role(employee.user, Role.EMPLOYEE)
+
+
+def test_provisioning_links_an_existing_account_of_that_name(hr_client):
+    existing = make_user("e3002@example.com")
+    body = _provision(hr_client, "E3002")
+    assert Employee.objects.get(pk=body["id"]).user == existing
+    # A local account keeps its password: linking is not a reset.
+    assert User.objects.get(pk=existing.pk).check_password("pw-e3002@example.com")
+
+
+def test_an_account_linked_to_another_employee_or_an_administrator_is_never_taken(hr_client):
+    _provision(hr_client, "E3003", userName="shared")
+    Employee.objects.filter(hr_id="E3003").update(user_name="")  # the login stays "shared"
+    response = hr_client.post("/scim/v2/Users", scim_user("E3004", userName="SHARED"), format="json")
+    assert response.status_code == 409 and response.json()["scimType"] == "uniqueness"
+    User.objects.create_superuser("root", password="x")
+    response = hr_client.post("/scim/v2/Users", scim_user("E3005", userName="root"), format="json")
+    assert response.status_code == 409 and response.json()["scimType"] == "uniqueness"
+    assert not Employee.objects.filter(hr_id__in=["E3004", "E3005"]).exists()
+
+
+def test_a_user_name_change_renames_the_login_and_refuses_a_clash(hr_client):
+    body = _provision(hr_client, "E3006")
+    operation = {"op": "replace", "path": "userName", "value": "carla@example.com"}
+    response = hr_client.patch(f"/scim/v2/Users/{body['id']}", patch_op(operation), format="json")
+    assert response.status_code == 200, response.content
+    assert Employee.objects.get(pk=body["id"]).user.get_username() == "carla@example.com"
+    make_user("legal-carla")
+    operation["value"] = "Legal-Carla"
+    response = hr_client.patch(f"/scim/v2/Users/{body['id']}", patch_op(operation), format="json")
+    assert response.status_code == 409 and response.json()["scimType"] == "uniqueness"
+    employee = Employee.objects.get(pk=body["id"])
+    assert employee.user_name == "carla@example.com" and employee.user.get_username() == "carla@example.com"
+
+
+@pytest.mark.parametrize("how", ["active_false", "delete"])
+def test_termination_disables_the_login_its_sessions_and_its_tokens(hr_client, how):
+    body = _provision(hr_client, "E3007")
+    user = Employee.objects.get(pk=body["id"]).user
+    session = APIClient()
+    session.force_login(user)
+    tokened = bearer_client(_user_token(user.get_username()))
+    assert session.get("/api/v1/me/consent").status_code == 200
+    assert tokened.get("/api/v1/me/consent").status_code == 200
+    if how == "delete":
+        assert hr_client.delete(f"/scim/v2/Users/{body['id']}").status_code == 204
+    else:
+        operation = {"op": "replace", "path": "active", "value": False}
+        assert hr_client.patch(f"/scim/v2/Users/{body['id']}", patch_op(operation), format="json").status_code == 200
+    assert not User.objects.get(pk=user.pk).is_active
+    assert session.get("/api/v1/me/consent").status_code in (401, 403)
+    assert tokened.get("/api/v1/me/consent").status_code == 401
+
+
+def test_a_csv_import_creates_renames_and_disables_logins_like_scim():
+    header = "hr_id,user_name,country,region,status,email\n"
+    outcome = import_csv(
+        content=(header + "E3101,ana,US,NY,active,ana@example.com\nE3102,,DE,,on_leave,\n").encode(),
+        source="hr.csv",
+        actor=SYSTEM,
+    )
+    assert outcome.ok, outcome.errors
+    ana, ben = Employee.objects.get(hr_id="E3101"), Employee.objects.get(hr_id="E3102")
+    assert ana.user.get_username() == "ana" and ana.user.is_active
+    # No user name from HR: the HR id is the login, as single sign-on would name it.
+    assert ben.user.get_username() == "E3102" and ben.user.is_active
+    outcome = import_csv(
+        content=(header + "E3101,ana.b,US,NY,terminated,\nE3102,ben,DE,,active,\n").encode(),
+        source="hr2.csv",
+        actor=SYSTEM,
+    )
+    assert outcome.ok, outcome.errors
+    ana.user.refresh_from_db(), ben.user.refresh_from_db()
+    assert ana.user.get_username() == "ana.b" and not ana.user.is_active
+    assert ben.user.get_username() == "ben" and ben.user.is_active
+
+
+def test_a_csv_row_whose_login_belongs_to_an_administrator_is_reported_and_nothing_is_imported():
+    User.objects.create_superuser("boss", password="x")
+    content = b"hr_id,user_name,country\nE3201,ann,US\nE3202,boss,US\n"
+    outcome = import_csv(content=content, source="hr.csv", actor=SYSTEM)
+    assert [(e.row, e.column) for e in outcome.errors] == [(3, "user_name")]
+    assert not Employee.objects.filter(hr_id__startswith="E32").exists()
+    assert not User.objects.filter(username="ann").exists()
+
+
+# Set-password links --------------------------------------------------------------------------
+
+
+def test_the_command_mails_a_set_password_link_that_sets_a_password_once(hr_client, client):
+    _provision(hr_client, "E3301", userName="dora")
+    out = io.StringIO()
+    call_command("set_password_link", "dora", stdout=out, stderr=io.StringIO())
+    url = out.getvalue().strip().splitlines()[-1]
+    assert len(mail.outbox) == 1 and mail.outbox[0].to == ["e3301@example.com"]
+    assert url in mail.outbox[0].body
+    path = re.sub(r"^https?://[^/]+", "", url)
+    # Django's confirmation view moves the token into the session and redirects to a token-less URL.
+    form_page = client.get(path, follow=True)
+    assert form_page.status_code == 200 and b"Set your password" in form_page.content
+    form_url = form_page.redirect_chain[-1][0]
+    response = client.post(form_url, {"new_password1": "a-Long-passphrase-42", "new_password2": "a-Long-passphrase-42"})
+    assert response.status_code == 302 and response["Location"] == "/accounts/login/"
+    user = User.objects.get(username="dora")
+    assert user.check_password("a-Long-passphrase-42")
+    # Used once: the token hashed the old (unusable) password.
+    again = APIClient().get(path, follow=True)
+    assert b"not valid any more" in again.content
+
+
+def test_a_terminated_employees_link_is_refused(hr_client, client):
+    body = _provision(hr_client, "E3302")
+    employee = Employee.objects.get(pk=body["id"])
+    url = set_password_url(employee.user)
+    hr_client.delete(f"/scim/v2/Users/{body['id']}")
+    with pytest.raises(CommandError, match="terminated"):
+        call_command("set_password_link", employee.user.get_username(), stdout=io.StringIO())
+    page = client.get(re.sub(r"^https?://[^/]+", "", url), follow=True)
+    assert b"not valid any more" in page.content
+
+
+def test_the_command_only_prints_with_no_email_and_refuses_unknown_logins(hr_client):
+    _provision(hr_client, "E3303")
+    out = io.StringIO()
+    call_command("set_password_link", "E3303", "--no-email", stdout=out)
+    assert "/people/set-password/" in out.getvalue() and not mail.outbox
+    with pytest.raises(CommandError, match="No employee"):
+        call_command("set_password_link", "nobody", stdout=io.StringIO())
