@@ -310,6 +310,11 @@ LOGIN_REDIRECT_URL_FAILURE = "/accounts/login/?sso=failed"
 CONSENTRY_CHECKPOINT_EVERY_ENTRIES = env_int("CONSENTRY_CHECKPOINT_EVERY_ENTRIES", 1000, minimum=1)
 CONSENTRY_CHECKPOINT_EVERY_MINUTES = env_int("CONSENTRY_CHECKPOINT_EVERY_MINUTES", 5, minimum=1)
 CONSENTRY_CHECKPOINT_POLL_SECONDS = env_int("CONSENTRY_CHECKPOINT_POLL_SECONDS", 30, minimum=1)
+# Verification fails when an entry waited longer than the above plus this grace
+# for its first signed checkpoint: deleted checkpoints, or a stopped signer.
+# Entries: queued appends near 2,000/s fill 60,000 between two 30 s polls.
+CONSENTRY_CHECKPOINT_GRACE_MINUTES = env_int("CONSENTRY_CHECKPOINT_GRACE_MINUTES", 10, minimum=0)
+CONSENTRY_CHECKPOINT_GRACE_ENTRIES = env_int("CONSENTRY_CHECKPOINT_GRACE_ENTRIES", 100_000, minimum=0)
 # Entries queued without the chain head's lock (capture grants) are chained by
 # beat this often, and before every checkpoint.
 CONSENTRY_AUDIT_SEAL_SECONDS = env_int("CONSENTRY_AUDIT_SEAL_SECONDS", 1, minimum=1)
