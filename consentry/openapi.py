@@ -7,6 +7,9 @@ can branch on.
 
 from __future__ import annotations
 
+from typing import Any
+
+from django.urls import Resolver404, resolve
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse
 from rest_framework import serializers
@@ -120,3 +123,90 @@ class BearerTokenScheme(OpenApiAuthenticationExtension):
             "scheme": "bearer",
             "description": "Device, pipeline, user or HR token (API.md, Conventions); each kind has its own endpoints.",
         }
+
+
+# Plain Django views (no DRF, so no generated schema) that clients still call: documented here.
+_JWK = {
+    "type": "object",
+    "description": "An Ed25519 public key (RFC 8037), as JWK (RFC 7517).",
+    "properties": {
+        "kty": {"type": "string", "enum": ["OKP"]},
+        "crv": {"type": "string", "enum": ["Ed25519"]},
+        "x": {"type": "string", "description": "The public key, base64url without padding."},
+        "kid": {"type": "string", "description": "RFC 7638 thumbprint; the `kid` of what it signed."},
+        "alg": {"type": "string", "enum": ["EdDSA"]},
+        "use": {"type": "string", "enum": ["sig"]},
+    },
+    "required": ["kty", "crv", "x", "kid", "alg", "use"],
+}
+_JWK_SET = {
+    "type": "object",
+    "properties": {"keys": {"type": "array", "items": {"$ref": "#/components/schemas/JsonWebKey"}}},
+    "required": ["keys"],
+}
+_HEALTH = {
+    "type": "object",
+    "properties": {"status": {"type": "string", "enum": ["ok", "unavailable"]}},
+    "required": ["status"],
+}
+_PLAIN_PATHS = {
+    "/.well-known/jwks.json": {
+        "get": {
+            "operationId": "jwks",
+            "summary": "Public keys of grants, receipts and audit checkpoints",
+            "description": (
+                "Every Ed25519 public key a verifier may need, current and retired, as a JWK Set (RFC 7517). "
+                "Public and cacheable for five minutes; verify a token by the `kid` in its header."
+            ),
+            "tags": ["keys"],
+            "security": [],
+            "responses": {
+                "200": {
+                    "description": "The key set.",
+                    "content": {"application/jwk-set+json": {"schema": {"$ref": "#/components/schemas/JsonWebKeySet"}}},
+                }
+            },
+        }
+    },
+    "/health": {
+        "get": {
+            "operationId": "health",
+            "summary": "Liveness and a database round trip",
+            "description": "For load balancers and orchestrators: public, never rate limited.",
+            "tags": ["operations"],
+            "security": [],
+            "responses": {
+                "200": {
+                    "description": "Serving, and the database answers.",
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Health"}}},
+                },
+                "503": {
+                    "description": "The database does not answer: take this instance out of rotation.",
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Health"}}},
+                },
+            },
+        }
+    },
+}
+
+
+def document_plain_views(result: dict, generator: Any, request: Any, public: bool) -> dict:
+    """drf-spectacular postprocessing hook: add the public JWKS and the health check (``consentry.views``).
+
+    Only to a schema of the whole URL map that serves them, not to one generated for a few apps' patterns.
+    """
+    if generator.patterns is not None:
+        return result
+    served = {}
+    for route, item in _PLAIN_PATHS.items():
+        try:
+            resolve(route, urlconf=generator.urlconf)
+        except Resolver404:
+            continue
+        served[route] = item
+    if not served:
+        return result
+    result.setdefault("paths", {}).update(served)
+    schemas = result.setdefault("components", {}).setdefault("schemas", {})
+    schemas.update(JsonWebKey=_JWK, JsonWebKeySet=_JWK_SET, Health=_HEALTH)
+    return result

@@ -194,6 +194,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # The JWKS and the health check are plain Django views: documented by hand (consentry.openapi).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "consentry.openapi.document_plain_views",
+    ],
     # One name per choice set, whichever serializer uses it.
     "ENUM_NAME_OVERRIDES": {
         "RegionKindEnum": "governance.models.RegionKind",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import jsonschema
 import pytest
 from django.urls import include, path
 from drf_spectacular.drainage import GENERATOR_STATS
@@ -111,3 +112,27 @@ def test_the_served_schema_is_public_and_includes_the_self_service_api(client):
     response = client.get("/api/schema/", HTTP_ACCEPT="application/json")
     assert response.status_code == 200
     assert "/api/v1/me/consent" in response.json()["paths"]
+
+
+def test_the_served_schema_documents_the_public_keys_and_the_health_check(client):
+    paths = client.get("/api/schema/", HTTP_ACCEPT="application/json").json()["paths"]
+
+    jwks = paths["/.well-known/jwks.json"]["get"]
+    assert jwks["security"] == [] and "application/jwk-set+json" in jwks["responses"]["200"]["content"]
+    health = paths["/health"]["get"]
+    assert health["security"] == [] and {"200", "503"} <= set(health["responses"])
+
+
+@pytest.mark.parametrize(
+    ("route", "media_type"), [("/.well-known/jwks.json", "application/jwk-set+json"), ("/health", "application/json")]
+)
+def test_the_public_keys_and_the_health_check_answer_as_documented(client, db, route, media_type):
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/json").json()
+    documented = schema["paths"][route]["get"]["responses"]["200"]["content"][media_type]["schema"]
+
+    response = client.get(route)
+
+    assert response.status_code == 200
+    assert response["Content-Type"] == media_type
+    # The documented schema's references point into the whole document's components.
+    jsonschema.Draft202012Validator({**documented, "components": schema["components"]}).validate(response.json())
