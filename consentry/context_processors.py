@@ -33,6 +33,8 @@ def user_areas(user) -> list[tuple[str, str, str]]:
         areas.append(("audit", "Audit", "audit:entries"))
     if user.has_perm("people.add_employee"):
         areas.append(("people", "People", "people:import"))
+    if user.has_perm("people.view_apitoken"):
+        areas.append(("tokens", "API tokens", "tokens:list"))
     return areas
 
 

@@ -1,14 +1,15 @@
 """Routes of the decision API, mounted under /api/v1/, and of the pages that read decisions.
 
 ``portal_urlpatterns`` and ``legal_urlpatterns`` join the ``portal`` and
-``legal`` namespaces in ``consentry.urls``.
+``legal`` namespaces in ``consentry.urls``; ``token_urlpatterns`` is the
+staff token page, mounted at /tokens/ as the ``tokens`` namespace.
 """
 
 from __future__ import annotations
 
 from django.urls import path
 
-from decisions import api, feed_api, rights_api, views
+from decisions import api, feed_api, rights_api, token_views, views
 
 urlpatterns = [
     path("decisions/capture", api.CaptureDecisionView.as_view(), name="decisions-capture"),
@@ -40,4 +41,9 @@ portal_urlpatterns = [
 
 legal_urlpatterns = [
     path("simulate/", views.simulate, name="simulate"),
+]
+
+token_urlpatterns = [
+    path("", token_views.tokens, name="list"),
+    path("<int:pk>/revoke", token_views.token_revoke_view, name="revoke"),
 ]
