@@ -20,6 +20,7 @@ from rest_framework.response import Response
 from scim2_models import Context, Error, SCIMException
 
 from consentry.errors import Conflict, DomainError, NotFound
+from consentry.idempotency import KeyReused
 
 SCIM_MEDIA_TYPE = "application/scim+json"
 logger = logging.getLogger(__name__)
@@ -53,6 +54,9 @@ def _domain_error(exc: DomainError) -> Response:
         detail = f"{detail} " + " ".join(f"{field}: {message}" for field, message in exc.errors.items())
     if isinstance(exc, NotFound):
         return error_response(status=404, detail=detail)
+    if isinstance(exc, KeyReused):
+        # API.md: the same Idempotency-Key with another request is a 422, in SCIM's error format here.
+        return error_response(status=422, detail=detail)
     if isinstance(exc, Conflict):
         # RFC 7644 §3.3: a taken userName or employeeNumber is 409 "uniqueness".
         scim_type = "uniqueness" if exc.code in ("employee_exists", "user_name_taken", "conflict") else None

@@ -30,6 +30,7 @@ from scim2_models import (
 )
 
 from audit.actors import Actor
+from consentry.idempotency import idempotent
 from people.authentication import BearerTokenAuthentication, IsHRToken, token_of
 from people.iso3166 import location_errors
 from people.models import Employee
@@ -142,6 +143,7 @@ class UsersView(ScimView):
         responses={201: OpenApiTypes.OBJECT},
         examples=[OpenApiExample("Employee in California", value=_USER_EXAMPLE, request_only=True)],
     )
+    @idempotent
     def post(self, request: Request) -> Response:
         resource = EmployeeUser.model_validate(
             request.data, scim_ctx=Context.RESOURCE_CREATION_REQUEST, scim_policy=POLICY
@@ -199,6 +201,7 @@ class UserView(ScimView):
         request=OpenApiTypes.OBJECT,
         responses={200: OpenApiTypes.OBJECT},
     )
+    @idempotent
     def put(self, request: Request, pk: str) -> Response:
         resource = EmployeeUser.model_validate(
             request.data, scim_ctx=Context.RESOURCE_REPLACEMENT_REQUEST, scim_policy=POLICY
@@ -229,6 +232,7 @@ class UserView(ScimView):
             )
         ],
     )
+    @idempotent
     def patch(self, request: Request, pk: str) -> Response:
         patch = PatchOp[EmployeeUser].model_validate(
             request.data, scim_ctx=Context.RESOURCE_PATCH_REQUEST, scim_policy=POLICY
@@ -247,6 +251,7 @@ class UserView(ScimView):
         )
 
     @extend_schema(tags=["SCIM"], summary="Deprovision: terminate, never erase", request=None, responses={204: None})
+    @idempotent
     def delete(self, request: Request, pk: str) -> Response:
         with transaction.atomic():
             employee_deprovision(employee=_employee(pk, for_update=True), actor=hr_actor(request))

@@ -434,3 +434,58 @@ def test_plain_json_is_accepted_and_other_media_types_are_refused(hr_client):
     assert hr_client.post("/scim/v2/Users", json.dumps(scim_user()), content_type="application/json").status_code == 201
     response = hr_client.post("/scim/v2/Users", "userName=x", content_type="application/x-www-form-urlencoded")
     _error(response, 415)
+
+
+# Idempotency-Key ---------------------------------------------------------------------------
+
+
+def test_a_retried_create_with_the_same_key_returns_the_first_response(hr_client):
+    body = scim_user("E2901")
+    first = hr_client.post("/scim/v2/Users", body, format="json", HTTP_IDEMPOTENCY_KEY="sync-1")
+    retry = hr_client.post("/scim/v2/Users", body, format="json", HTTP_IDEMPOTENCY_KEY="sync-1")
+    assert first.status_code == retry.status_code == 201
+    assert retry.json() == first.json() and retry["Location"] == first["Location"]
+    assert retry["Content-Type"].startswith("application/scim+json")
+    assert retry["Idempotent-Replayed"] == "true"
+    assert Employee.objects.filter(hr_id="E2901").count() == 1
+    assert AuditEntry.objects.filter(event_type=EventType.EMPLOYEE_PROVISIONED, subject="E2901").count() == 1
+
+
+def test_the_same_key_with_another_body_is_a_scim_422(hr_client):
+    hr_client.post("/scim/v2/Users", scim_user("E2902"), format="json", HTTP_IDEMPOTENCY_KEY="sync-2")
+    response = hr_client.post("/scim/v2/Users", scim_user("E2903"), format="json", HTTP_IDEMPOTENCY_KEY="sync-2")
+    _error(response, 422)
+    assert not Employee.objects.filter(hr_id="E2903").exists()
+
+
+@pytest.mark.parametrize("method", ["put", "patch", "delete"])
+def test_retried_replacements_patches_and_deletes_change_once(hr_client, method):
+    created = _create(hr_client, "E2904")
+    url = f"/scim/v2/Users/{created['id']}"
+    payload = {
+        "put": scim_user("E2904", country="DE", region=None),
+        "patch": patch_op({"op": "replace", "path": 'addresses[type eq "work"].country', "value": "DE"}),
+        "delete": None,
+    }[method]
+    send = getattr(hr_client, method)
+    responses = [send(url, payload, format="json", HTTP_IDEMPOTENCY_KEY=f"{method}-1") for _ in range(2)]
+    assert responses[0].status_code == responses[1].status_code == (204 if method == "delete" else 200)
+    assert responses[1]["Idempotent-Replayed"] == "true"
+    event = EventType.EMPLOYEE_DEPROVISIONED if method == "delete" else EventType.EMPLOYEE_TRANSFERRED
+    assert AuditEntry.objects.filter(event_type=event, subject="E2904").count() == 1
+    if method != "delete":
+        assert responses[1].json() == responses[0].json()
+    # Another body under a used key is refused, and changes nothing.
+    other = patch_op({"op": "replace", "path": "displayName", "value": "Someone else"})
+    _error(hr_client.patch(url, other, format="json", HTTP_IDEMPOTENCY_KEY=f"{method}-1"), 422)
+    assert Employee.objects.get(hr_id="E2904").display_name == "Person E2904"
+
+
+def test_a_refused_write_is_replayed_as_the_same_refusal(hr_client):
+    _create(hr_client, "E2905")
+    duplicate = scim_user("E2905")
+    first = hr_client.post("/scim/v2/Users", duplicate, format="json", HTTP_IDEMPOTENCY_KEY="dup")
+    retry = hr_client.post("/scim/v2/Users", duplicate, format="json", HTTP_IDEMPOTENCY_KEY="dup")
+    _error(first, 409, "uniqueness")
+    _error(retry, 409, "uniqueness")
+    assert retry.json() == first.json() and retry["Idempotent-Replayed"] == "true"
