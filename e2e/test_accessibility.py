@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import pytest
+from django.contrib.auth.models import Permission
 
 from audit.access import access_for
 from audit.actors import Actor
 from audit.selectors import EntryFilters
 from audit.services import export_request, ledger_verify
+from conftest import make_user
 from decisions import rights
 from e2e.browser import describe
 from governance.models import ApprovalState, JurisdictionRule
+from people.tokens import token_issue
 
 pytestmark = pytest.mark.slow
 
@@ -132,6 +135,41 @@ def test_the_audit_console_works_on_a_phone(open_browser, people, export_worker)
     for path in ("/audit/exports/", "/audit/checkpoints/"):
         tab.go(path)
         assert tab.page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), path
+
+
+def test_the_token_page_is_accessible(open_browser, people):
+    """Staff who manage tokens: the list, the issue form with errors, the secret shown once, the revocation."""
+    staff = make_user("tomas", first_name="Tomas", last_name="(tokens)")
+    staff.user_permissions.add(
+        *Permission.objects.filter(codename__in=["view_apitoken", "add_apitoken", "change_apitoken"])
+    )
+    device, _ = token_issue(
+        kind="device", name="laptop-7", employee=people["nina"], device_id="laptop-7", actor=Actor.system("e2e")
+    )
+    tab = open_browser("tomas")
+    found = _check(tab, {"tokens-list": "/tokens/", "tokens-revoke": f"/tokens/{device.pk}/revoke"})
+    assert found == {}, describe(found)
+
+    tab.go("/tokens/")
+    tab.page.get_by_label("Device: the capture agent on one employee's computer").check()
+    tab.page.get_by_role("button", name="Issue token").click()
+    assert tab.page.get_by_role("alert").is_visible()
+    tab.screenshot("tokens-issue-form-errors")
+    violations = tab.axe_violations()
+    assert violations == [], describe(violations)
+
+    tab.page.get_by_label("Employee HR id").fill("E1001")
+    tab.page.get_by_label("Device id").fill("laptop-8")
+    tab.page.get_by_role("button", name="Issue token").click()
+    secret = tab.page.get_by_label("Token for laptop-8")
+    assert secret.input_value().startswith("cst_device_")
+    # The secret has the focus, so a keyboard or screen reader user lands on it.
+    assert tab.page.evaluate("document.activeElement.id") == "token-secret"
+    tab.screenshot("tokens-issued")
+    violations = tab.axe_violations()
+    assert violations == [], describe(violations)
+    # The form with errors answers 422, which the browser reports; nothing else may fail.
+    assert [error for error in tab.console_errors if "422" not in error] == []
 
 
 def test_the_check_itself_catches_an_unlabelled_field(open_browser, people):
