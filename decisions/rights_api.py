@@ -284,6 +284,9 @@ def _visible(request: Request):
 
 
 class RightsRequestListView(APIView):
+    # Named on the view so the schema documents the page, not a bare list.
+    pagination_class = ApiPagination
+
     @extend_schema(
         tags=[STAFF_TAG],
         operation_id="rights_requests_list",
@@ -306,7 +309,7 @@ class RightsRequestListView(APIView):
             requests = requests.filter(employee__hr_id=hr_id)
         if (kind := request.query_params.get("kind")) in RightsKind.values:
             requests = requests.filter(kind=kind)
-        paginator = ApiPagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(requests, request, view=self)
         return paginator.get_paginated_response(StaffRightsRequestSerializer(page, many=True).data)
 

@@ -136,3 +136,21 @@ def test_the_public_keys_and_the_health_check_answer_as_documented(client, db, r
     assert response["Content-Type"] == media_type
     # The documented schema's references point into the whole document's components.
     jsonschema.Draft202012Validator({**documented, "components": schema["components"]}).validate(response.json())
+
+
+@pytest.mark.parametrize(
+    ("route", "page"),
+    [
+        ("/api/v1/audit/entries", "PaginatedEntryList"),
+        ("/api/v1/audit/checkpoints/", "PaginatedCheckpointList"),
+        ("/api/v1/audit/exports", "PaginatedExportList"),
+        ("/api/v1/rights-requests", "PaginatedStaffRightsRequestList"),
+    ],
+)
+def test_lists_that_answer_a_page_are_documented_as_a_page(client, route, page):
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/json").json()
+
+    ok = schema["paths"][route]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+
+    assert ok == {"$ref": f"#/components/schemas/{page}"}
+    assert {"count", "next", "previous", "results"} <= set(schema["components"]["schemas"][page]["properties"])
