@@ -19,11 +19,16 @@ Format ``consentry-audit-export/v1``. Files:
 - ``keys.json``: the audit ring's public keys (JWKS). A careful auditor pins
   the keys from ``/.well-known/jwks.json`` instead of trusting these.
 - ``manifest.json``: what the bundle holds (filters, scope, tree range,
-  counts) and the SHA-256 of every file above; ``manifest.sig``: the
-  Ed25519 signature over ``MANIFEST_HEADER`` + the manifest's bytes.
+  counts), the deployment's checkpoint allowance (how long and for how many
+  entries an entry may wait for its first signed checkpoint, which the
+  verifier holds every checkpoint to) and the SHA-256 of every file above;
+  ``manifest.sig``: the Ed25519 signature over ``MANIFEST_HEADER`` + the
+  manifest's bytes.
 
-The tree range runs from ``from_size`` (0, or the last checkpoint before the
-first exported entry, whose frontier seeds the walk) to ``to_size`` (the first
+The bundle's end is signed: ``tree.to_size`` is a checkpoint the bundle
+carries, and ``requested_at`` is the time any entry past its last checkpoint
+would be measured against. The tree range runs from ``from_size`` (0, or the
+last checkpoint before the first exported entry, whose frontier seeds the walk) to ``to_size`` (the first
 checkpoint at or after the last exported entry), so a narrow time range does
 not drag the whole log along. Writing streams every file; memory stays flat.
 The same export, rebuilt, gives the same bytes (fixed zip times, deterministic
@@ -51,6 +56,7 @@ from audit.chain import HASHED_FIELDS, entry_line, format_time, line_hash
 from audit.models import AuditCheckpoint, AuditEntry, AuditExport, ExportFormat
 from audit.selectors import EntryFilters, entries_visible
 from audit.statements import MANIFEST_HEADER, audit_jwks, current_kid, sign
+from audit.verifiers import checkpoint_allowance
 
 ENTRIES_FILE = {ExportFormat.JSONL: "entries.jsonl", ExportFormat.CSV: "entries.csv"}
 CHUNK = 2000
@@ -209,6 +215,7 @@ def write_bundle(*, export: AuditExport, out: IO[bytes], on_progress: Callable[[
             "tree": {"from_size": from_size, "to_size": end.size, "leaves": None if complete else "leaves.txt"},
             "checkpoints": {"file": "checkpoints.jsonl", "from": start.number if start else 1, "to": end.number},
             "keys": "keys.json",
+            "allowance": checkpoint_allowance().as_json(),
             "files": hashes,
         }
         manifest_bytes = json.dumps(manifest, indent=2, sort_keys=True).encode() + b"\n"

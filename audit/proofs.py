@@ -22,7 +22,7 @@ from consentry_client.verify import NotIntact, not_intact
 from django.db.models import Q, TextChoices
 
 from audit.chain import entry_hash, format_time
-from audit.merkle import inclusion_path, leaf_hash, root_from_inclusion_path, root_of_leaves
+from audit.merkle import inclusion_path, leaf_hash, range_hash, root_from_inclusion_path, root_of_leaves
 from audit.models import TREE_NODE_LEVEL, AuditCheckpoint, AuditEntry, AuditTreeNode
 from audit.selectors import checkpoint_expected_by
 
@@ -58,6 +58,18 @@ def _subtrees(needed: Iterable[tuple[int, int]]) -> dict[tuple[int, int], bytes]
                 raise not_intact(f"entries #{span.start + 1} to #{span.stop} are not all in the ledger")
             found[(level, index)] = root_of_leaves([leaves[position] for position in span])
     return found
+
+
+def stored_root(size: int) -> bytes:
+    """The root of the first ``size`` entries as proofs see it: from stored subtrees, small ones from leaves.
+
+    The verifier compares it with the latest signed root, so a stored node
+    that would make every proof through it fail is found before anyone asks.
+    """
+    needed: list[tuple[int, int]] = []
+    range_hash(0, size, lambda level, position: needed.append((level, position)) or b"")
+    subtrees = _subtrees(needed)
+    return range_hash(0, size, lambda level, position: subtrees[(level, position)])
 
 
 def inclusion_proof(seq: int, *, checkpoint: AuditCheckpoint | None = None) -> dict[str, Any] | None:

@@ -364,7 +364,7 @@ def _seal_in_database(cursor: Any, batch: int) -> int:
     count, first, previous = cursor.fetchone()
     expected = first
     with closing(stored_entries(after=first - 1, upto=first + count - 1)) as entries:
-        for seq, prev_hash, hash_, intact in entries:
+        for seq, prev_hash, hash_, intact, _at in entries:
             if seq != expected or prev_hash != previous or not intact:
                 # Never commit a sealed entry the verifiers would reject.
                 raise RuntimeError(f"the database sealed audit entry #{seq} differently; sealing refused")

@@ -34,7 +34,7 @@ from audit.models import AuditEntry, EventType, ExportStatus
 from audit.selectors import EntryFilters
 from audit.services import checkpoint_create
 from audit.statements import MANIFEST_HEADER
-from audit.tests.conftest import START, build_export, write_entries
+from audit.tests.conftest import LATE_CHECKPOINTS_ALLOWED, START, build_export, write_entries
 from audit.verifiers import verify_bundle
 from conftest import make_user
 from consentry.signing import b64url, jwks, public_jwk, thumbprint
@@ -89,7 +89,8 @@ def built(django_db_setup, django_db_blocker, tmp_path_factory):
     """
     root = tmp_path_factory.mktemp("bundles")
     paths, expected = {}, {}
-    with django_db_blocker.unblock(), override_settings(MEDIA_ROOT=root / "media"), transaction.atomic():
+    late = override_settings(MEDIA_ROOT=root / "media", **LATE_CHECKPOINTS_ALLOWED)
+    with django_db_blocker.unblock(), late, transaction.atomic():
         user = make_user("auditor-bundles")
         for _ in range(4):
             write_entries(10)

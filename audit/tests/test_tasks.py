@@ -31,7 +31,7 @@ def test_the_daily_verification_puts_a_clean_result_on_the_ledger():
     assert verify_daily() is True
     entry = AuditEntry.objects.get(event_type=EventType.AUDIT_VERIFIED)
     assert entry.actor == "system:audit-verify"
-    assert entry.payload == {"ok": True, "entries": 5, "size": 5, "checkpoints": 1, "problems": []}
+    assert entry.payload == {"ok": True, "entries": 5, "size": 5, "checkpoints": 1, "problems": [], "notes": []}
 
 
 def test_the_daily_verification_records_the_first_problem_when_the_ledger_was_altered():

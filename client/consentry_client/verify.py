@@ -16,8 +16,16 @@ it checks, reporting the first bad entry or checkpoint first:
    Merkle root recomputed from the leaves. Consecutive roots come from one
    leaf stream, so each tree extends the one before (consistency);
 5. no checkpoint lies beyond the last entry (truncation);
-6. for a filtered export, each entry against its leaf in ``leaves.txt``;
-7. the manifest's signature and every file's SHA-256.
+6. every entry was covered by a signed checkpoint within the allowance the
+   signed manifest states (or ``--allowance-minutes`` / ``--allowance-entries``):
+   no checkpoint signed later than that after the first entry it covers, or
+   over more entries than that; entries past the last checkpoint are measured
+   against the export's signed time and reported as not yet covered while
+   young. Without the signing key nobody forges a checkpoint, so deleted
+   checkpoints show up here: as a gap in the numbered, signature-linked
+   sequence, or as entries left, or re-signed, too late;
+7. for a filtered export, each entry against its leaf in ``leaves.txt``;
+8. the manifest's signature and every file's SHA-256.
 
 For a proof (``consentry-audit-inclusion-proof/v1``): the entry's hash, the
 audit path to the checkpoint's root, and the checkpoint's signature.
@@ -47,6 +55,7 @@ import time
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -67,8 +76,9 @@ LINE_HEAD = b'{"entry":'
 LINE_HASH_KEY = b',"hash":"'
 LINE_TAIL_LENGTH = len(LINE_HASH_KEY) + 64 + 2
 _canonical = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
-# One entry as read from a bundle: seq, prev_hash, its stated hash, and whether its content rehashes to it.
-Entry = tuple[int, str, str, bool]
+# One entry as read from a bundle: seq, prev_hash, its stated hash, whether its content rehashes to it, its time.
+Entry = tuple[int, str, str, bool, str]
+AT_KEY = b',"at":"'
 
 
 # --- entry hashes --------------------------------------------------------------------------------
@@ -197,6 +207,54 @@ def run_checks(result: Result, check: Callable[[], None]) -> Result:
     return result
 
 
+# --- checkpoint coverage -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Allowance:
+    """How long, and for how many entries, an entry may wait for the first signed checkpoint over it.
+
+    The deployment signs a checkpoint every N entries or once the oldest
+    uncovered entry is M minutes old, polling every few seconds; the allowance
+    is that plus a grace. An entry that waited longer was covered by no
+    signature meanwhile: the signer was stopped, or checkpoints were deleted
+    (and possibly signed again over a rewritten log).
+    """
+
+    seconds: int
+    entries: int
+
+    @classmethod
+    def parse(cls, data: Any) -> Allowance | None:
+        if data is None:
+            return None
+        try:
+            allowance = cls(seconds=int(data["seconds"]), entries=int(data["entries"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise not_intact(f"the checkpoint allowance is malformed ({exc})") from exc
+        if allowance.seconds < 0 or allowance.entries < 1:
+            raise not_intact("the checkpoint allowance is out of range")
+        return allowance
+
+    def as_json(self) -> dict[str, int]:
+        return {"seconds": self.seconds, "entries": self.entries}
+
+    def __str__(self) -> str:
+        return f"{self.seconds / 60:g} minutes or {self.entries} entries"
+
+
+def parse_time(text: str) -> datetime:
+    """An entry or checkpoint time (RFC 3339, UTC, ``Z``) as an aware datetime."""
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise not_intact(f"{text!r} is not a time") from exc
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:,.1f} minutes"
+
+
 # --- checkpoints ---------------------------------------------------------------------------------
 
 
@@ -290,6 +348,9 @@ class Walk:
     ``start`` is a signed checkpoint to begin from (its frontier must fold to
     its root); without it the walk starts at the empty log. ``tree`` makes the
     compact tree from a size and its subtree roots (a subclass may keep more).
+    With an ``allowance``, each checkpoint must come within it of the first
+    entry it newly covers (``waiting``: that entry's number and time), and
+    ``finish(now=…)`` measures the entries after the last checkpoint likewise.
     """
 
     def __init__(
@@ -299,11 +360,15 @@ class Walk:
         start: Checkpoint | None,
         *,
         tree: Callable[[int, list[bytes]], CompactTree] = CompactTree,
+        allowance: Allowance | None = None,
     ):
         self.keys = keys
         self.previous = start
         self.head = GENESIS
         self.checked = 0
+        self.allowance = allowance
+        self.waiting: tuple[int, str] | None = None
+        self.uncovered = 0
         ordered = sorted(checkpoints, key=lambda cp: cp.number)
         for index in range(1, len(ordered)):
             if ordered[index].size <= ordered[index - 1].size:
@@ -327,7 +392,9 @@ class Walk:
         if self.pending and self.pending[-1].size <= self.tree.size:
             raise not_intact("lies before the bundle's start", checkpoint=self.pending[-1].number)
 
-    def add(self, entry_hash: str) -> None:
+    def add(self, entry_hash: str, at: str | None = None) -> None:
+        if self.waiting is None and at is not None:
+            self.waiting = (self.tree.size + 1, at)
         self.tree.push(leaf(entry_hash))
         self.head = entry_hash
         if self.pending and self.pending[-1].size == self.tree.size:
@@ -370,16 +437,61 @@ class Walk:
             )
         if cp.frontier is not None and [value.hex() for value in self.tree.stack] != list(cp.frontier):
             raise not_intact("its frontier does not match the entries", checkpoint=cp.number)
+        self._covered_in_time(cp.size, cp.issued_at, f"checkpoint #{cp.number} signed at {cp.issued_at}")
         self.previous = cp
+        self.waiting = None
         self.checked += 1
 
-    def finish(self) -> None:
+    @property
+    def covered(self) -> int:
+        """The size the last checked checkpoint signed (0: none)."""
+        return self.previous.size if self.previous else 0
+
+    def _covered_in_time(self, size: int, moment: str, by: str) -> None:
+        """Entries up to ``size``, uncovered until ``moment``, waited no longer than the allowance."""
+        if self.allowance is None or size <= self.covered:
+            return
+        first, count = self.covered + 1, size - self.covered
+        if count > self.allowance.entries:
+            raise not_intact(
+                f"was covered by no signed checkpoint until {by}, {count} entries later "
+                f"(the allowance is {self.allowance}): checkpoints were deleted, or the signer was stopped",
+                seq=first,
+            )
+        if self.waiting is None:
+            return
+        seq, at = self.waiting
+        waited = (parse_time(moment) - parse_time(at)).total_seconds()
+        if waited > self.allowance.seconds:
+            raise not_intact(
+                f"written at {at}, was covered by no signed checkpoint until {by}, {_minutes(waited)} later "
+                f"(the allowance is {self.allowance}): checkpoints were deleted, or the signer was stopped",
+                seq=seq,
+            )
+
+    def finish(self, *, now: str | None = None, until: str = "now") -> None:
+        """No checkpoint left beyond the log; with ``now``, the uncovered tail is young enough.
+
+        ``uncovered`` is then the number of entries after the last checkpoint:
+        a fresh ledger, or a busy one between two checkpoints, has some.
+        """
         if self.pending:
             cp = self.pending[-1]
             raise not_intact(
                 f"covers {cp.size} entries but the log ends at entry #{self.tree.size}: the tail was truncated",
                 checkpoint=cp.number,
             )
+        self.uncovered = self.tree.size - self.covered
+        if now is not None:
+            self._covered_in_time(self.tree.size, now, f"{until} ({now}), the log's end")
+
+    def young_note(self) -> str | None:
+        if not self.uncovered:
+            return None
+        return (
+            f"not yet covered: {self.uncovered} entries (young): entries #{self.covered + 1} to "
+            f"#{self.tree.size} await the next signed checkpoint, within the allowance of {self.allowance}"
+        )
 
 
 # --- entries -------------------------------------------------------------------------------------
@@ -394,12 +506,28 @@ def _entry_line(raw: bytes, number: int) -> Entry:
     stated = line[-66:-2].decode("ascii", "replace")
     try:
         entry = json.loads(body)
-        seq, prev_hash = entry["seq"], entry["prev_hash"]
-        if not isinstance(seq, int) or not isinstance(prev_hash, str):
-            raise TypeError("seq or prev_hash has the wrong type")
+        seq, prev_hash, at = entry["seq"], entry["prev_hash"], entry["at"]
+        if not isinstance(seq, int) or not isinstance(prev_hash, str) or not isinstance(at, str):
+            raise TypeError("seq, prev_hash or at has the wrong type")
     except (ValueError, KeyError, TypeError) as exc:
         raise not_intact(f"line {number} of the entries file is not an audit entry ({exc})") from exc
-    return seq, prev_hash, stated, line_hash(body) == stated
+    return seq, prev_hash, stated, line_hash(body) == stated, at
+
+
+def _line_time(body: bytes, number: int) -> str:
+    """The ``at`` of an entry's canonical bytes.
+
+    Keys are sorted, so ``at`` comes right after ``actor``, a string, in which
+    a quote is always escaped: the first ``,"at":"`` is the entry's own.
+    """
+    start = body.find(AT_KEY)
+    end = body.find(b'"', start + len(AT_KEY))
+    if start >= 0 and end >= 0:
+        return body[start + len(AT_KEY) : end].decode("ascii", "replace")
+    try:
+        return str(json.loads(body)["at"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise not_intact(f"line {number} of the entries file is not an audit entry ({exc})") from exc
 
 
 def _jsonl(stream: IO[bytes]) -> Iterator[Entry]:
@@ -428,7 +556,8 @@ def _jsonl(stream: IO[bytes]) -> Iterator[Entry]:
             continue
         stated_text = stated.decode("ascii", "replace")
         prev_hash = body[prev_at + 13 : prev_at + 77].decode("ascii", "replace")
-        yield seq, prev_hash, stated_text, sha256(ENTRY_TAG + body).hexdigest() == stated_text
+        intact = sha256(ENTRY_TAG + body).hexdigest() == stated_text
+        yield seq, prev_hash, stated_text, intact, _line_time(body, number)
 
 
 def _csv(stream: IO[bytes]) -> Iterator[Entry]:
@@ -443,7 +572,7 @@ def _csv(stream: IO[bytes]) -> Iterator[Entry]:
             entry = dict(zip(FIELDS, (seq, *row[1:8], json.loads(row[8]), row[9]), strict=True))
         except ValueError as exc:
             raise not_intact(f"line {number} of entries.csv is not an audit entry ({exc})") from exc
-        yield seq, row[9], row[10], line_hash(entry_line(entry)) == row[10]
+        yield seq, row[9], row[10], line_hash(entry_line(entry)) == row[10], row[1]
 
 
 def _intact(seq: int, intact: bool) -> None:
@@ -454,14 +583,14 @@ def _intact(seq: int, intact: bool) -> None:
 def walk_all(entries: Iterator[Entry], walk: Walk, result: Result) -> None:
     """Every entry from the walk's start on, in order: sequence, content, link, then the tree and checkpoints."""
     expected = walk.tree.size + 1
-    for seq, prev_hash, entry_hash, intact in entries:
+    for seq, prev_hash, entry_hash, intact, at in entries:
         if seq > expected:
             raise not_intact(f"is missing (entry #{seq} comes next): entries were removed or reordered", seq=expected)
         if seq < expected:
             raise not_intact("appears a second time: an entry was inserted, repeated or reordered", seq=seq)
         _intact(seq, intact)
         walk.link(seq, prev_hash)
-        walk.add(entry_hash)
+        walk.add(entry_hash, at)
         result.entries += 1
         expected += 1
 
@@ -478,6 +607,9 @@ def _walk_jsonl(stream: IO[bytes], walk: Walk, result: Result) -> None:
     head = walk.head.encode()
     expected = tree.size + 1
     next_size = walk.pending[-1].size if walk.pending else -1
+    # Only the first entry after each checkpoint has its time read: the one that waited longest.
+    timed = walk.allowance is not None
+    want_time = timed and walk.waiting is None
     rest, number = b"", 0
     while True:
         block = stream.read(1 << 20)
@@ -520,6 +652,9 @@ def _walk_jsonl(stream: IO[bytes], walk: Walk, result: Result) -> None:
             while carry & 1:
                 value = sha256(b"\x01" + stack.pop() + value).digest()
                 carry >>= 1
+            if want_time:
+                walk.waiting = (seq, _line_time(body, number))
+                want_time = False
             stack.append(value)
             tree.size += 1
             head = stated
@@ -529,6 +664,7 @@ def _walk_jsonl(stream: IO[bytes], walk: Walk, result: Result) -> None:
                 walk.head = head.decode()
                 walk.checkpoint_reached()
                 next_size = walk.pending[-1].size if walk.pending else -1
+                want_time = timed
         if not block:
             break
     walk.head = head.decode()
@@ -539,6 +675,7 @@ def _walk_leaves(entries: Iterator[Entry], leaves: IO[bytes], walk: Walk, result
     for raw in leaves:
         value = raw.rstrip(b"\n").decode("ascii", "replace")
         seq = walk.tree.size + 1
+        at = None
         while upcoming is not None and upcoming[0] <= seq:
             if upcoming[0] < seq:
                 raise not_intact("is out of order or repeated in the entries file", seq=upcoming[0])
@@ -547,9 +684,11 @@ def _walk_leaves(entries: Iterator[Entry], leaves: IO[bytes], walk: Walk, result
                 raise not_intact("does not match its leaf in the tree: the entry was altered", seq=seq)
             walk.link(seq, upcoming[1])
             result.entries += 1
+            # Left-out entries show only their hash: the first exported one after a checkpoint is timed.
+            at = upcoming[4]
             upcoming = next(entries, None)
         try:
-            walk.add(value)
+            walk.add(value, at)
         except ValueError as exc:
             raise not_intact("leaves.txt holds no valid hash for it", seq=seq) from exc
     if upcoming is not None:
@@ -559,8 +698,13 @@ def _walk_leaves(entries: Iterator[Entry], leaves: IO[bytes], walk: Walk, result
 # --- bundles -------------------------------------------------------------------------------------
 
 
-def verify_bundle(source: str | Path | IO[bytes], *, jwks: dict[str, Any] | None = None) -> Result:
-    """Verify an export bundle; ``jwks`` pins the trusted keys (else the bundle's own keys.json is used)."""
+def verify_bundle(
+    source: str | Path | IO[bytes], *, jwks: dict[str, Any] | None = None, allowance: Allowance | None = None
+) -> Result:
+    """Verify an export bundle; ``jwks`` pins the trusted keys (else the bundle's own keys.json is used).
+
+    ``allowance`` replaces the checkpoint allowance the signed manifest states.
+    """
     result = Result(kind="bundle", keys_pinned=jwks is not None)
 
     def check() -> None:
@@ -569,12 +713,14 @@ def verify_bundle(source: str | Path | IO[bytes], *, jwks: dict[str, Any] | None
         except (OSError, zipfile.BadZipFile) as exc:
             raise not_intact(f"the bundle is not a readable zip file ({exc})") from exc
         with archive:
-            _check_bundle(archive, jwks, result)
+            _check_bundle(archive, jwks, result, allowance)
 
     return run_checks(result, check)
 
 
-def _check_bundle(archive: zipfile.ZipFile, jwks: dict[str, Any] | None, result: Result) -> None:
+def _check_bundle(
+    archive: zipfile.ZipFile, jwks: dict[str, Any] | None, result: Result, allowance: Allowance | None
+) -> None:
     try:
         raw_manifest = archive.read("manifest.json")
         manifest = json.loads(raw_manifest)
@@ -601,7 +747,7 @@ def _check_bundle(archive: zipfile.ZipFile, jwks: dict[str, Any] | None, result:
         later.append(Finding(f"the manifest's signature does not verify with a trusted key (kid {kid!r})"))
     later.extend(_file_findings(archive, manifest))
     try:
-        _walk_bundle(archive, manifest, keys, result)
+        _walk_bundle(archive, manifest, keys, result, allowance)
     finally:
         result.findings.extend(later)
 
@@ -626,7 +772,11 @@ def _file_findings(archive: zipfile.ZipFile, manifest: dict[str, Any]) -> list[F
 
 
 def _walk_bundle(
-    archive: zipfile.ZipFile, manifest: dict[str, Any], keys: dict[str, Ed25519PublicKey], result: Result
+    archive: zipfile.ZipFile,
+    manifest: dict[str, Any],
+    keys: dict[str, Ed25519PublicKey],
+    result: Result,
+    allowance: Allowance | None,
 ) -> None:
     try:
         from_size = int(manifest["tree"]["from_size"])
@@ -643,12 +793,21 @@ def _walk_bundle(
             checkpoints = [Checkpoint.parse(json.loads(line)) for line in stream if line.strip()]
     except (KeyError, ValueError) as exc:
         raise not_intact(f"{checkpoints_name} is missing or not JSON Lines") from exc
+    # The export's signed request time ends the log the bundle describes: entries after its last
+    # checkpoint are measured against it, as the live ledger's are against the clock.
+    allowance = allowance or Allowance.parse(manifest.get("allowance"))
+    end_at = manifest.get("requested_at")
+    if allowance is None:
+        result.notes.append(
+            "the manifest states no checkpoint allowance, so how long entries waited for a signed checkpoint "
+            "was not checked; pass --allowance-minutes and --allowance-entries to check it"
+        )
     start = None
     if from_size:
         start = next((cp for cp in checkpoints if cp.size == from_size), None)
         if start is None:
             raise not_intact(f"no checkpoint in the bundle covers its starting size {from_size}")
-    walk = Walk(checkpoints, keys, start)
+    walk = Walk(checkpoints, keys, start, allowance=allowance)
     try:
         with archive.open(entries_name) as stream:
             entries = _csv(stream) if entries_format == "csv" else _jsonl(stream)
@@ -659,7 +818,7 @@ def _walk_bundle(
                     _walk_leaves(entries, leaves, walk, result)
             else:
                 walk_all(entries, walk, result)
-        walk.finish()
+        walk.finish(now=str(end_at) if allowance and end_at else None, until="the export")
     except KeyError as exc:
         raise not_intact(f"a file the manifest names is missing ({exc})") from exc
     finally:
@@ -669,6 +828,8 @@ def _walk_bundle(
         raise not_intact(f"the bundle should cover entries up to #{to_size} but its tree ends at #{walk.tree.size}")
     if result.entries != count:
         raise not_intact(f"the manifest counts {count} entries but the bundle holds {result.entries}")
+    if allowance is not None and (note := walk.young_note()):
+        result.notes.append(note)
 
 
 # --- proofs --------------------------------------------------------------------------------------
@@ -798,14 +959,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--keys", "--jwks", dest="keys", help="JWKS file with the trusted keys (from /.well-known/jwks.json)"
     )
+    parser.add_argument(
+        "--allowance-minutes",
+        type=float,
+        help="how long an entry may wait for a signed checkpoint (default: what the bundle's manifest states)",
+    )
+    parser.add_argument(
+        "--allowance-entries", type=int, help="how many entries may wait for a signed checkpoint (likewise)"
+    )
     parser.add_argument("--json", action="store_true", help="print a JSON report")
     args = parser.parse_args(argv)
+    allowance = None
+    if args.allowance_minutes is not None or args.allowance_entries is not None:
+        if args.allowance_minutes is None or args.allowance_entries is None:
+            parser.error("pass --allowance-minutes and --allowance-entries together")
+        if args.allowance_minutes < 0 or args.allowance_entries < 1:
+            parser.error("the allowance is at least 0 minutes and 1 entry")
+        allowance = Allowance(seconds=round(args.allowance_minutes * 60), entries=args.allowance_entries)
     try:
         jwks = _read_json(args.keys) if args.keys else None
         if args.kind == "bundle":
             if not Path(args.path).is_file():
                 raise OSError(f"{args.path}: no such file")
-            result = verify_bundle(args.path, jwks=jwks)
+            result = verify_bundle(args.path, jwks=jwks, allowance=allowance)
         else:
             if jwks is None:
                 parser.error(f"a {args.kind} is verified against pinned keys: pass --keys")
