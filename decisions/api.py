@@ -21,6 +21,7 @@ from rest_framework.views import APIView
 from audit.actors import Actor
 from consentry.errors import Forbidden, NotFound
 from consentry.idempotency import idempotent
+from consentry.openapi import IDEMPOTENCY_KEY
 from decisions import engine
 from decisions.datakeys import b64, data_keys_release
 from decisions.parsers import (
@@ -597,7 +598,8 @@ class TokenDetailView(TokenViewMixin, generics.RetrieveDestroyAPIView):
         operation_id="tokens_revoke",
         description="Revoke the token at once: its next request gets 401. Idempotent; honours `Idempotency-Key` "
         "(a retry replays the first answer; the same key for another token or body is 422).",
-        responses={(204, "application/json"): None, **problems(401, 403, 404)},
+        parameters=[IDEMPOTENCY_KEY],
+        responses={(204, "application/json"): None, **problems(401, 403, 404, 422)},
     )
     @idempotent
     def delete(self, request: Request, *args, **kwargs) -> Response:

@@ -179,3 +179,10 @@ def test_a_refused_revocation_is_replayed_as_refused(policy, us_employee):
     assert again.status_code == 403 and again["Idempotent-Replayed"] == "true"
     device.token.refresh_from_db()
     assert device.token.revoked_at is None
+
+
+def test_the_schema_documents_the_idempotency_key_on_revocation(client):
+    paths = client.get("/api/schema/", HTTP_ACCEPT="application/json").json()["paths"]
+    operation = paths["/api/v1/tokens/{id}"]["delete"]
+    assert "Idempotency-Key" in {parameter["name"] for parameter in operation["parameters"]}
+    assert "422" in operation["responses"]
