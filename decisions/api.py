@@ -263,8 +263,9 @@ class SimulateView(APIView):
             "the notice in force and no pause (listed in `assumptions`); everything else (status, location, rule "
             "in force at `at`, preconditions, acknowledgements, purposes, exclusions) is evaluated for real."
         ),
+        parameters=[IDEMPOTENCY_KEY],
         request=SimulateRequestSerializer,
-        responses={(200, "application/json"): SimulationSerializer, **problems(401, 403, 404, 422, 503)},
+        responses={(200, "application/json"): SimulationSerializer, **problems(400, 401, 403, 404, 413, 422, 429, 503)},
         examples=[
             OpenApiExample(
                 "Request",
@@ -274,6 +275,7 @@ class SimulateView(APIView):
         ],
         tags=["decisions"],
     )
+    @idempotent
     def post(self, request: Request) -> Response:
         ensure_body_within(request, BoundedJSONParser.max_bytes)
         user = request.user

@@ -154,3 +154,10 @@ def test_lists_that_answer_a_page_are_documented_as_a_page(client, route, page):
 
     assert ok == {"$ref": f"#/components/schemas/{page}"}
     assert {"count", "next", "previous", "results"} <= set(schema["components"]["schemas"][page]["properties"])
+
+
+def test_simulate_documents_malformed_input_and_the_idempotency_key(client):
+    operation = client.get("/api/schema/", HTTP_ACCEPT="application/json").json()["paths"]["/api/v1/simulate"]["post"]
+
+    assert {"400", "413", "422", "429"} <= set(operation["responses"])
+    assert "Idempotency-Key" in {parameter["name"] for parameter in operation["parameters"]}

@@ -126,3 +126,40 @@ def test_an_unknown_category_is_invalid_input(legal_us, us_employee):
 def test_a_naive_or_absurd_time_is_invalid_input(legal_us, us_employee, at):
     response = simulate(session(legal_us), us_employee, at=at)
     assert response.status_code == 422 and "at" in response.json()["errors"]
+
+
+def simulate_once(api: APIClient, employee, key: str, *categories):
+    """A simulation sent with an Idempotency-Key."""
+    body = {"employee": employee.hr_id, "purpose": PURPOSE, "categories": list(categories) or ["keystrokes"]}
+    return api.post(SIMULATE, body, format="json", HTTP_IDEMPOTENCY_KEY=key)
+
+
+def test_a_simulation_retried_with_the_same_key_and_body_replays_the_first_answer(legal_us, us_employee):
+    api = session(legal_us)
+
+    first = simulate_once(api, us_employee, "sim-1")
+    again = simulate_once(api, us_employee, "sim-1")
+
+    assert first.status_code == again.status_code == 200
+    assert "Idempotent-Replayed" not in first and again["Idempotent-Replayed"] == "true"
+    # A fresh run would have its own decision id and evaluation time: this is the first answer.
+    assert again.json() == first.json()
+    assert simulate(api, us_employee).json()["decision_id"] != first.json()["decision_id"]
+
+
+def test_a_simulation_key_reused_for_another_body_is_refused(legal_us, us_employee):
+    api = session(legal_us)
+    simulate_once(api, us_employee, "sim-1", "keystrokes")
+
+    response = simulate_once(api, us_employee, "sim-1", "screenshots")
+
+    assert response.status_code == 422 and response.json()["code"] == "idempotency_key_reused"
+
+
+def test_a_refused_simulation_is_replayed_as_refused(legal_us, de_employee):
+    api = session(legal_us)
+    first = simulate_once(api, de_employee, "sim-1")
+
+    again = simulate_once(api, de_employee, "sim-1")
+
+    assert first.status_code == again.status_code == 403 and again["Idempotent-Replayed"] == "true"
