@@ -12,6 +12,7 @@ from consentry import problems
 from consentry.views import health, home, jwks_view
 from decisions import urls as decisions_urls
 from governance import urls as governance_urls
+from people import api as people_api
 from people import oidc
 from people import views as people_views
 
@@ -44,6 +45,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     # The split view serves its start-up script as a file: the CSP forbids inline scripts.
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),
+    path("api/v1/people/import", people_api.PeopleImportView.as_view(), name="people-import"),
     path("api/v1/", include("decisions.urls")),
     path("api/v1/", include("governance.urls")),
     path("api/v1/", include("consent.urls")),

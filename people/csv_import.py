@@ -55,6 +55,8 @@ class RowError:
 class ParsedFile:
     records: list[tuple[int, HRRecord]] = field(default_factory=list)
     errors: list[RowError] = field(default_factory=list)
+    # Over CONSENTRY_CSV_MAX_ROWS: the API answers 413 rather than 422.
+    too_large: bool = False
 
 
 def _region(country: str, region: str) -> str:
@@ -103,6 +105,7 @@ def parse_csv(content: bytes) -> ParsedFile:
             rows += 1
             if rows > limit:
                 parsed.errors.append(RowError(number, "", f"The file has more than {limit} rows; split it."))
+                parsed.too_large = True
                 break
             _parse_row(row, number, parsed)
     except csv.Error as exc:
@@ -110,7 +113,8 @@ def parse_csv(content: bytes) -> ParsedFile:
         parsed.errors.append(RowError(last_line + 1, "", f"The CSV cannot be read here: {exc}."))
     if not parsed.records and not parsed.errors:
         parsed.errors.append(RowError(2, "", "The file has no employee rows."))
-    if not parsed.errors:
+    if parsed.records and not parsed.too_large:
+        # Also when some rows are invalid: every invalid row is reported at once.
         _check_against_database(parsed)
     parsed.errors.sort(key=lambda error: (error.row, error.column))
     return parsed
@@ -216,6 +220,8 @@ class ImportOutcome:
 
     errors: list[RowError]
     summary: ImportSummary | None = None
+    # Refused for its size (CONSENTRY_CSV_MAX_BYTES or _MAX_ROWS), whatever its rows say.
+    too_large: bool = False
 
     @property
     def ok(self) -> bool:
@@ -226,10 +232,12 @@ def import_csv(*, content: bytes, source: str, actor: Actor) -> ImportOutcome:
     """Validate the whole file, then import it atomically; nothing is written when any row is wrong."""
     if len(content) > settings.CONSENTRY_CSV_MAX_BYTES:
         limit = settings.CONSENTRY_CSV_MAX_BYTES
-        return ImportOutcome(errors=[RowError(0, "", f"The file is larger than {limit} bytes; split it.")])
+        return ImportOutcome(
+            errors=[RowError(0, "", f"The file is larger than {limit} bytes; split it.")], too_large=True
+        )
     parsed = parse_csv(content)
     if parsed.errors:
-        return ImportOutcome(errors=parsed.errors)
+        return ImportOutcome(errors=parsed.errors, too_large=parsed.too_large)
     try:
         summary = employees_import(
             records=[record for _, record in parsed.records],

@@ -270,11 +270,10 @@ def employee_apply_hr_record(*, hr_record: HRRecord, actor: Actor, employee: Emp
                         code="immutable",
                         errors={"hr_id": f"Stays {employee.hr_id!r}."},
                     )
-                employee = employee_update_details(
-                    employee=employee,
-                    actor=actor,
-                    **{name: getattr(hr_record, name) for name in _DETAIL_FIELDS},
-                )
+                details = {name: getattr(hr_record, name) for name in _DETAIL_FIELDS}
+                # As at provisioning: no display name means the HR id, not a change to blank.
+                details["display_name"] = details["display_name"] or employee.hr_id
+                employee = employee_update_details(employee=employee, actor=actor, **details)
                 employee = employee_transfer(
                     employee=employee, country=hr_record.country, subdivision=hr_record.subdivision, actor=actor
                 )
@@ -314,6 +313,8 @@ class ImportSummary:
     created: int
     updated: int
     unchanged: int
+    # Rows that terminated an employee; each is counted as created or updated too.
+    terminated: int = 0
 
 
 def employees_import(*, records: list[HRRecord], actor: Actor, source: str, digest: str) -> ImportSummary:
@@ -323,7 +324,7 @@ def employees_import(*, records: list[HRRecord], actor: Actor, source: str, dige
     ``employee_apply_hr_record``); one more entry summarises the file (its
     name and SHA-256) so an auditor can tie every change to the upload.
     """
-    created = updated = unchanged = 0
+    created = updated = unchanged = terminated = 0
     with transaction.atomic():
         existing = {
             e.hr_id: e for e in Employee.objects.select_for_update().filter(hr_id__in=[r.hr_id for r in records])
@@ -331,7 +332,10 @@ def employees_import(*, records: list[HRRecord], actor: Actor, source: str, dige
         for hr_record in records:
             current = existing.get(hr_record.hr_id)
             before = current.updated_at if current else None
+            status_before = current.status if current else None
             employee = employee_apply_hr_record(hr_record=hr_record, employee=current, actor=actor)
+            if employee.status == EmployeeStatus.TERMINATED and status_before != EmployeeStatus.TERMINATED:
+                terminated += 1
             if current is None:
                 created += 1
             elif employee.updated_at != before:
@@ -350,9 +354,10 @@ def employees_import(*, records: list[HRRecord], actor: Actor, source: str, dige
                 "created": created,
                 "updated": updated,
                 "unchanged": unchanged,
+                "terminated": terminated,
             },
         )
-    return ImportSummary(created=created, updated=updated, unchanged=unchanged)
+    return ImportSummary(created=created, updated=updated, unchanged=unchanged, terminated=terminated)
 
 
 def login_name_of(employee: Employee) -> str:

@@ -78,11 +78,14 @@ def test_every_error_is_reported_with_its_row_and_column():
         ["E5", "", "x" * 300, "", "us", "ny", "", "", "", ""],
     ]
     errors = parse_csv(_csv(rows)).errors
+    # Field errors and the checks across rows and against the database, all in one report.
     assert [(e.row, e.column) for e in errors] == [
         (2, "region"),
         (3, "email"),
         (3, "hr_id"),
         (4, "status"),
+        (6, "user_name"),
+        (7, "status"),
         (8, "display_name"),
     ]
     errors = parse_csv(_csv([_row(1), _row(1), ["E4", "taken", "", "", "US", "", "", "", "", ""]])).errors
