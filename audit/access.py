@@ -24,6 +24,8 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils.module_loading import import_string
 
+from consentry.outages import is_database_outage
+
 logger = logging.getLogger(__name__)
 
 
@@ -96,7 +98,10 @@ def access_for(user: Any) -> AuditAccess:
     try:
         resolver = import_string(settings.CONSENTRY_AUDIT_ACCESS_RESOLVER)
         access = resolver(user)
-    except Exception:  # fail closed: a broken resolver grants nothing
+    except Exception as exc:  # fail closed: a broken resolver grants nothing
+        if is_database_outage(exc):
+            # Still nothing granted, but said as it is: the caller gets a 503, not "you are no auditor".
+            raise
         logger.exception("audit access resolver failed; denying")
         return NO_ACCESS
     return access if isinstance(access, AuditAccess) else NO_ACCESS
