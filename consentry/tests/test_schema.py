@@ -161,3 +161,19 @@ def test_simulate_documents_malformed_input_and_the_idempotency_key(client):
 
     assert {"400", "413", "422", "429"} <= set(operation["responses"])
     assert "Idempotency-Key" in {parameter["name"] for parameter in operation["parameters"]}
+
+
+def test_every_scim_operation_documents_its_errors_in_scim_s_format(client):
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/json").json()
+    scim = [(route, method, op) for route, method, op in operations(schema) if route.startswith("/scim/")]
+
+    assert len(scim) >= 10
+    for route, method, operation in scim:
+        responses = operation["responses"]
+        assert {"401", "403", "429"} <= set(responses), (route, method)
+        if "{id}" in route:
+            assert "404" in responses, (route, method)
+        for code in (code for code in responses if code[0] == "4"):
+            content = responses[code]["content"]
+            assert list(content) == ["application/scim+json"], (route, method, code)
+            assert content["application/scim+json"]["schema"] == {"$ref": "#/components/schemas/ScimError"}

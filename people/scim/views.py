@@ -13,7 +13,8 @@ from typing import Any
 from django.db import transaction
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiExample, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
+from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -36,7 +37,7 @@ from people.iso3166 import location_errors
 from people.models import Employee
 from people.scim.filters import filter_to_query
 from people.scim.mapping import EmployeeUser, to_hr_record, to_resource
-from people.scim.protocol import PARSERS, RENDERERS, scim_exception_handler, scim_response
+from people.scim.protocol import PARSERS, RENDERERS, SCIM_MEDIA_TYPE, scim_exception_handler, scim_response
 from people.scim.resources import (
     MAX_RESULTS,
     POLICY,
@@ -65,6 +66,36 @@ _USER_EXAMPLE = {
         "department": "Engineering",
     },
 }
+
+
+class ScimErrorSerializer(serializers.Serializer):
+    """RFC 7644 §3.12: how every SCIM failure is answered (``protocol.scim_exception_handler``)."""
+
+    schemas = serializers.ListField(child=serializers.CharField(), help_text="The SCIM Error message URN.")
+    status = serializers.CharField(help_text="The HTTP status, as a string.")
+    scimType = serializers.CharField(required=False, help_text="invalidFilter, invalidValue, uniqueness, …")
+    detail = serializers.CharField(required=False)
+
+
+_ERROR_DESCRIPTIONS = {
+    400: "Invalid filter, attribute, value or JSON (scimType says which)",
+    401: "No HR token, or it is unknown, expired or revoked",
+    403: "A token of another kind than HR",
+    404: "No such resource",
+    409: "userName or employeeNumber already taken (scimType uniqueness)",
+    413: "Request body too large",
+    415: "Not application/scim+json or application/json",
+    422: "Idempotency-Key reused for a different request",
+    429: "Rate limited; retry after the Retry-After header's seconds",
+}
+
+
+def scim_errors(*statuses: int) -> dict:
+    """OpenAPI responses for SCIM Error bodies: every endpoint's 401, 403 and 429, plus the given ones."""
+    return {
+        (status, SCIM_MEDIA_TYPE): OpenApiResponse(ScimErrorSerializer, description=_ERROR_DESCRIPTIONS[status])
+        for status in sorted({401, 403, 429, *statuses})
+    }
 
 
 def hr_actor(request: Request) -> Actor:
@@ -130,7 +161,7 @@ class UsersView(ScimView):
         tags=["SCIM"],
         summary="List or filter employees (SCIM ListResponse)",
         operation_id="scim_users_list",
-        responses={200: OpenApiTypes.OBJECT},
+        responses={200: OpenApiTypes.OBJECT, **scim_errors(400)},
     )
     def get(self, request: Request) -> Response:
         return self._search(request, dict(request.query_params.items()))
@@ -140,7 +171,7 @@ class UsersView(ScimView):
         summary="Provision an employee",
         operation_id="scim_users_create",
         request=OpenApiTypes.OBJECT,
-        responses={201: OpenApiTypes.OBJECT},
+        responses={201: OpenApiTypes.OBJECT, **scim_errors(400, 409, 413, 415, 422)},
         examples=[OpenApiExample("Employee in California", value=_USER_EXAMPLE, request_only=True)],
     )
     @idempotent
@@ -179,7 +210,7 @@ class UsersSearchView(UsersView):
         tags=["SCIM"],
         summary="Search employees (SCIM SearchRequest)",
         request=OpenApiTypes.OBJECT,
-        responses={200: OpenApiTypes.OBJECT},
+        responses={200: OpenApiTypes.OBJECT, **scim_errors(400, 413, 415)},
     )
     def post(self, request: Request) -> Response:
         payload = request.data if isinstance(request.data, dict) else {}
@@ -188,7 +219,10 @@ class UsersSearchView(UsersView):
 
 class UserView(ScimView):
     @extend_schema(
-        tags=["SCIM"], summary="One employee", operation_id="scim_user", responses={200: OpenApiTypes.OBJECT}
+        tags=["SCIM"],
+        summary="One employee",
+        operation_id="scim_user",
+        responses={200: OpenApiTypes.OBJECT, **scim_errors(400, 404)},
     )
     def get(self, request: Request, pk: str) -> Response:
         employee = _employee(pk)
@@ -199,7 +233,7 @@ class UserView(ScimView):
         tags=["SCIM"],
         summary="Replace an employee's HR data",
         request=OpenApiTypes.OBJECT,
-        responses={200: OpenApiTypes.OBJECT},
+        responses={200: OpenApiTypes.OBJECT, **scim_errors(404, 400, 409, 413, 415, 422)},
     )
     @idempotent
     def put(self, request: Request, pk: str) -> Response:
@@ -220,7 +254,7 @@ class UserView(ScimView):
         tags=["SCIM"],
         summary="Change an employee (transfer, termination, details)",
         request=OpenApiTypes.OBJECT,
-        responses={200: OpenApiTypes.OBJECT},
+        responses={200: OpenApiTypes.OBJECT, **scim_errors(404, 400, 409, 413, 415, 422)},
         examples=[
             OpenApiExample(
                 "Transfer to Germany",
@@ -250,7 +284,12 @@ class UserView(ScimView):
             self.dump(to_resource(employee, location=location), Context.RESOURCE_PATCH_RESPONSE, request)
         )
 
-    @extend_schema(tags=["SCIM"], summary="Deprovision: terminate, never erase", request=None, responses={204: None})
+    @extend_schema(
+        tags=["SCIM"],
+        summary="Deprovision: terminate, never erase",
+        request=None,
+        responses={204: None, **scim_errors(400, 404, 413, 422)},
+    )
     @idempotent
     def delete(self, request: Request, pk: str) -> Response:
         with transaction.atomic():
@@ -275,7 +314,11 @@ def _drop_stale_region(resource: Any, *, before: Employee) -> None:
 
 
 class ServiceProviderConfigView(ScimView):
-    @extend_schema(tags=["SCIM"], summary="What this SCIM service supports", responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(
+        tags=["SCIM"],
+        summary="What this SCIM service supports",
+        responses={200: OpenApiTypes.OBJECT, **scim_errors()},
+    )
     def get(self, request: Request) -> Response:
         config = SERVICE_PROVIDER_CONFIG.model_copy(deep=True)
         return scim_response(config.model_dump(scim_ctx=Context.RESOURCE_QUERY_RESPONSE))
@@ -292,7 +335,7 @@ class ResourceTypesView(ScimView):
         tags=["SCIM"],
         summary="Resource types served",
         operation_id="scim_resource_types",
-        responses={200: OpenApiTypes.OBJECT},
+        responses={200: OpenApiTypes.OBJECT, **scim_errors()},
     )
     def get(self, request: Request, pk: str | None = None) -> Response:
         types = [_with_meta(USER_RESOURCE_TYPE, request, "ResourceType", reverse("scim:resource-type", args=["User"]))]
@@ -304,7 +347,7 @@ class SchemasView(ScimView):
         tags=["SCIM"],
         summary="Schemas of the served resources",
         operation_id="scim_schemas",
-        responses={200: OpenApiTypes.OBJECT},
+        responses={200: OpenApiTypes.OBJECT, **scim_errors()},
     )
     def get(self, request: Request, pk: str | None = None) -> Response:
         schemas = [_with_meta(s, request, "Schema", reverse("scim:schema", args=[s.id])) for s in _SCHEMAS]
@@ -316,7 +359,7 @@ class ResourceTypeView(ResourceTypesView):
         tags=["SCIM"],
         summary="One resource type",
         operation_id="scim_resource_type",
-        responses={200: OpenApiTypes.OBJECT},
+        responses={200: OpenApiTypes.OBJECT, **scim_errors(404)},
     )
     def get(self, request: Request, pk: str | None = None) -> Response:
         return super().get(request, pk)
@@ -324,7 +367,10 @@ class ResourceTypeView(ResourceTypesView):
 
 class SchemaView(SchemasView):
     @extend_schema(
-        tags=["SCIM"], summary="One schema", operation_id="scim_schema", responses={200: OpenApiTypes.OBJECT}
+        tags=["SCIM"],
+        summary="One schema",
+        operation_id="scim_schema",
+        responses={200: OpenApiTypes.OBJECT, **scim_errors(404)},
     )
     def get(self, request: Request, pk: str | None = None) -> Response:
         return super().get(request, pk)
