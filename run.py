@@ -28,6 +28,15 @@ VENV = Path(os.environ.get("CONSENTRY_VENV", ROOT / ".venv"))
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PY = BIN / ("python.exe" if os.name == "nt" else "python")
 DEFAULT_TEST_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/test"
+# The management commands every start runs, in order. Each is safe to run again: the
+# default pack seeds a new installation only, so a restart never touches the policy legal
+# maintains, and the demo only adds what is missing.
+START_COMMANDS: tuple[tuple[str, ...], ...] = (
+    ("migrate", "--noinput", "-v", "0"),
+    ("collectstatic", "--noinput", "-v", "0"),
+    ("load_policy_pack", "--if-empty"),
+    ("load_demo",),
+)
 
 
 def say(message: str) -> None:
@@ -70,10 +79,8 @@ def start() -> None:
     env.setdefault("DJANGO_DEBUG", "true")
     env.setdefault("PYTHONUNBUFFERED", "1")
     port = env.get("CONSENTRY_PORT", "8000")
-    manage("migrate", "--noinput", "-v", "0", env=env)
-    manage("collectstatic", "--noinput", "-v", "0", env=env)
-    manage("load_policy_pack", env=env)
-    manage("load_demo", env=env)
+    for command in START_COMMANDS:
+        manage(*command, env=env)
     processes = {
         "web": [PY, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
         "worker": [BIN / "celery", "-A", "consentry", "worker", "--loglevel", "INFO", "--concurrency", "2"],

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from governance.packs.checks import check_pack
 from governance.packs.export import export_pack
-from governance.packs.loading import LoadResult, load_pack
+from governance.packs.loading import LoadResult, load_pack, policy_is_empty
 from governance.packs.source import PackError, PackInvalid, PackSource, parse_pack
 
 DEFAULT_PACK_PATH = Path(__file__).resolve().parent.parent / "policy_packs" / "default.yaml"
@@ -48,5 +48,6 @@ __all__ = [
     "export_pack",
     "load_pack",
     "parse_pack",
+    "policy_is_empty",
     "read_pack",
 ]

@@ -37,6 +37,7 @@ from governance.packs.entries import (
     parse_datetime,
     periods_overlap,
 )
+from governance.packs.provenance import PackHistory
 from governance.packs.source import NodePath, PackError, PackSource, format_path
 from governance.packs.structure import structure_errors
 from people.iso3166 import country_name, is_known, subdivision_name
@@ -55,6 +56,8 @@ class _Context:
     source: PackSource
     # Paths the schema already reported: a wrong shape is said once, not again as a wrong meaning.
     structural: set[str]
+    # What earlier loads applied: such entries are not applied again, so they cannot clash.
+    history: PackHistory = field(default_factory=lambda: PackHistory(fingerprints=frozenset(), files=frozenset()))
     reported: set[str] = field(default_factory=set)
     errors: list[PackError] = field(default_factory=list)
     regions: set[str] = field(default_factory=set)
@@ -95,7 +98,7 @@ def check_pack(source: PackSource) -> list[PackError]:
 
 
 def _context(source: PackSource, *, structural: set[str]) -> _Context:
-    context = _Context(source=source, structural=structural)
+    context = _Context(source=source, structural=structural, history=PackHistory.from_ledger())
     context.regions = set(Region.objects.values_list("code", flat=True))
     context.categories = set(DataCategory.objects.values_list("slug", flat=True))
     for purpose in Purpose.objects.prefetch_related("categories"):
@@ -221,6 +224,8 @@ class _Period:
     end: datetime | None
     path: NodePath | None = None
     rule: JurisdictionRule | None = None
+    # Applied by an earlier load: loading leaves the database's rules as they are for it.
+    applied: bool = False
 
 
 def _check_rules(context: _Context) -> None:
@@ -238,7 +243,8 @@ def _check_rules(context: _Context) -> None:
             context, path, entry, ("effective_from", "effective_to"), parse_datetime, may_end_on_start=False
         )
         if isinstance(region, str) and start is not None and (end is None or end > start):
-            periods[region].append(_Period(start=start, end=end, path=path))
+            applied = context.history.applied(context.source, "rules", entry)
+            periods[region].append(_Period(start=start, end=end, path=path, applied=applied))
     _check_overlaps(context, periods)
 
 
@@ -246,7 +252,9 @@ def _check_overlaps(context: _Context, pack_periods: dict[str, list[_Period]]) -
     """After loading, no two approved rules of one region may be in force at once.
 
     A pack rule replaces the approved rule with the same region and start;
-    every other approved rule in the database stays, so it must fit too.
+    every other approved rule in the database stays, so it must fit too. A
+    rule an earlier load applied replaces nothing (it is unchanged, or kept as
+    changed since), so only the other rules of the pack are held against it.
     """
     in_database: dict[str, list[JurisdictionRule]] = defaultdict(list)
     approved = JurisdictionRule.objects.filter(region__in=list(pack_periods), state=ApprovalState.APPROVED)
@@ -264,14 +272,17 @@ def _check_overlaps(context: _Context, pack_periods: dict[str, list[_Period]]) -
                 f"a rule for {region} from {format_datetime(period.start)}",
             )
         ]
-        starts = {period.start for period in unique}
-        kept = [
+        starts = {period.start for period in unique if not period.applied}
+        standing = [
             _Period(start=rule.effective_from, end=rule.effective_to, rule=rule)
             for rule in in_database[region]
             if rule.effective_from not in starts
         ]
+        # A database rule an earlier-applied pack entry still says is held against the others once, as that entry.
+        represented = {(period.start, period.end) for period in unique if period.applied}
+        standing = [period for period in standing if (period.start, period.end) not in represented]
         for position, period in enumerate(unique):
-            for other in [*unique[:position], *kept]:
+            for other in [*unique[:position], *([] if period.applied else standing)]:
                 if periods_overlap((period.start, period.end), (other.start, other.end)):
                     context.error((*period.path, "effective_from"), _overlap_message(context, region, period, other))
 

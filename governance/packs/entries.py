@@ -8,6 +8,8 @@ is what makes loading a pack twice, or loading an export, change nothing.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime
 from typing import Any
@@ -56,6 +58,56 @@ def periods_overlap(a: tuple[datetime, datetime | None], b: tuple[datetime, date
     """Half-open periods [from, to); None is open-ended, as the database constraint reads them."""
     (a_from, a_to), (b_from, b_to) = a, b
     return (a_to is None or b_from < a_to) and (b_to is None or a_from < b_to)
+
+
+# What a pack entry says, as a fingerprint ---------------------------------------------
+
+# Sections whose entries a pack applies once (see ``provenance``). Notices are not
+# among them: a published version never changes, so there is nothing to re-apply.
+FINGERPRINTED_SECTIONS = ("regions", "categories", "purposes", "rules", "legal_instruments", "retention", "exclusions")
+
+# The values an omitted field stands for, so ``sensitive: false`` and no ``sensitive`` are the same entry.
+_DEFAULTS: dict[str, dict[str, Any]] = {
+    "regions": {"name": "", "members": []},
+    "categories": {"sensitive": False, "biometric": False},
+    "purposes": {"consent_validity_days": 365, "prohibited": False},
+    "rules": {
+        "preconditions": [],
+        "blocked_categories": [],
+        "max_retention_days": {},
+        "effective_to": None,
+        "notes": "",
+    },
+    "legal_instruments": {"valid_to": None, "entity": "", "site": ""},
+    "retention": {"region": None, "purpose": None},
+    "exclusions": {"reason": "other", "categories": []},
+}
+_UNORDERED = frozenset({"members", "categories", "preconditions", "blocked_categories"})
+_MOMENTS = frozenset({"effective_from", "effective_to"})
+_DAYS = frozenset({"valid_from", "valid_to"})
+
+
+def entry_fingerprint(section: str, entry: Any) -> str | None:
+    """A digest of what one entry says, identity included; None for an entry too malformed to have one.
+
+    Equal for entries that load the same way whatever their spelling: defaults
+    written out or left out, lists in any order, a time in ``Z`` or ``+00:00``.
+    """
+    if section not in _DEFAULTS or not isinstance(entry, dict):
+        return None
+    normal: dict[str, Any] = {**_DEFAULTS[section], **entry}
+    try:
+        for key, value in normal.items():
+            if key in _UNORDERED and isinstance(value, list):
+                normal[key] = sorted(set(value))
+            elif key in _MOMENTS and value is not None:
+                normal[key] = format_datetime(parse_datetime(value)) or value
+            elif key in _DAYS and value is not None:
+                normal[key] = format_date(parse_date(value)) or value
+        text = json.dumps([section, normal], sort_keys=True, separators=(",", ":"), default=str)
+    except TypeError:
+        return None
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
 # Jurisdiction rules ---------------------------------------------------------------

@@ -3,7 +3,9 @@
 Nothing here writes a model directly. Each entry is compared with what the
 database holds first (see ``entries``), and a service is called only when
 something differs, so loading the same pack again writes nothing at all, not
-even an audit entry. Any failure rolls the whole pack back.
+even an audit entry. An entry an earlier load already applied, which the
+policy has changed since, is kept as it is now (see ``provenance``). Any
+failure rolls the whole pack back.
 """
 
 from __future__ import annotations
@@ -42,10 +44,12 @@ from governance.packs.entries import (
     InstrumentContent,
     NoticeContent,
     RuleContent,
+    format_datetime,
     notice_step,
     parse_date,
     parse_datetime,
 )
+from governance.packs.provenance import PackHistory, pack_fingerprints
 from governance.packs.source import NodePath, PackInvalid, PackSource
 from governance.services import (
     category_save,
@@ -73,6 +77,8 @@ class Outcome(StrEnum):
     CREATED = "created"
     UPDATED = "updated"
     UNCHANGED = "unchanged"
+    # Applied by an earlier load and changed since (console, later pack): left as it is now.
+    KEPT = "kept"
 
 
 @dataclass
@@ -83,6 +89,8 @@ class LoadResult:
     version: str
     sha256: str
     counts: dict[str, Counter[str]] = field(default_factory=lambda: {section: Counter() for section in SECTIONS})
+    # "rules[6] US-TX from 2026-01-01T00:00:00Z (line 234)": the entries kept, for the operator to read.
+    kept: list[str] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
@@ -90,7 +98,9 @@ class LoadResult:
 
     def as_payload(self) -> dict[str, dict[str, int]]:
         return {
-            section: {outcome.value: counts[outcome] for outcome in Outcome}
+            section: {
+                outcome.value: counts[outcome] for outcome in Outcome if outcome != Outcome.KEPT or counts[outcome]
+            }
             for section, counts in self.counts.items()
             if counts.total()
         }
@@ -98,12 +108,25 @@ class LoadResult:
     def summary_lines(self) -> list[str]:
         title = f"Policy pack {self.name} {self.version} (sha256 {self.sha256[:12]})"
         if not self.changed:
-            return [f"{title}: already up to date."]
-        lines = [f"{title} loaded:"]
-        for section, counts in self.as_payload().items():
-            c, u, n = counts[Outcome.CREATED], counts[Outcome.UPDATED], counts[Outcome.UNCHANGED]
-            lines.append(f"  {section.replace('_', ' ')}: created {c}, updated {u}, unchanged {n}")
+            lines = [f"{title}: already up to date."]
+        else:
+            lines = [f"{title} loaded:"]
+            for section, counts in self.as_payload().items():
+                c, u, n = counts[Outcome.CREATED], counts[Outcome.UPDATED], counts[Outcome.UNCHANGED]
+                line = f"  {section.replace('_', ' ')}: created {c}, updated {u}, unchanged {n}"
+                lines.append(line + (f", kept {counts[Outcome.KEPT]}" if counts.get(Outcome.KEPT) else ""))
+        if self.kept:
+            lines.append(f"  Kept as changed since this pack was loaded ({len(self.kept)}), not applied again:")
+            lines += [f"    {description}" for description in self.kept]
         return lines
+
+
+def policy_is_empty() -> bool:
+    """Whether no rule or notice was ever approved: a new installation the default pack may seed."""
+    return not (
+        JurisdictionRule.objects.exclude(state=ApprovalState.DRAFT).exists()
+        or Notice.objects.exclude(state=ApprovalState.DRAFT).exists()
+    )
 
 
 def load_pack(source: PackSource) -> LoadResult:
@@ -120,7 +143,7 @@ def load_pack(source: PackSource) -> LoadResult:
         # One load at a time: a second, concurrent load waits here, then finds
         # everything already applied instead of racing on the same rows.
         PolicyRevision.objects.select_for_update().get(pk=1)
-        result = _Loader(source).run()
+        result = _Loader(source, history=PackHistory.from_ledger()).run()
         if result.changed:
             record(
                 event_type=EventType.POLICY_PACK_LOADED,
@@ -132,6 +155,8 @@ def load_pack(source: PackSource) -> LoadResult:
                     "version": result.version,
                     "sha256": result.sha256,
                     "counts": result.as_payload(),
+                    # What this pack says, so a later load knows what it already applied.
+                    "entries": pack_fingerprints(source),
                 },
             )
     return result
@@ -140,8 +165,9 @@ def load_pack(source: PackSource) -> LoadResult:
 class _Loader:
     """Applies one checked pack, section by section, in dependency order."""
 
-    def __init__(self, source: PackSource):
+    def __init__(self, source: PackSource, *, history: PackHistory):
         self.source = source
+        self.history = history
         self.data: dict[str, Any] = source.data
         self.actor = pack_actor()
         self.result = LoadResult(name=self.data["name"], version=self.data["version"], sha256=source.sha256)
@@ -177,6 +203,14 @@ class _Loader:
     def _count(self, section: str, outcome: Outcome) -> None:
         self.result.counts[section][outcome] += 1
 
+    def _differs(self, section: str, index: int, entry: dict[str, Any], label: str) -> Outcome | None:
+        """For an entry the database does not match: KEPT if an earlier load applied it, else None (apply it)."""
+        if not self.history.applied(self.source, section, entry):
+            return None
+        line = self.source.line_of((section, index))
+        self.result.kept.append(f"{section}[{index}] {label}" + (f" (line {line})" if line else ""))
+        return Outcome.KEPT
+
     # Regions -----------------------------------------------------------------------------
 
     def _regions(self) -> None:
@@ -184,9 +218,7 @@ class _Loader:
         entries = sorted(self.source.section("regions"), key=lambda pair: pair[1]["kind"] == RegionKind.GROUP)
         for index, entry in entries:
             with self._at(("regions", index)):
-                for member in entry.get("members", []):
-                    self._ensure_region(member)
-                self._count("regions", self._save_region(entry))
+                self._count("regions", self._apply_region(index, entry))
         # ISO codes that rules, instruments or retention use without declaring them.
         for section in ("rules", "legal_instruments", "retention"):
             for index, entry in self.source.section(section):
@@ -194,7 +226,7 @@ class _Loader:
                     with self._at((section, index, "region")):
                         self._ensure_region(entry["region"])
 
-    def _save_region(self, entry: dict[str, Any]) -> Outcome:
+    def _apply_region(self, index: int, entry: dict[str, Any]) -> Outcome:
         code, kind = entry["code"], entry["kind"]
         official = {RegionKind.COUNTRY: country_name, RegionKind.SUBDIVISION: subdivision_name}.get(kind)
         name = entry.get("name") or (official(code) if official else "")
@@ -204,6 +236,10 @@ class _Loader:
             current = sorted(existing.members.values_list("code", flat=True))
             if (existing.name, existing.kind, current) == (name, kind, members):
                 return Outcome.UNCHANGED
+            if kept := self._differs("regions", index, entry, f"region {code}"):
+                return kept
+        for member in members:
+            self._ensure_region(member)
         region_save(code=code, name=name, kind=kind, members=members, actor=self.actor)
         return Outcome.UPDATED if existing else Outcome.CREATED
 
@@ -227,6 +263,9 @@ class _Loader:
             if existing is not None and all(getattr(existing, key) == value for key, value in fields.items()):
                 self._count("categories", Outcome.UNCHANGED)
                 continue
+            if kept := self._differs("categories", index, entry, f"category {entry['slug']}"):
+                self._count("categories", kept)
+                continue
             with self._at(("categories", index)):
                 category_save(slug=entry["slug"], **fields, actor=self.actor)
             self._count("categories", Outcome.UPDATED if existing else Outcome.CREATED)
@@ -248,6 +287,9 @@ class _Loader:
             ):
                 self._count("purposes", Outcome.UNCHANGED)
                 continue
+            if kept := self._differs("purposes", index, entry, f"purpose {entry['slug']}"):
+                self._count("purposes", kept)
+                continue
             with self._at(("purposes", index)):
                 purpose_save(slug=entry["slug"], **fields, categories=categories, actor=self.actor)
             self._count("purposes", Outcome.UPDATED if existing else Outcome.CREATED)
@@ -263,9 +305,9 @@ class _Loader:
         )
         for index, entry in entries:
             with self._at(("rules", index)):
-                self._count("rules", self._apply_rule(entry))
+                self._count("rules", self._apply_rule(index, entry))
 
-    def _apply_rule(self, entry: dict[str, Any]) -> Outcome:
+    def _apply_rule(self, index: int, entry: dict[str, Any]) -> Outcome:
         start = parse_datetime(entry["effective_from"])
         content = RuleContent.of_entry(entry)
         existing = JurisdictionRule.objects.filter(
@@ -273,6 +315,8 @@ class _Loader:
         ).first()
         if existing is not None and RuleContent.of_row(existing) == content:
             return Outcome.UNCHANGED
+        if kept := self._differs("rules", index, entry, f"{entry['region']} from {format_datetime(start)}"):
+            return kept
         draft = rule_draft(
             region=Region.objects.get(code=entry["region"]),
             status=content.status,
@@ -332,9 +376,9 @@ class _Loader:
     def _instruments(self) -> None:
         for index, entry in self.source.section("legal_instruments"):
             with self._at(("legal_instruments", index)):
-                self._count("legal_instruments", self._apply_instrument(entry))
+                self._count("legal_instruments", self._apply_instrument(index, entry))
 
-    def _apply_instrument(self, entry: dict[str, Any]) -> Outcome:
+    def _apply_instrument(self, index: int, entry: dict[str, Any]) -> Outcome:
         valid_from = parse_date(entry["valid_from"])
         content = InstrumentContent.of_entry(entry)
         # Per-employee instruments (biometric releases) are evidence, not policy: never matched.
@@ -347,6 +391,9 @@ class _Loader:
         ).first()
         if existing is not None and InstrumentContent.of_row(existing) == content:
             return Outcome.UNCHANGED
+        label = f"instrument {entry['title']!r} ({entry['kind']}, {entry['region']}, from {valid_from.isoformat()})"
+        if kept := self._differs("legal_instruments", index, entry, label):
+            return kept
         instrument_save(
             kind=entry["kind"],
             title=entry["title"],
@@ -364,9 +411,9 @@ class _Loader:
     def _retention(self) -> None:
         for index, entry in self.source.section("retention"):
             with self._at(("retention", index)):
-                self._count("retention", self._apply_retention(entry))
+                self._count("retention", self._apply_retention(index, entry))
 
-    def _apply_retention(self, entry: dict[str, Any]) -> Outcome:
+    def _apply_retention(self, index: int, entry: dict[str, Any]) -> Outcome:
         days = {
             key: entry[key] for key in ("raw_retention_days", "delete_on_withdrawal_days", "delete_on_termination_days")
         }
@@ -375,6 +422,9 @@ class _Loader:
         existing = RetentionPolicy.objects.filter(category_id=entry["category"], region=region, purpose=purpose).first()
         if existing is not None and all(getattr(existing, key) == value for key, value in days.items()):
             return Outcome.UNCHANGED
+        scope = "/".join(entry.get(key) or "any" for key in ("category", "region", "purpose"))
+        if kept := self._differs("retention", index, entry, f"retention {scope}"):
+            return kept
         retention_save(
             category=DataCategory.objects.get(slug=entry["category"]),
             region=region,
@@ -387,9 +437,9 @@ class _Loader:
     def _exclusions(self) -> None:
         for index, entry in self.source.section("exclusions"):
             with self._at(("exclusions", index)):
-                self._count("exclusions", self._apply_exclusion(entry))
+                self._count("exclusions", self._apply_exclusion(index, entry))
 
-    def _apply_exclusion(self, entry: dict[str, Any]) -> Outcome:
+    def _apply_exclusion(self, index: int, entry: dict[str, Any]) -> Outcome:
         fields = {
             "label": entry["label"],
             "reason": entry.get("reason", ExclusionReason.OTHER),
@@ -398,5 +448,7 @@ class _Loader:
         existing = ContextExclusion.objects.filter(kind=entry["kind"], pattern=entry["pattern"]).first()
         if existing is not None and all(getattr(existing, key) == value for key, value in fields.items()):
             return Outcome.UNCHANGED
+        if kept := self._differs("exclusions", index, entry, f"{entry['kind']} exclusion {entry['pattern']!r}"):
+            return kept
         exclusion_save(kind=entry["kind"], pattern=entry["pattern"], **fields, actor=self.actor)
         return Outcome.UPDATED if existing else Outcome.CREATED

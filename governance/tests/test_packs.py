@@ -11,9 +11,12 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import transaction
+from django.utils import timezone
 
 from audit.actors import Actor
 from audit.models import AuditEntry, EventType
+from audit.services import record
+from conftest import make_user
 from consentry.errors import DomainError
 from governance.models import (
     ApprovalState,
@@ -34,8 +37,10 @@ from governance.models import (
     RuleStatus,
 )
 from governance.packs import DEFAULT_PACK_PATH, PackInvalid, check_pack, export_pack, load_pack, parse_pack, read_pack
+from governance.packs.entries import entry_fingerprint
+from governance.packs.provenance import PackHistory
 from governance.packs.structure import pack_schema
-from governance.services import notice_draft
+from governance.services import exclusion_remove, notice_draft, retention_save, rule_approve, rule_draft
 
 pytestmark = pytest.mark.django_db
 
@@ -347,6 +352,207 @@ def test_changed_instruments_retention_and_exclusions_are_updated_in_place(tmp_p
     assert instrument.document_ref.endswith("-v2.pdf")
     assert LegalInstrument.objects.count() == 3
     assert RetentionPolicy.objects.get(category="screenshots", region=None).raw_retention_days == 14
+
+
+# Loading again after the policy changed ----------------------------------------------------------
+
+
+def console_successor(region: str, *, effective_from=None, **changes) -> JurisdictionRule:
+    """Legal drafts a successor of the region's approved rule in the console; a second person approves it."""
+    current = JurisdictionRule.objects.get(region=region, state=ApprovalState.APPROVED, effective_to__isnull=True)
+    draft = rule_draft(
+        region=current.region,
+        status=changes.pop("status", current.status),
+        preconditions=changes.pop("preconditions", current.preconditions),
+        blocked_categories=current.blocked_categories,
+        max_retention_days=current.max_retention_days,
+        notes=current.notes,
+        # The console starts a successor now: the pack's rule is closed there, not replaced.
+        effective_from=effective_from or timezone.now().replace(microsecond=0),
+        supersedes=current,
+        actor=Actor.for_user(make_user()),
+    )
+    return rule_approve(rule=draft, actor=Actor.for_user(make_user()))
+
+
+def test_reloading_a_pack_keeps_a_rule_approved_in_the_console_since():
+    load_default()
+    pack_rule = JurisdictionRule.objects.get(region="US-TX", state=ApprovalState.APPROVED)
+    approved = console_successor("US-TX", preconditions=["biometric_release", "company_written_policy", "dpia"])
+    before = snapshot()
+    out = io.StringIO()
+
+    call_command("load_policy_pack", stdout=out)
+
+    assert snapshot() == before
+    pack_rule.refresh_from_db()
+    assert pack_rule.effective_to == approved.effective_from
+    assert JurisdictionRule.objects.get(region="US-TX", effective_to__isnull=True) == approved
+    lines = out.getvalue().splitlines()
+    assert lines[0].endswith("already up to date.")
+    assert lines[1:] == [
+        "  Kept as changed since this pack was loaded (1), not applied again:",
+        "    rules[6] US-TX from 2026-01-01T00:00:00Z (line 234)",
+    ]
+    assert check_pack(read_pack(DEFAULT_PACK_PATH)) == []
+
+
+def test_reloading_a_pack_keeps_a_rule_the_console_replaced_from_the_same_start():
+    load_default()
+    pack_rule = JurisdictionRule.objects.get(region="US-TX", state=ApprovalState.APPROVED)
+    approved = console_successor("US-TX", effective_from=pack_rule.effective_from, status=RuleStatus.BLOCK)
+    before = snapshot()
+
+    result = load_default()
+
+    assert not result.changed
+    assert result.counts["rules"] == {"unchanged": 13, "kept": 1}
+    assert snapshot() == before
+    assert JurisdictionRule.objects.get(region="US-TX", state=ApprovalState.APPROVED) == approved
+
+
+def test_reloading_a_pack_keeps_retention_and_exclusions_changed_in_the_console_since():
+    load_default()
+    screenshots = RetentionPolicy.objects.get(category="screenshots", region=None, purpose=None)
+    retention_save(
+        category=screenshots.category,
+        raw_retention_days=10,
+        delete_on_withdrawal_days=7,
+        delete_on_termination_days=30,
+        actor=Actor.for_user(make_user()),
+    )
+    exclusion_remove(exclusion=ContextExclusion.objects.get(pattern="private_browsing"), actor=Actor.system("t"))
+    before = snapshot()
+
+    result = load_default()
+
+    assert result.counts["retention"] == {"unchanged": 7, "kept": 1}
+    assert result.counts["exclusions"] == {"unchanged": 24, "kept": 1}
+    assert snapshot() == before
+    assert RetentionPolicy.objects.get(pk=screenshots.pk).raw_retention_days == 10
+    assert not ContextExclusion.objects.filter(pattern="private_browsing").exists()
+
+
+def test_a_newer_pack_that_says_something_new_about_a_rule_changed_in_the_console_supersedes_it(tmp_path):
+    load_default()
+    start = JurisdictionRule.objects.get(region="US-TX", state=ApprovalState.APPROVED).effective_from
+    console = console_successor("US-TX", effective_from=start, status=RuleStatus.BLOCK)
+    text = DEFAULT_PACK_PATH.read_text().replace(
+        'preconditions: [company_written_policy, biometric_release]\n    effective_from: "2026-01-01T00:00:00Z"\n'
+        "    notes: >-\n      Capture or Use of Biometric Identifier Act",
+        "preconditions: [company_written_policy, biometric_release, dpia]\n"
+        '    effective_from: "2026-01-01T00:00:00Z"\n'
+        "    notes: >-\n      Capture or Use of Biometric Identifier Act",
+    )
+
+    result = load_text(tmp_path, text.replace('version: "2026.11.1"', 'version: "2026.12.1"'))
+
+    console.refresh_from_db()
+    new = JurisdictionRule.objects.get(region="US-TX", state=ApprovalState.APPROVED)
+    assert result.counts["rules"] == {"updated": 1, "unchanged": 13}
+    assert console.state == ApprovalState.SUPERSEDED
+    assert new.supersedes_id == console.pk
+    assert new.preconditions == ["biometric_release", "company_written_policy", "dpia"]
+    assert new.approved_via.startswith("policy_pack:consentry-default:2026.12.1:")
+
+
+def test_a_newer_pack_rule_that_clashes_with_a_later_console_rule_is_refused_with_a_way_out(tmp_path):
+    load_default()
+    console = console_successor("US-TX")
+    text = DEFAULT_PACK_PATH.read_text().replace(
+        'preconditions: [company_written_policy, biometric_release]\n    effective_from: "2026-01-01T00:00:00Z"\n'
+        "    notes: >-\n      Capture or Use of Biometric Identifier Act",
+        "preconditions: [company_written_policy, biometric_release, dpia]\n"
+        '    effective_from: "2026-01-01T00:00:00Z"\n'
+        "    notes: >-\n      Capture or Use of Biometric Identifier Act",
+    )
+
+    errors = rejected(tmp_path, text)
+
+    assert locations(errors) == [(237, "rules[6].effective_from")]
+    assert f"overlaps approved rule #{console.pk} in the database" in errors[0][2]
+
+
+def test_loading_an_older_pack_after_a_newer_one_keeps_what_the_newer_one_changed(tmp_path):
+    load_default()
+    newer = DEFAULT_PACK_PATH.read_text().replace(
+        "preconditions: [company_written_policy, notice_acknowledgement]\n",
+        "preconditions: [company_written_policy, notice_acknowledgement, dpia]\n",
+    )
+    load_text(tmp_path, newer.replace('version: "2026.11.1"', 'version: "2026.12.1"'))
+    before = snapshot()
+
+    result = load_default()
+
+    assert result.counts["rules"] == {"unchanged": 13, "kept": 1}
+    assert snapshot() == before
+    assert "dpia" in JurisdictionRule.objects.get(region="US-NY", state=ApprovalState.APPROVED).preconditions
+
+
+def test_the_ledger_records_what_each_load_applied():
+    load_default()
+
+    loaded = AuditEntry.objects.get(event_type=EventType.POLICY_PACK_LOADED)
+
+    source = read_pack(DEFAULT_PACK_PATH)
+    expected = {
+        entry_fingerprint(section, entry) for section in ("rules", "retention") for _, entry in source.section(section)
+    }
+    assert expected <= set(loaded.payload["entries"])
+    assert len(loaded.payload["entries"]) == len(set(loaded.payload["entries"]))
+
+
+def test_a_pack_file_the_ledger_names_only_by_digest_counts_as_applied(tmp_path):
+    # Loads recorded before entry fingerprints name the file's SHA-256 alone.
+    source = read_pack(write(tmp_path, BASE_PACK))
+    other = read_pack(write(tmp_path, BASE_PACK.replace("raw_retention_days: 30", "raw_retention_days: 31"), "b.yaml"))
+    record(
+        event_type=EventType.POLICY_PACK_LOADED,
+        actor=Actor.system("policy_pack"),
+        object_type="policy_pack",
+        object_id="acceptance:1",
+        payload={"name": "acceptance", "version": "1", "sha256": source.sha256, "counts": {}},
+    )
+
+    history = PackHistory.from_ledger()
+
+    assert all(history.applied(source, "rules", entry) for _, entry in source.section("rules"))
+    assert not any(history.applied(other, "rules", entry) for _, entry in other.section("rules"))
+
+
+def test_fingerprints_ignore_spelling_but_not_content():
+    entry = {
+        "region": "US-NY",
+        "status": "allow",
+        "effective_from": "2026-01-01T00:00:00Z",
+        "preconditions": ["dpia", "company_written_policy"],
+    }
+    same = {
+        **entry,
+        "effective_from": "2026-01-01T00:00:00+00:00",
+        "preconditions": ["company_written_policy", "dpia", "dpia"],
+        "notes": "",
+    }
+
+    assert entry_fingerprint("rules", entry) == entry_fingerprint("rules", same)
+    assert entry_fingerprint("rules", entry) != entry_fingerprint("rules", {**entry, "status": "block"})
+    assert entry_fingerprint("rules", {**entry, "preconditions": [["unhashable"]]}) is None
+
+
+def test_if_empty_seeds_a_new_installation_and_leaves_an_existing_policy_alone():
+    out = io.StringIO()
+    call_command("load_policy_pack", "--if-empty", stdout=out)
+    assert JurisdictionRule.objects.filter(state=ApprovalState.APPROVED).count() == 14
+    console_successor("US-TX")
+    before = snapshot()
+
+    call_command("load_policy_pack", "--if-empty", stdout=out)
+
+    assert snapshot() == before
+    assert out.getvalue().splitlines()[-1] == (
+        "Policy already in place; default.yaml was not loaded (--if-empty). "
+        "Load a pack explicitly to apply its changes."
+    )
 
 
 # The acceptance cases: rejected, every error located, nothing changed --------------------------

@@ -12,7 +12,7 @@ class Command(BaseCommand):
     help = "Load demo employees in several regions and users for every role, then print the logins."
 
     def handle(self, *args, **options) -> None:
-        call_command("load_policy_pack", verbosity=0)
+        call_command("load_policy_pack", if_empty=True, verbosity=0)
         try:
             rows = load_demo()
         except RuntimeError as exc:

@@ -1,4 +1,4 @@
-"""``manage.py load_policy_pack [PATH] [--check]``: load (or only check) a policy pack."""
+"""``load_policy_pack [PATH] [--check] [--if-empty]``: load (or only check) a policy pack."""
 
 from __future__ import annotations
 
@@ -7,13 +7,15 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from governance.packs import DEFAULT_PACK_PATH, PackInvalid, check_pack, load_pack, read_pack
+from governance.packs import DEFAULT_PACK_PATH, PackInvalid, check_pack, load_pack, policy_is_empty, read_pack
 
 
 class Command(BaseCommand):
     help = (
         "Load or update regions, rules, purposes, categories, notices, instruments, retention and exclusions "
-        "from a policy pack file. Idempotent: loading the same pack twice changes nothing."
+        "from a policy pack file. Idempotent: loading the same pack twice changes nothing, and an entry an "
+        "earlier load applied that was changed since (in the console or by another pack) is kept as it is now. "
+        "Example: python3 run.py manage load_policy_pack packs/2026-11.yaml"
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -21,8 +23,22 @@ class Command(BaseCommand):
             "path", nargs="?", type=Path, default=DEFAULT_PACK_PATH, help="pack file (default: the shipped pack)"
         )
         parser.add_argument("--check", action="store_true", help="validate the pack only; change nothing")
+        parser.add_argument(
+            "--if-empty",
+            action="store_true",
+            help="load only into a new installation (no rule or notice approved yet); otherwise change nothing. "
+            "run.py starts with this, so a restart never touches the policy legal maintains",
+        )
 
-    def handle(self, *args: Any, path: Path, check: bool, **options: Any) -> None:
+    def handle(self, *args: Any, path: Path, check: bool, if_empty: bool, **options: Any) -> None:
+        verbose = options.get("verbosity", 1) >= 1
+        if if_empty and not check and not policy_is_empty():
+            if verbose:
+                self.stdout.write(
+                    f"Policy already in place; {path.name} was not loaded (--if-empty). "
+                    "Load a pack explicitly to apply its changes."
+                )
+            return
         try:
             source = read_pack(path)
             if check:
@@ -34,7 +50,7 @@ class Command(BaseCommand):
             for line in exc.lines():
                 self.stderr.write(line)
             raise CommandError(f"{len(exc.errors)} error(s) in {exc.filename}; nothing was changed.") from exc
-        if options.get("verbosity", 1) >= 1:
+        if verbose:
             for line in result.summary_lines():
                 self.stdout.write(line)
 
