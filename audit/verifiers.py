@@ -173,7 +173,13 @@ def verify_live(*, now: datetime | None = None) -> Result:
                 "entries at the tail were removed or added, or the head was altered"
             )
         # A node past the last checkpoint read above is fine only if a checkpoint signed since stored it.
-        if extra is not None and not AuditCheckpoint.objects.filter(size__gte=(extra[1] + 1) << extra[0]).exists():
+        end = (extra[1] + 1) << extra[0] if extra is not None else 0
+        if extra is not None and not AuditCheckpoint.objects.filter(size__gte=end).exists():
+            if end > walk.tree.size:
+                raise not_intact(
+                    f"{_node_name(extra[0], extra[1])} is not a node of the signed tree: "
+                    f"the log ends at entry #{walk.tree.size}"
+                )
             raise not_intact(
                 f"{_node_name(extra[0], extra[1])} lies beyond the last signed checkpoint (size {upto}): "
                 "the checkpoint that stored it was deleted"

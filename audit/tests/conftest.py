@@ -24,7 +24,7 @@ TYPES = (EventType.CONSENT_GRANTED, EventType.CONSENT_WITHDRAWN, EventType.REGIO
 
 # Entries here are written at fixed past times and signed at the real clock's now, months later:
 # every such checkpoint comes far past the allowance. The tests of the allowance itself
-# (test_coverage.py) set a realistic grace instead.
+# (test_verify_coverage.py) set a realistic grace instead.
 LATE_CHECKPOINTS_ALLOWED = {
     "CONSENTRY_CHECKPOINT_GRACE_MINUTES": 100 * 365 * 24 * 60,
     "CONSENTRY_CHECKPOINT_GRACE_ENTRIES": 10**9,

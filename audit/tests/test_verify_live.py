@@ -14,19 +14,21 @@ import json
 from datetime import timedelta
 
 import pytest
+from consentry_client.verify import NotIntact, verify_proof
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
 
 from audit.chain import GENESIS_HASH, entry_hash, format_time
-from audit.merkle import Frontier, leaf_hash
-from audit.models import AuditCheckpoint, AuditEntry
+from audit.merkle import Frontier, inclusion_path, leaf_hash
+from audit.models import AuditCheckpoint, AuditEntry, AuditTreeNode
+from audit.proofs import PROOF_FORMAT, _subtrees, inclusion_proof
 from audit.services import checkpoint_create
 from audit.statements import Statement
-from audit.tests.conftest import rechain, tamper, write_entries
+from audit.tests.conftest import rechain, seed_chain, tamper, write_entries
 from audit.verifiers import verify_live
-from consentry.signing import b64url, thumbprint
+from consentry.signing import b64url, jwks, thumbprint
 
 pytestmark = pytest.mark.django_db
 POSITION = 17
@@ -260,3 +262,86 @@ def test_an_empty_ledger_verifies():
     report = verify_live()
     assert report.ok and report.size == 0
     assert GENESIS_HASH == "0" * 64
+
+
+# --- stored Merkle nodes: what inclusion proofs are built from ---------------------------------------
+
+
+@pytest.fixture
+def long_ledger():
+    """Entries #1 to #600, checkpoints at 300 and 600: stored nodes (8, 0), then (8, 1) and (9, 0)."""
+    seed_chain(300)
+    checkpoint_create()
+    seed_chain(300)
+    checkpoint_create()
+    assert set(AuditTreeNode.objects.values_list("level", "index")) == {(8, 0), (8, 1), (9, 0)}
+
+
+def _flip_node(level: int, index: int) -> None:
+    stored = AuditTreeNode.objects.get(level=level, index=index).hash
+    tamper('UPDATE audit_audittreenode SET hash = %s WHERE level = %s AND "index" = %s', (_flip(stored), level, index))
+
+
+def test_a_ledger_with_stored_nodes_verifies(long_ledger):
+    report = verify_live()
+    assert report.ok, report.findings
+    assert (report.entries, report.checkpoints) == (600, 2)
+
+
+@pytest.mark.parametrize(
+    ("level", "index", "entries"), [(8, 0, "#1 to #256"), (8, 1, "#257 to #512"), (9, 0, "#1 to #512")]
+)
+def test_a_flipped_stored_node_is_named(long_ledger, level, index, entries):
+    _flip_node(level, index)
+    problem = _first(verify_live())
+    assert f"stored Merkle node (level {level}, index {index}) over entries {entries} differs" in str(problem)
+
+
+def test_an_inclusion_proof_through_a_flipped_node_would_not_verify(long_ledger):
+    _flip_node(8, 1)
+    with pytest.raises(NotIntact, match="does not lead to checkpoint #2's root"):
+        inclusion_proof(100)
+    # Served without the server's own check, the proof fails the auditor's verifier.
+    proof = _unchecked_proof(100)
+    result = verify_proof(proof, jwks=jwks())
+    assert not result.ok
+    assert "does not lead to checkpoint #2's root" in str(result.findings[0])
+
+
+def _unchecked_proof(seq: int) -> dict:
+    entry = AuditEntry.objects.get(seq=seq)
+    checkpoint = AuditCheckpoint.objects.order_by("-number").first()
+    needed: list[tuple[int, int]] = []
+    inclusion_path(seq - 1, checkpoint.size, lambda level, position: needed.append((level, position)) or b"")
+    subtrees = _subtrees(needed)
+    path = inclusion_path(seq - 1, checkpoint.size, lambda level, position: subtrees[(level, position)])
+    return {
+        "format": PROOF_FORMAT,
+        "entry": entry.content(),
+        "entry_hash": entry.hash,
+        "leaf_index": seq - 1,
+        "tree_size": checkpoint.size,
+        "audit_path": [node.hex() for node in path],
+        "checkpoint": checkpoint.record().as_json(with_frontier=False),
+    }
+
+
+def test_a_deleted_stored_node_is_named_as_missing(long_ledger):
+    tamper('DELETE FROM audit_audittreenode WHERE level = 8 AND "index" = 1')
+    problem = _first(verify_live())
+    assert "stored Merkle node (level 8, index 1) over entries #257 to #512 is missing" in str(problem)
+
+
+def test_a_stored_node_past_the_last_checkpoint_shows_the_checkpoint_was_deleted(long_ledger):
+    tamper("DELETE FROM audit_auditcheckpoint WHERE number = 2")
+    problem = _first(verify_live())
+    assert "stored Merkle node (level 8, index 1)" in str(problem)
+    assert "beyond the last signed checkpoint (size 300)" in str(problem)
+
+
+def test_a_stored_node_that_is_no_node_of_the_tree_is_named(long_ledger):
+    tamper('INSERT INTO audit_audittreenode (level, "index", hash) VALUES (8, 5, %s)', ("ab" * 32,))
+    tamper("DELETE FROM audit_auditcheckpoint WHERE number = 2")
+    tamper('DELETE FROM audit_audittreenode WHERE level = 9 OR (level = 8 AND "index" = 1)')
+    problem = _first(verify_live())
+    assert "stored Merkle node (level 8, index 5) over entries #1281 to #1536 is not a node" in str(problem)
