@@ -59,6 +59,24 @@ def write_entries(count: int) -> list[AuditEntry]:
     ]
 
 
+def write_at(count: int, *, start: datetime, step: timedelta = timedelta(seconds=10)) -> datetime:
+    """``count`` entries ``step`` apart from ``start``; returns the last one's time."""
+    moment = start
+    for index in range(count):
+        moment = start + index * step
+        record(
+            event_type="consent.granted",
+            actor=ACTOR,
+            subject=f"E{1000 + index % 4}",
+            object_type="consent_event",
+            object_id=index,
+            region="US-NY",
+            payload={"n": index},
+            at=moment,
+        )
+    return moment
+
+
 def seed_chain(count: int, *, batch: int = 5000) -> int:
     """Append ``count`` valid entries in bulk (fast test and benchmark data); returns the new size."""
     head = AuditHead.objects.filter(pk=1).first()

@@ -13,7 +13,7 @@ import json
 import shutil
 import zipfile
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -28,13 +28,14 @@ from django.test import override_settings
 
 from audit.access import AuditAccess
 from audit.bundle import write_bundle
-from audit.chain import HASH_TAG
+from audit.chain import HASH_TAG, format_time
 from audit.merkle import Frontier, leaf_hash
 from audit.models import AuditEntry, EventType, ExportStatus
 from audit.selectors import EntryFilters
 from audit.services import checkpoint_create
 from audit.statements import MANIFEST_HEADER
-from audit.tests.conftest import LATE_CHECKPOINTS_ALLOWED, START, build_export, write_entries
+from audit.tests.conftest import LATE_CHECKPOINTS_ALLOWED, START, build_export, tamper, write_at, write_entries
+from audit.tests.conftest import rechain as ledger_rechain
 from audit.verifiers import verify_bundle
 from conftest import make_user
 from consentry.signing import b64url, jwks, public_jwk, thumbprint
@@ -499,3 +500,59 @@ def test_the_json_report_is_machine_readable(bundle, capsys):
     call_command("verify_audit", str(bundle), "--json")
     report = json.loads(capsys.readouterr().out)
     assert report["ok"] is True and report["entries"] == 46 and report["checkpoints"] == 5
+
+
+# --- how long entries waited for a signed checkpoint -------------------------------------------------
+
+
+@pytest.fixture
+def realistic_allowance(settings, media):
+    """A checkpoint every 5 minutes or 1000 entries, a 30 s poll, 10 minutes of grace: 15.5 minutes."""
+    settings.CONSENTRY_CHECKPOINT_EVERY_MINUTES = 5
+    settings.CONSENTRY_CHECKPOINT_EVERY_ENTRIES = 1000
+    settings.CONSENTRY_CHECKPOINT_POLL_SECONDS = 30
+    settings.CONSENTRY_CHECKPOINT_GRACE_MINUTES = 10
+    settings.CONSENTRY_CHECKPOINT_GRACE_ENTRIES = 100
+
+
+def _timely_ledger(start: datetime) -> None:
+    """Entries #1 to #30 from ``start``, ten seconds apart, each ten under a checkpoint a minute later."""
+    for batch in range(3):
+        last = write_at(10, start=start + batch * timedelta(minutes=3))
+        checkpoint_create(at=last + timedelta(minutes=1))
+
+
+def test_a_fresh_export_of_a_ledger_signed_in_time_states_its_allowance_and_verifies(realistic_allowance, verifier):
+    _timely_ledger(datetime.now(UTC) - timedelta(minutes=30))
+    export = build_export(make_user("auditor-timely"))
+    with zipfile.ZipFile(export.file.path) as archive:
+        manifest = json.loads(archive.read("manifest.json"))
+    assert manifest["allowance"] == {"seconds": 15 * 60 + 30, "entries": 1100}
+    ok, problems = verifier(Path(export.file.path))
+    assert ok, problems
+
+
+def test_an_export_after_checkpoints_were_deleted_and_history_rewritten_fails_at_the_first_entry(
+    realistic_allowance, verifier
+):
+    """The export signs a first checkpoint again over the rewritten log: hours after its entries."""
+    start = datetime.now(UTC) - timedelta(hours=3)
+    _timely_ledger(start)
+    tamper("DELETE FROM audit_auditcheckpoint")
+    tamper("UPDATE audit_auditentry SET actor = 'user:mallory' WHERE seq = %s", (POSITION,))
+    ledger_rechain(POSITION)
+    export = build_export(make_user("auditor-late"))
+    assert export.checkpoint.number == 1 and export.checkpoint.size == 31
+    problem = _first(verifier(Path(export.file.path)))
+    assert problem.seq == 1
+    assert f"written at {format_time(start)}, was covered by no signed checkpoint until checkpoint #1" in str(problem)
+
+
+def test_the_auditor_can_hold_a_bundle_to_their_own_allowance(realistic_allowance):
+    _timely_ledger(datetime.now(UTC) - timedelta(minutes=30))
+    path = Path(build_export(make_user("auditor-strict")).file.path)
+    strict = standalone.Allowance(seconds=30, entries=1100)
+    result = standalone.verify_bundle(path, jwks=jwks(), allowance=strict)
+    assert not result.ok
+    assert result.findings[0].seq == 1
+    assert "the allowance is 0.5 minutes or 1100 entries" in str(result.findings[0])

@@ -19,8 +19,8 @@ from django.core.management.base import CommandError
 
 from audit.chain import format_time
 from audit.models import AuditCheckpoint
-from audit.services import checkpoint_create, record
-from audit.tests.conftest import ACTOR, rechain, tamper
+from audit.services import checkpoint_create
+from audit.tests.conftest import rechain, tamper, write_at
 from audit.verifiers import checkpoint_allowance, verify_live
 
 pytestmark = pytest.mark.django_db
@@ -37,24 +37,6 @@ def allowance(settings):
     settings.CONSENTRY_CHECKPOINT_GRACE_ENTRIES = 100
 
 
-def write(count: int, *, start: datetime, step: timedelta = timedelta(seconds=10)) -> datetime:
-    """``count`` entries ``step`` apart from ``start``; returns the last one's time."""
-    moment = start
-    for index in range(count):
-        moment = start + index * step
-        record(
-            event_type="consent.granted",
-            actor=ACTOR,
-            subject=f"E{1000 + index % 4}",
-            object_type="consent_event",
-            object_id=index,
-            region="US-NY",
-            payload={"n": index},
-            at=moment,
-        )
-    return moment
-
-
 @pytest.fixture
 def ledger() -> datetime:
     """Entries #1 to #45, ten seconds apart; checkpoints #1 to #4 at 10, 20, 30, 40, each a minute late.
@@ -63,10 +45,10 @@ def ledger() -> datetime:
     """
     moment = T0
     for _ in range(4):
-        last = write(10, start=moment)
+        last = write_at(10, start=moment)
         checkpoint_create(at=last + timedelta(minutes=1))
         moment = last + timedelta(minutes=2)
-    return write(5, start=moment)
+    return write_at(5, start=moment)
 
 
 def _first(report):
@@ -92,7 +74,7 @@ def test_a_ledger_signed_in_time_verifies_and_notes_its_young_tail(ledger):
 
 
 def test_a_fresh_ledger_without_a_checkpoint_yet_verifies():
-    last = write(3, start=T0)
+    last = write_at(3, start=T0)
     report = verify_live(now=last + timedelta(minutes=4))
     assert report.ok, report.findings
     assert (report.entries, report.checkpoints) == (3, 0)
@@ -144,7 +126,7 @@ def test_the_first_checkpoint_deleted_leaves_no_genesis(ledger):
 def test_a_tail_too_long_for_the_allowance_fails_however_young(settings):
     settings.CONSENTRY_CHECKPOINT_EVERY_ENTRIES = 5
     settings.CONSENTRY_CHECKPOINT_GRACE_ENTRIES = 5
-    last = write(12, start=T0, step=timedelta(seconds=1))
+    last = write_at(12, start=T0, step=timedelta(seconds=1))
     problem = _first(verify_live(now=last + timedelta(seconds=5)))
     assert problem.seq == 1
     assert "12 entries later" in problem.message
@@ -165,7 +147,7 @@ def test_verify_audit_names_the_first_uncovered_entry(ledger, capsys):
 
 
 def test_verify_audit_prints_the_young_tail(capsys):
-    write(2, start=datetime.now(UTC) - timedelta(minutes=1))
+    write_at(2, start=datetime.now(UTC) - timedelta(minutes=1))
     call_command("verify_audit")
     out = capsys.readouterr().out
     assert "OK: live ledger verified: 2 entries, tree of 2, 0 signed checkpoints" in out

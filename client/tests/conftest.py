@@ -68,7 +68,9 @@ def make_entries(count: int) -> list[dict]:
     return entries
 
 
-def make_checkpoints(entries: list[dict], sizes: list[int], signer: Signer) -> list[dict]:
+def make_checkpoints(
+    entries: list[dict], sizes: list[int], signer: Signer, *, times: list[str] | None = None
+) -> list[dict]:
     hashes = [line["hash"] for line in entries]
     checkpoints, previous = [], ""
     for number, size in enumerate(sizes, start=1):
@@ -81,7 +83,7 @@ def make_checkpoints(entries: list[dict], sizes: list[int], signer: Signer) -> l
             root=tree.root().hex(),
             head=hashes[size - 1],
             prev_signature=previous,
-            issued_at=f"2026-03-02T00:00:{number:02d}.000000Z",
+            issued_at=times[number - 1] if times else f"2026-03-02T00:00:{number:02d}.000000Z",
             kid=signer.kid,
             signature="",
             frontier=tuple(value.hex() for value in tree.stack),
@@ -99,9 +101,15 @@ def write_bundle(
     *,
     selected: list[int] | None = None,
     from_size: int = 0,
+    to_size: int | None = None,
+    manifest_extra: dict | None = None,
 ) -> Path:
-    """A bundle in the consentry-audit-export/v1 layout; ``selected`` seqs make it a filtered one."""
-    to_size = checkpoints[-1]["size"]
+    """A bundle in the consentry-audit-export/v1 layout; ``selected`` seqs make it a filtered one.
+
+    ``to_size`` past the last checkpoint leaves entries uncovered; ``manifest_extra`` adds signed
+    manifest fields (``allowance``, ``requested_at``).
+    """
+    to_size = to_size or checkpoints[-1]["size"]
     lines = [line for line in entries if selected is None or line["entry"]["seq"] in selected]
     files = {
         "entries.jsonl": b"".join(canonical(line) + b"\n" for line in lines),
@@ -117,6 +125,7 @@ def write_bundle(
         "checkpoints": {"file": "checkpoints.jsonl"},
         "keys": "keys.json",
         "files": {name: hashlib.sha256(data).hexdigest() for name, data in files.items()},
+        **(manifest_extra or {}),
     }
     raw = json.dumps(manifest, indent=2, sort_keys=True).encode()
     files["manifest.json"] = raw

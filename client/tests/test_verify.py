@@ -16,7 +16,7 @@ import pytest
 from consentry_client.merkle import CompactTree, leaf, root_from_path, tree_root
 from consentry_client.verify import main, verify_bundle, verify_proof
 
-from .conftest import Signer, canonical, entry_hash, make_proof, write_bundle
+from .conftest import Signer, canonical, entry_hash, make_checkpoints, make_entries, make_proof, write_bundle
 
 POSITION = 17
 
@@ -270,3 +270,86 @@ def test_json_reports_carry_the_first_bad_entry(tmp_path, ledger, signer):
     result = verify_bundle(write_bundle(tmp_path / "b.zip", broken, checkpoints, signer), jwks=signer.jwks())
     assert result.as_json()["first_bad_entry"] == POSITION
     assert canonical({"b": 1, "a": 2}) == b'{"a":2,"b":1}'
+
+
+# --- how long entries waited for a signed checkpoint -------------------------------------------------
+
+# Entry #n is written at 09:00:00 + n seconds on 2026-03-01; the deployment promised 15.5 minutes.
+ALLOWANCE = {"allowance": {"seconds": 930, "entries": 1100}, "requested_at": "2026-03-01T09:02:00.000000Z"}
+
+
+def _at(minute: int, second: int = 0) -> str:
+    return f"2026-03-01T{9 + minute // 60:02d}:{minute % 60:02d}:{second:02d}.000000Z"
+
+
+def _timed_bundle(tmp_path, signer, *, sizes, times, to_size=None, extra=ALLOWANCE):
+    entries = make_entries(45)
+    checkpoints = make_checkpoints(entries, sizes, signer, times=times)
+    return write_bundle(tmp_path / "b.zip", entries, checkpoints, signer, to_size=to_size, manifest_extra=extra)
+
+
+def test_a_bundle_whose_checkpoints_came_in_time_verifies(tmp_path, signer):
+    path = _timed_bundle(tmp_path, signer, sizes=[10, 20, 30, 45], times=[_at(1), _at(1, 5), _at(1, 10), _at(1, 20)])
+    result = verify_bundle(path, jwks=signer.jwks())
+    assert result.ok, result.findings
+    assert result.notes == []
+
+
+def test_a_checkpoint_signed_past_the_allowance_fails_at_the_first_entry_it_covers(tmp_path, signer):
+    """Checkpoint #3 was deleted and signed again an hour later, over entries #21 to #30."""
+    path = _timed_bundle(tmp_path, signer, sizes=[10, 20, 30, 45], times=[_at(1), _at(1, 5), _at(60), _at(61)])
+    problem = _first(verify_bundle(path, jwks=signer.jwks()))
+    assert problem.seq == 21
+    assert "written at 2026-03-01T09:00:21.000000Z, was covered by no signed checkpoint until checkpoint #3" in (
+        problem.message
+    )
+    assert "59.6 minutes later (the allowance is 15.5 minutes or 1100 entries)" in problem.message
+
+
+def test_a_checkpoint_over_more_entries_than_the_allowance_fails(tmp_path, signer):
+    extra = {**ALLOWANCE, "allowance": {"seconds": 930, "entries": 12}}
+    times = [_at(1), _at(1, 5), _at(1, 10), _at(1, 20)]
+    path = _timed_bundle(tmp_path, signer, sizes=[10, 20, 30, 45], times=times, extra=extra)
+    problem = _first(verify_bundle(path, jwks=signer.jwks()))
+    assert problem.seq == 31
+    assert "15 entries later" in problem.message
+
+
+def test_entries_past_the_last_checkpoint_are_young_against_the_exports_signed_time(tmp_path, signer):
+    path = _timed_bundle(tmp_path, signer, sizes=[10, 20, 30], times=[_at(1), _at(1, 5), _at(1, 10)], to_size=45)
+    result = verify_bundle(path, jwks=signer.jwks())
+    assert result.ok, result.findings
+    assert result.notes[0].startswith("not yet covered: 15 entries (young): entries #31 to #45")
+
+
+def test_entries_past_the_last_checkpoint_older_than_the_allowance_fail(tmp_path, signer):
+    extra = {**ALLOWANCE, "requested_at": _at(60)}
+    times = [_at(1), _at(1, 5), _at(1, 10)]
+    path = _timed_bundle(tmp_path, signer, sizes=[10, 20, 30], times=times, to_size=45, extra=extra)
+    problem = _first(verify_bundle(path, jwks=signer.jwks()))
+    assert problem.seq == 31
+    assert "was covered by no signed checkpoint until the export (2026-03-01T10:00:00.000000Z)" in problem.message
+
+
+def test_a_checkpoint_deleted_from_the_middle_of_a_bundle_breaks_the_chain(tmp_path, signer):
+    entries = make_entries(45)
+    checkpoints = make_checkpoints(entries, [10, 20, 30, 45], signer, times=[_at(1), _at(1, 5), _at(1, 10), _at(1, 20)])
+    del checkpoints[1]
+    path = write_bundle(tmp_path / "b.zip", entries, checkpoints, signer, manifest_extra=ALLOWANCE)
+    problem = _first(verify_bundle(path, jwks=signer.jwks()))
+    assert problem.checkpoint == 3
+    assert "a checkpoint is missing" in problem.message
+
+
+def test_without_a_stated_allowance_the_bundle_says_so_and_the_auditor_can_pass_one(tmp_path, ledger, signer, capsys):
+    entries, checkpoints = ledger
+    path = write_bundle(tmp_path / "b.zip", entries, checkpoints, signer)
+    result = verify_bundle(path, jwks=signer.jwks())
+    assert result.ok
+    assert any("states no checkpoint allowance" in note for note in result.notes)
+    (tmp_path / "jwks.json").write_text(json.dumps(signer.jwks()))
+    keys = ["--keys", str(tmp_path / "jwks.json")]
+    # The ledger's checkpoints were signed about fifteen hours after their entries.
+    assert main(["bundle", str(path), *keys, "--allowance-minutes", "15.5", "--allowance-entries", "1100"]) == 1
+    assert "entry #1: written at 2026-03-01T09:00:01.000000Z" in capsys.readouterr().out
+    assert main(["bundle", str(path), *keys, "--allowance-minutes", "1440", "--allowance-entries", "1100"]) == 0
