@@ -1,11 +1,16 @@
 #!/usr/bin/env python3
 """Set up and run Consentry with nothing but Python installed.
 
-    python run.py          set up, then start web server, Celery worker and beat
-                           on SQLite and the embedded broker, with demo data
-    python run.py test     set up, then lint and run the whole test suite on
-                           SQLite and on PostgreSQL
-    python run.py setup    only create the virtualenv and install dependencies
+    python3 run.py                 set up, then start web server, Celery worker and
+                                   beat on SQLite and the embedded broker, with the
+                                   default policy pack and demo data
+    python3 run.py manage CMD ...  set up, then run a management command
+                                   (python manage.py CMD ... in the virtualenv);
+                                   exits with the command's status
+    python3 run.py test [ARGS]     set up, then lint and run the whole test suite on
+                                   SQLite and on PostgreSQL (ARGS go to pytest)
+    python3 run.py setup           only create the virtualenv and install dependencies
+    python3 run.py clean           delete the local state (database, queue, secrets)
 
 Uses only the standard library until the virtualenv exists. Safe to run again:
 every step is idempotent.
@@ -50,27 +55,48 @@ def run(*args: str | Path, env: dict[str, str] | None = None, check: bool = True
     return result.returncode
 
 
+def _stamp(requirements: str) -> Path:
+    """The marker file saying ``requirements`` (and the runtime set) are installed as they are now."""
+    wanted = hashlib.sha256()
+    for name in sorted({requirements, "requirements.txt"}):
+        wanted.update((ROOT / name).read_bytes())
+    return VENV / f".installed-{Path(requirements).stem}-{wanted.hexdigest()[:16]}"
+
+
 def ensure_venv(requirements: str) -> None:
     """Create .venv and install ``requirements`` unless the same set is already installed."""
     if not PY.exists():
         say(f"creating virtualenv in {VENV}")
         venv.EnvBuilder(with_pip=True).create(VENV)
-    wanted = hashlib.sha256()
-    for name in sorted({requirements, "requirements.txt"}):
-        wanted.update((ROOT / name).read_bytes())
-    stamp = VENV / f".installed-{Path(requirements).stem}-{wanted.hexdigest()[:16]}"
-    if stamp.exists():
+    stamp = _stamp(requirements)
+    # The test requirements include the runtime ones, so a current test install will do for running.
+    if stamp.exists() or (requirements == "requirements.txt" and _stamp("requirements-dev.txt").exists()):
         return
     say(f"installing {requirements}")
     run(PY, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--upgrade", "pip")
     run(PY, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r", requirements)
-    for old in VENV.glob(f".installed-{Path(requirements).stem}-*"):
+    # Exactly 16 characters of digest: "requirements-*" must not match "requirements-dev-…".
+    for old in VENV.glob(f".installed-{Path(requirements).stem}-{'?' * 16}"):
         old.unlink()
     stamp.touch()
 
 
 def manage(*args: str, env: dict[str, str]) -> None:
     run(PY, "manage.py", *args, env=env)
+
+
+def manage_command(args: list[str]) -> int:
+    """Run ``manage.py`` with ``args`` in the virtualenv; returns its exit status."""
+    ensure_venv("requirements.txt")
+    if not args:
+        args = ["help"]
+    # The local defaults ``start`` uses, so a command sees the same state folder and settings.
+    env = {**os.environ}
+    env.setdefault("DJANGO_DEBUG", "true")
+    try:
+        return subprocess.run([str(PY), "manage.py", *args], cwd=ROOT, env=env).returncode  # noqa: S603
+    except KeyboardInterrupt:
+        return 130
 
 
 def start() -> None:
@@ -194,6 +220,8 @@ def main() -> None:
         start()
     elif command == "test":
         test(sys.argv[2:])
+    elif command == "manage":
+        sys.exit(manage_command(sys.argv[2:]))
     elif command == "setup":
         ensure_venv("requirements-dev.txt")
     elif command == "clean":

@@ -149,7 +149,7 @@ def load_demo() -> list[tuple[str, str, str]]:
     passwords, fresh = _passwords()
     notice = current_notice(at=timezone.now())
     if notice is None:
-        raise RuntimeError("No current notice: load the policy pack first (manage.py load_policy_pack).")
+        raise RuntimeError("No current notice: load the policy pack first (python3 run.py manage load_policy_pack).")
     groups = ensure_roles()
     rows = []
     with transaction.atomic():

@@ -1,4 +1,4 @@
-"""python manage.py load_demo: demo employees, users for every role, some consent; prints logins."""
+"""``python3 run.py manage load_demo``: demo employees, users for every role, some consent; prints logins."""
 
 from __future__ import annotations
 

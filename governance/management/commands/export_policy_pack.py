@@ -1,4 +1,4 @@
-"""``manage.py export_policy_pack [--output PATH]``: the approved policy as a pack file."""
+"""``python3 run.py manage export_policy_pack [--output PATH]``: the approved policy as a pack file."""
 
 from __future__ import annotations
 
