@@ -129,6 +129,9 @@ def _parse_row(row: dict, number: int, parsed: ParsedFile) -> None:
     values["country"] = country
     values["region"] = _region(country, values.get("region", ""))
     values["status"] = (values.get("status") or EmployeeStatus.ACTIVE).lower()
+    # Provisioning names a person without a display name by their HR id: the same
+    # file imported again must then leave them unchanged, not blank the name.
+    values["display_name"] = values.get("display_name") or values.get("hr_id", "")
     record = HRRecord(**{_FIELD.get(name, name): value for name, value in values.items()})
     errors = record.errors()
     if "country" in errors:

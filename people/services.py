@@ -270,10 +270,11 @@ def employee_apply_hr_record(*, hr_record: HRRecord, actor: Actor, employee: Emp
                         code="immutable",
                         errors={"hr_id": f"Stays {employee.hr_id!r}."},
                     )
-                details = {name: getattr(hr_record, name) for name in _DETAIL_FIELDS}
-                # As at provisioning: no display name means the HR id, not a change to blank.
-                details["display_name"] = details["display_name"] or employee.hr_id
-                employee = employee_update_details(employee=employee, actor=actor, **details)
+                employee = employee_update_details(
+                    employee=employee,
+                    actor=actor,
+                    **{name: getattr(hr_record, name) for name in _DETAIL_FIELDS},
+                )
                 employee = employee_transfer(
                     employee=employee, country=hr_record.country, subdivision=hr_record.subdivision, actor=actor
                 )

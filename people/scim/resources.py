@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import pycountry
 from pydantic import EmailStr, Field
 from scim2_models import (
     URN,
@@ -42,6 +43,12 @@ USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
 ENTERPRISE_SCHEMA = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 MAX_RESULTS = 200
 
+# Published as canonicalValues (RFC 7643 §7), so a generic client picks codes the
+# server accepts: every ISO 3166-1 alpha-2 country and every full ISO 3166-2
+# subdivision code pycountry knows, the tables people.iso3166 checks against.
+COUNTRY_CODES = sorted(country.alpha_2 for country in pycountry.countries)
+SUBDIVISION_CODES = sorted(subdivision.code for subdivision in pycountry.subdivisions)
+
 
 class WorkEmail(ComplexAttribute):
     """The employee's work e-mail address; other addresses are not kept."""
@@ -59,11 +66,11 @@ class WorkAddress(ComplexAttribute):
     type: Annotated[str | None, Required.true] = Field(None, examples=["work"])
     """Always "work": only the work address decides the jurisdiction."""
 
-    country: Annotated[str | None, Required.true] = None
+    country: Annotated[str | None, Required.true] = Field(None, examples=COUNTRY_CODES)
     """ISO 3166-1 alpha-2 country code, e.g. "US"."""
 
-    region: str | None = None
-    """ISO 3166-2 subdivision, either full ("US-NY") or without the country prefix ("NY")."""
+    region: str | None = Field(None, examples=SUBDIVISION_CODES)
+    """ISO 3166-2 subdivision code of the country, e.g. "US-NY" (also accepted without the prefix, "NY")."""
 
 
 class User(Resource):

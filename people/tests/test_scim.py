@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
+import pycountry
 import pytest
 from django.utils import timezone
 
@@ -238,6 +239,16 @@ def test_discovery_describes_the_user_schema_and_its_extension(hr_client):
     enterprise = hr_client.get(f"/scim/v2/Schemas/{ENTERPRISE}").json()
     number = next(a for a in enterprise["attributes"] if a["name"] == "employeeNumber")
     assert number["mutability"] == "immutable" and number["required"]
+
+
+def test_the_schema_lists_the_iso_codes_the_server_accepts_as_canonical_values(hr_client):
+    schema = hr_client.get("/scim/v2/Schemas/urn:ietf:params:scim:schemas:core:2.0:User").json()
+    addresses = next(a for a in schema["attributes"] if a["name"] == "addresses")
+    sub = {attribute["name"]: attribute for attribute in addresses["subAttributes"]}
+    assert sub["country"]["canonicalValues"] == sorted(c.alpha_2 for c in pycountry.countries)
+    # Full ISO 3166-2 codes: what the server returns, and accepts as sent (test_scim_compliance.py).
+    assert sub["region"]["canonicalValues"] == sorted(s.code for s in pycountry.subdivisions)
+    assert "US-NY" in sub["region"]["canonicalValues"]
 
 
 # Changes -----------------------------------------------------------------------
