@@ -22,6 +22,7 @@ from audit.actors import Actor
 from consentry.errors import Forbidden, NotFound
 from consentry.idempotency import idempotent
 from consentry.openapi import IDEMPOTENCY_KEY
+from consentry.outages import is_database_outage
 from decisions import engine
 from decisions.datakeys import b64, data_keys_release
 from decisions.parsers import (
@@ -88,7 +89,7 @@ class DecisionUnavailable(exceptions.APIException):
 
     status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     default_detail = "Decisions are unavailable right now; treat this as a denial and retry later."
-    default_code = "unavailable"
+    default_code = "dependency_unavailable"
 
 
 def _context(data: dict[str, Any] | None) -> engine.Context:
@@ -240,6 +241,8 @@ class CaptureDecisionView(APIView):
             # No moment passed: a grant is decided at a moment taken under the employee's lock.
             outcome = capture_decide(token=token, request=_capture_request(data), policy=policy, reads=reads)
         except DatabaseError as exc:
+            if is_database_outage(exc):
+                raise  # consentry.problems answers it: 503 dependency_unavailable, logged in one line
             logger.exception("capture decision failed")
             raise DecisionUnavailable() from exc
         response = Response(CAPTURE_OUTPUT.to_representation(_decision_body(outcome, revocation_cursor=cursor)))
@@ -301,6 +304,8 @@ class SimulateView(APIView):
             at = data.get("at") or timezone.now()
             outcome = capture_simulate(employee=employee, request=_capture_request(data), at=at)
         except DatabaseError as exc:
+            if is_database_outage(exc):
+                raise  # consentry.problems answers it: 503 dependency_unavailable, logged in one line
             logger.exception("simulation failed")
             raise DecisionUnavailable() from exc
         body = _decision_body(outcome)
@@ -430,6 +435,8 @@ class UseDecisionView(APIView):
             self._audit(token, evaluator, batch_id=batch_id, media_type="application/json", complete=True)
             keys = dict(data_keys_release(sorted(evaluator.released))) if release_keys else None
         except DatabaseError as exc:
+            if is_database_outage(exc):
+                raise  # consentry.problems answers it: 503 dependency_unavailable, logged in one line
             logger.exception("use decision failed")
             raise DecisionUnavailable() from exc
         body: dict[str, Any] = {
@@ -492,6 +499,8 @@ class UseDecisionView(APIView):
         try:
             policy = current_policy()
         except DatabaseError as exc:
+            if is_database_outage(exc):
+                raise  # consentry.problems answers it: 503 dependency_unavailable, logged in one line
             logger.exception("use decision failed")
             raise DecisionUnavailable() from exc
         release_keys = query.validated_data["release_keys"]
@@ -565,7 +574,7 @@ class TokenListView(TokenViewMixin, generics.ListAPIView):
             OpenApiParameter("kind", str, enum=["device", "pipeline", "user", "hr"]),
             OpenApiParameter("state", str, enum=["active", "expired", "revoked"]),
         ],
-        responses={(200, "application/json"): TokenSerializer(many=True), **problems(401, 403)},
+        responses={(200, "application/json"): TokenSerializer(many=True), **problems(401, 403, 422, 429)},
     )
     def get(self, request: Request, *args, **kwargs) -> Response:
         return super().get(request, *args, **kwargs)

@@ -137,6 +137,8 @@ class Personas:
     hr: APIClient
     writer: APIClient
     reader: APIClient
+    device_in_view: APIClient
+    pipeline_in_view: APIClient
     portal: Client
 
 
@@ -147,10 +149,10 @@ def bearer(raw: str) -> APIClient:
     return api
 
 
-def forced(user) -> APIClient:
+def forced(user=None, token=None) -> APIClient:
     """Authenticated without the database, so the request reaches the view and the idempotency layer."""
     api = APIClient(raise_request_exception=False)
-    api.force_authenticate(user)
+    api.force_authenticate(user, token)
     return api
 
 
@@ -161,16 +163,18 @@ def personas(db) -> Personas:
     employee = make_employee(country="US", subdivision="US-NY", user=make_user("nina"))
     portal = Client(raise_request_exception=False)
     portal.force_login(employee.user)
+    device, device_raw = token_issue(kind="device", name="laptop", employee=employee, device_id="laptop", actor=SYSTEM)
+    pipeline, pipeline_raw = token_issue(kind="pipeline", name="trainer", purposes=[PURPOSE], actor=SYSTEM)
     return Personas(
-        device=bearer(
-            token_issue(kind="device", name="laptop", employee=employee, device_id="laptop", actor=SYSTEM)[1]
-        ),
-        pipeline=bearer(token_issue(kind="pipeline", name="trainer", purposes=[PURPOSE], actor=SYSTEM)[1]),
+        device=bearer(device_raw),
+        pipeline=bearer(pipeline_raw),
         admin=bearer(token_issue(kind="user", name="root", user=root, actor=SYSTEM)[1]),
         employee=bearer(token_issue(kind="user", name="nina", user=employee.user, actor=SYSTEM)[1]),
         hr=bearer(token_issue(kind="hr", name="workday", actor=SYSTEM)[1]),
         writer=forced(employee.user),
         reader=forced(root),
+        device_in_view=forced(token=device),
+        pipeline_in_view=forced(token=pipeline),
         portal=portal,
     )
 
@@ -220,6 +224,12 @@ def api_calls(p: Personas) -> dict:
         "me/consent": lambda: p.employee.get("/api/v1/me/consent"),
         # Already authenticated: the view's selector and serializer, and the idempotency layer.
         "audit entries": lambda: p.reader.get("/api/v1/audit/entries"),
+        "capture, in the view": lambda: p.device_in_view.post(
+            "/api/v1/decisions/capture", {"purpose": PURPOSE, "categories": ["keystrokes"]}, format="json"
+        ),
+        "use, in the view": lambda: p.pipeline_in_view.post(
+            "/api/v1/decisions/use", {"purpose": PURPOSE, "records": [RECORD]}, format="json"
+        ),
         "idempotent write": lambda: p.writer.post(
             "/api/v1/me/rights-requests", {"kind": "access"}, format="json", HTTP_IDEMPOTENCY_KEY="outage-1"
         ),
