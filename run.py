@@ -22,6 +22,7 @@ import hashlib
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -99,6 +100,36 @@ def manage_command(args: list[str]) -> int:
         return 130
 
 
+class StartupFailed(Exception):
+    """The web server did not come up: it exited, or did not answer in time."""
+
+
+def wait_for_port(
+    port: int,
+    *,
+    process: subprocess.Popen | None = None,
+    host: str = "127.0.0.1",
+    timeout: float = 60.0,
+    interval: float = 0.2,
+) -> None:
+    """Return once ``host:port`` accepts a connection; raise ``StartupFailed`` if ``process`` exits or time runs out."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if process is not None and process.poll() is not None:
+            raise StartupFailed(
+                f"the web server exited with status {process.returncode} before it answered on {host}:{port}; "
+                "its output is above"
+            )
+        try:
+            with socket.create_connection((host, port), timeout=interval):
+                return
+        except OSError:
+            pass
+        if time.monotonic() >= deadline:
+            raise StartupFailed(f"the web server did not answer on {host}:{port} within {timeout:g} seconds")
+        time.sleep(interval)
+
+
 def start() -> None:
     ensure_venv("requirements.txt")
     env = {**os.environ}
@@ -116,8 +147,6 @@ def start() -> None:
         name: subprocess.Popen([str(a) for a in cmd], cwd=ROOT, env=env)  # noqa: S603
         for name, cmd in processes.items()
     }
-    say(f"Consentry is running at http://127.0.0.1:{port}/  (admin: /admin/, API docs: /api/docs/)")
-    say("press Ctrl-C to stop web server, worker and beat")
 
     def stop(*_: object) -> None:
         for child in children.values():
@@ -130,6 +159,19 @@ def start() -> None:
                 child.kill()
 
     signal.signal(signal.SIGTERM, lambda *a: (stop(), sys.exit(0)))
+    # Say it is running only once it is: the port answers.
+    try:
+        wait_for_port(int(port), process=children["web"])
+    except StartupFailed as failure:
+        stop()
+        sys.exit(f"Consentry did not start: {failure}; stopped the worker and beat")
+    except KeyboardInterrupt:
+        say("stopping")
+        stop()
+        return
+    say(f"Consentry is running at http://127.0.0.1:{port}/  (admin: /admin/, API docs: /api/docs/)")
+    say("sign in with a demo login printed above; legal, approver and auditor logins enrol TOTP (docs/sign-in.md)")
+    say("press Ctrl-C to stop web server, worker and beat")
     try:
         while True:
             for name, child in children.items():

@@ -45,8 +45,15 @@ def checkpoint_tick() -> int | None:
 
 @shared_task(name="audit.queue_seal", ignore_result=True, soft_time_limit=120, time_limit=150)
 def queue_seal() -> int:
-    """Chain the entries queued since the last run (``record_queued``)."""
-    return services.queue_seal()
+    """Chain the entries queued since the last run (``record_queued``).
+
+    Beat runs this every second, so the worker and beat do not log its routine
+    runs (``consentry.log_filters.QUIET_TASKS``): it says itself when it sealed something.
+    """
+    sealed = services.queue_seal()
+    if sealed:
+        logger.info("sealed %d queued audit entries into the chain", sealed)
+    return sealed
 
 
 @shared_task(name="audit.verify_daily", ignore_result=True, soft_time_limit=3000, time_limit=3600)

@@ -19,6 +19,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from consentry.env import env_bool, env_int, env_list, env_rate, env_str
 from consentry.localstate import ed25519_pem, random_key_b64, random_token, secret
+from consentry.log_filters import ROUTINE_TASK_LOGGERS
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 STATE_DIR = Path(env_str("CONSENTRY_STATE_DIR", str(BASE_DIR / ".state"))).resolve()
@@ -442,8 +443,20 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "filters": {
+        "quiet_routine_tasks": {"()": "consentry.log_filters.QuietRoutineTasks"},
+        "client_errors_without_traceback": {"()": "consentry.log_filters.ClientErrorsWithoutTraceback"},
+    },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "loggers": {
+        # Django's own console handler (debug) would print every request warning a second time.
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
+        # A refused page (403) or a missing one (404) is one line, not a traceback.
+        "django.request": {"filters": ["client_errors_without_traceback"]},
+        # The audit sealer runs every second: its routine runs are not logged.
+        **{name: {"filters": ["quiet_routine_tasks"]} for name in ROUTINE_TASK_LOGGERS},
+    },
 }
 
 # API protection: idempotency keys, rate limits, body size, cache.
