@@ -174,7 +174,7 @@ class CheckpointList(APIView):
         operation_id="audit_checkpoints_list",
         summary="Signed checkpoints, newest first, and the audit public keys",
         parameters=[OpenApiParameter("limit", int), OpenApiParameter("offset", int)],
-        responses={200: CheckpointSerializer(many=True), 401: PROBLEM, 403: PROBLEM},
+        responses={200: CheckpointSerializer(many=True), 401: PROBLEM, 403: PROBLEM, 422: PROBLEM},
     )
     def get(self, request: Request) -> Response:
         paginator = self.pagination_class()
@@ -205,7 +205,7 @@ class ExportList(APIView):
         operation_id="audit_exports_list",
         summary="Your export jobs, newest first",
         parameters=[OpenApiParameter("limit", int), OpenApiParameter("offset", int)],
-        responses={200: ExportSerializer(many=True), 401: PROBLEM, 403: PROBLEM},
+        responses={200: ExportSerializer(many=True), 401: PROBLEM, 403: PROBLEM, 422: PROBLEM},
     )
     def get(self, request: Request) -> Response:
         paginator = self.pagination_class()

@@ -98,6 +98,12 @@ def problem_example(status: int, code: str, detail: str, errors: dict | None = N
 WRITE_ERRORS = (400, 401, 403, 413, 422, 429)
 READ_ERRORS = (401, 403, 429)
 
+# consentry.pagination.ApiPagination's query parameters, for lists whose paginator the schema cannot see.
+PAGINATION = [
+    OpenApiParameter("limit", int, description="Page size, at least 1 (default 100); above 1000 it is cut to 1000."),
+    OpenApiParameter("offset", int, description="How many to skip, at least 0 (default 0)."),
+]
+
 IDEMPOTENCY_KEY = OpenApiParameter(
     "Idempotency-Key",
     str,

@@ -301,7 +301,7 @@ class RightsRequestListView(APIView):
             OpenApiParameter("limit", int, description="Page size (default 100)."),
             OpenApiParameter("offset", int),
         ],
-        responses={200: StaffRightsRequestSerializer(many=True), **problem_responses(*READ_ERRORS)},
+        responses={200: StaffRightsRequestSerializer(many=True), **problem_responses(*READ_ERRORS, 422)},
     )
     def get(self, request: Request) -> Response:
         requests = _visible(request)

@@ -10,7 +10,14 @@ from __future__ import annotations
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 
-from consentry.openapi import IDEMPOTENCY_KEY, READ_ERRORS, WRITE_ERRORS, problem_example, problem_responses
+from consentry.openapi import (
+    IDEMPOTENCY_KEY,
+    PAGINATION,
+    READ_ERRORS,
+    WRITE_ERRORS,
+    problem_example,
+    problem_responses,
+)
 from governance.serializers import ApprovalSerializer
 
 TAG = "Policy administration"
@@ -113,7 +120,7 @@ def collection_schema(name: str, output, input_, *, scoped: bool = False, filter
             operation_id=f"{operation}_list",
             summary=f"List {noun}",
             description=f"Paginated (limit, offset).{scope_note}",
-            parameters=_filters(filters),
+            parameters=[*_filters(filters), *PAGINATION],
             responses={200: output(many=True), **problem_responses(*READ_ERRORS, 422)},
         ),
         post=extend_schema(

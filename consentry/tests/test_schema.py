@@ -177,3 +177,17 @@ def test_every_scim_operation_documents_its_errors_in_scim_s_format(client):
             content = responses[code]["content"]
             assert list(content) == ["application/scim+json"], (route, method, code)
             assert content["application/scim+json"]["schema"] == {"$ref": "#/components/schemas/ScimError"}
+
+
+def test_every_paginated_list_documents_that_a_bad_limit_or_offset_is_invalid_input(client):
+    paths = client.get("/api/schema/", HTTP_ACCEPT="application/json").json()["paths"]
+    paginated = [
+        (route, operation)
+        for route, item in paths.items()
+        for operation in item.values()
+        if {"limit", "offset"} <= {parameter["name"] for parameter in operation.get("parameters", [])}
+    ]
+
+    assert len(paginated) >= 10
+    for route, operation in paginated:
+        assert "422" in operation["responses"], route
