@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiExample, OpenApiRequest, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import exceptions, parsers, serializers
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.request import Request
@@ -94,7 +94,7 @@ class PeopleImportView(APIView):
             "`CONSENTRY_CSV_MAX_ROWS` rows (422) and `CONSENTRY_CSV_MAX_BYTES` bytes (413)."
         ),
         parameters=[IDEMPOTENCY_KEY],
-        request=OpenApiRequest({CSV_MEDIA_TYPE: {"type": "string", "format": "binary"}}),
+        request={CSV_MEDIA_TYPE: OpenApiTypes.BINARY},
         examples=[OpenApiExample("One employee", value=_EXAMPLE_CSV, request_only=True, media_type=CSV_MEDIA_TYPE)],
         responses={
             200: OpenApiResponse(ImportSummarySerializer, description="Imported in one transaction."),
