@@ -43,6 +43,7 @@ from audit.proofs import stored_root
 from audit.statements import audit_jwks, audit_public_keys
 
 CHUNK = 5000
+_BLOCK = (1 << TREE_NODE_LEVEL) - 1
 
 
 def stored_entries(*, after: int = 0, upto: int | None = None) -> Iterator[Entry]:
@@ -100,6 +101,10 @@ class CheckedNodes(CompactTree):
         self.pending = next(stored, None)
 
     def push(self, leaf_hash: bytes) -> None:
+        # Only one leaf in 2**TREE_NODE_LEVEL completes a stored subtree: the rest take the plain path.
+        if ~self.size & _BLOCK or self.size >= self.upto:
+            super().push(leaf_hash)
+            return
         value, level, index, carry = leaf_hash, 0, self.size, self.size
         while carry & 1:
             value = node_hash(self.stack.pop(), value)
