@@ -2,9 +2,10 @@
 
 - ``QuietRoutineTasks`` drops beat's "Sending due task" and the worker's
   "received" and "succeeded" lines for periodic tasks that run every second
-  or so and mostly find nothing to do (``QUIET_TASKS``); such a task logs
-  what it did when it did something. Warnings and errors about it (a
-  failure, a retry, a time limit) are always logged.
+  or so and mostly find nothing to do (``QUIET_TASKS``), and "Discarding
+  revoked task" for a run that expired unclaimed (the next one covers it);
+  such a task logs what it did when it did something. Warnings and errors
+  about it (a failure, a retry, a time limit) are always logged.
 - ``ClientErrorsWithoutTraceback`` keeps Django's one line for a refused or
   missing page (4xx) but drops the traceback of the ``PermissionDenied`` or
   ``Http404`` behind it: the request was wrong, not the code. 5xx keep theirs.
@@ -16,7 +17,7 @@ import logging
 
 QUIET_TASKS = frozenset({"audit.queue_seal"})
 # The loggers the routine task lines come from.
-ROUTINE_TASK_LOGGERS = ("celery.beat", "celery.worker.strategy", "celery.app.trace")
+ROUTINE_TASK_LOGGERS = ("celery.beat", "celery.worker.strategy", "celery.worker.request", "celery.app.trace")
 
 
 class QuietRoutineTasks(logging.Filter):
@@ -27,13 +28,17 @@ class QuietRoutineTasks(logging.Filter):
 
 
 def _task_name(record: logging.LogRecord) -> str | None:
-    # The worker passes the task's details as ``extra={"data": {...}}``; beat as the
-    # arguments of "Scheduler: Sending due task %s (%s)": the entry, then the task.
+    # The worker passes the task's details as ``extra={"data": {...}}``, or as the arguments
+    # of "Discarding revoked task: %s[%s]" (the task, then the id); beat as the arguments of
+    # "Scheduler: Sending due task %s (%s)": the entry, then the task.
     data = getattr(record, "data", None)
     if isinstance(data, dict):
         return data.get("name")
-    if record.name == "celery.beat" and isinstance(record.args, tuple) and len(record.args) == 2:
-        return str(record.args[1])
+    args = record.args if isinstance(record.args, tuple) else ()
+    if record.name == "celery.beat" and len(args) == 2:
+        return str(args[1])
+    if record.name == "celery.worker.request" and len(args) == 2:
+        return str(args[0])
     return None
 
 
