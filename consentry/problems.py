@@ -27,6 +27,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.signals import got_request_exception
 from django.http import Http404, HttpRequest, HttpResponse
 from django.template.loader import render_to_string
 from django.views import defaults
@@ -129,23 +130,40 @@ def outage_response(request: HttpRequest, exc: BaseException) -> HttpResponse:
 
 
 class DatabaseOutageMiddleware:
-    """Answers a database outage raised by a view (or while its response renders) with a 503.
+    """Answers a database outage outside DRF's own handling with a 503 (first in MIDDLEWARE).
 
-    DRF views answer their own outages in ``exception_handler``; this catches
-    the rest: portal pages, SCIM (whose DRF handler lets the error through)
-    and plain Django views.
+    DRF views answer their own outages in ``exception_handler``. This answers
+    the rest: through ``process_exception`` those raised by a view or while its
+    response renders (portal pages, SCIM, whose DRF handler lets the error
+    through, plain Django views); and, when ``DEBUG`` shows its traceback page
+    for an outage raised in another middleware (production has
+    ``server_error`` for that), by replacing that page with the 503.
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        return self.get_response(request)
+        response = self.get_response(request)
+        outage = getattr(request, "_database_outage", None)
+        if outage is not None and response.status_code == 500:
+            return outage_response(request, outage)
+        return response
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         if is_database_outage(exception):
             return outage_response(request, exception)
         return None
+
+
+def _note_outage(sender: Any, request: HttpRequest | None = None, **kwargs: Any) -> None:
+    # Sent while Django handles an exception no view or middleware answered, so sys.exc_info() holds it.
+    exc = sys.exc_info()[1]
+    if request is not None and exc is not None and is_database_outage(exc):
+        request._database_outage = exc
+
+
+got_request_exception.connect(_note_outage, dispatch_uid="consentry.problems.note_outage")
 
 
 def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:

@@ -280,6 +280,17 @@ def test_with_the_database_unreachable_every_caller_gets_a_503_in_its_own_format
 
 
 @pytest.mark.django_db(transaction=True)
+def test_with_debug_pages_on_a_portal_page_still_shows_the_503_page_not_a_traceback(personas, tmp_path, settings):
+    """``python3 run.py`` runs with DEBUG on, where Django would show its traceback page instead."""
+    settings.DEBUG = True
+    with database_unreachable(tmp_path):
+        page = personas.portal.get("/portal/")
+        api = personas.admin.get("/api/v1/regions/")
+    assert page.status_code == 503 and "temporarily unavailable" in page.content.decode()
+    assert_outage_problem(api, "governance list")
+
+
+@pytest.mark.django_db(transaction=True)
 def test_a_programming_error_in_an_api_request_stays_a_500_with_its_traceback(personas, monkeypatch, caplog):
     """Only outages become 503s: a bug must not hide behind "try again"."""
     from governance import api as governance_api
