@@ -16,8 +16,8 @@ from django.http import FileResponse
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
-from rest_framework import serializers, status
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import status
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -278,7 +278,7 @@ class ExportDownload(APIView):
             401: PROBLEM,
             403: PROBLEM,
             404: PROBLEM,
-            409: inline_serializer("ExportNotReady", {"detail": serializers.CharField()}),
+            409: PROBLEM,
         },
     )
     def get(self, request: Request, pk: Any) -> FileResponse:

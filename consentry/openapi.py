@@ -11,10 +11,34 @@ from typing import Any
 
 from django.urls import Resolver404, resolve
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema_field
 from rest_framework import serializers
 
 from consentry.problems import PROBLEM_CONTENT_TYPE
+
+
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "object", "additionalProperties": {}, "description": "Messages by field name."},
+            {
+                "type": "array",
+                "description": "Messages by row of an uploaded file (CSV import); the header is row 1.",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "row": {"type": "integer"},
+                        "field": {"type": "string"},
+                        "message": {"type": "string"},
+                    },
+                    "required": ["row", "field", "message"],
+                },
+            },
+        ]
+    }
+)
+class ProblemErrorsField(serializers.JSONField):
+    """Per-field messages for invalid input; for an uploaded file, one entry per invalid row."""
 
 
 class ProblemSerializer(serializers.Serializer):
@@ -25,7 +49,7 @@ class ProblemSerializer(serializers.Serializer):
     status = serializers.IntegerField()
     detail = serializers.CharField(help_text="For humans; do not parse.")
     code = serializers.CharField(help_text="Stable machine-readable code.")
-    errors = serializers.DictField(required=False, help_text="Per-field messages for invalid input.")
+    errors = ProblemErrorsField(required=False, help_text="Per-field (or, for a file, per-row) messages.")
 
 
 def _example(status: int, code: str, title: str, detail: str, errors: dict | None = None) -> OpenApiExample:
@@ -59,6 +83,10 @@ _STANDARD = {
     413: (
         "Request body too large",
         _example(413, "payload_too_large", "Request body too large.", "The body exceeds 2621440 bytes."),
+    ),
+    415: (
+        "The body is not in a media type this endpoint reads",
+        _example(415, "unsupported_media_type", "Unsupported Media Type", 'Unsupported media type "text/plain".'),
     ),
     422: (
         "Invalid input, or an Idempotency-Key reused with another body",

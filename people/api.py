@@ -98,11 +98,11 @@ class PeopleImportView(APIView):
         examples=[OpenApiExample("One employee", value=_EXAMPLE_CSV, request_only=True, media_type=CSV_MEDIA_TYPE)],
         responses={
             200: OpenApiResponse(ImportSummarySerializer, description="Imported in one transaction."),
-            415: OpenApiResponse(OpenApiTypes.OBJECT, description=f"The body is not {CSV_MEDIA_TYPE}."),
             **problem_responses(
                 401,
                 403,
                 413,
+                415,
                 422,
                 429,
                 examples={

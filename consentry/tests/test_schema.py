@@ -191,3 +191,24 @@ def test_every_paginated_list_documents_that_a_bad_limit_or_offset_is_invalid_in
     assert len(paginated) >= 10
     for route, operation in paginated:
         assert "422" in operation["responses"], route
+
+
+def test_every_documented_api_error_is_problem_json(client):
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/json").json()
+
+    for route, method, operation in operations(schema):
+        if not route.startswith("/api/"):
+            continue  # SCIM answers SCIM Error bodies; the JWKS and the health check have no errors
+        for code, response in operation["responses"].items():
+            if code[0] in "45" and "content" in response:
+                assert list(response["content"]) == ["application/problem+json"], (route, method, code)
+
+
+def test_a_problem_s_errors_may_list_the_invalid_rows_of_an_uploaded_file(client):
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/json").json()
+    problem = {**schema["components"]["schemas"]["Problem"], "components": schema["components"]}
+    rows = [{"row": 3, "field": "country", "message": "'XX' is not an ISO 3166-1 country."}]
+
+    for errors in ({"notice_version": ["A valid integer is required."]}, rows):
+        body = {"type": "t", "title": "t", "status": 422, "detail": "d", "code": "invalid_csv", "errors": errors}
+        jsonschema.Draft202012Validator(problem).validate(body)
