@@ -380,7 +380,7 @@ def employee_login_ensure(*, employee: Employee, actor: Actor) -> AbstractBaseUs
     """
     User = get_user_model()
     with transaction.atomic():
-        employee = Employee.objects.select_for_update().select_related("user").get(pk=employee.pk)
+        employee = Employee.objects.select_for_update().get(pk=employee.pk)
         login = login_name_of(employee)
         user = employee.user
         if user is not None:
