@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import io
 import re
+import threading
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.core import mail
 from django.core.management import CommandError, call_command
+from django.db import close_old_connections, connection
 from rest_framework.test import APIClient
 
 from conftest import SYSTEM, make_user
+from consentry.errors import Conflict
 from people.csv_import import import_csv
 from people.models import Employee
 from people.passwords import set_password_url
 from people.roles import Role, has_role
+from people.services import HRRecord, employee_apply_hr_record
 from people.tests.conftest import bearer_client, patch_op, scim_user
 
 pytestmark = pytest.mark.django_db
@@ -172,3 +176,33 @@ def test_the_command_only_prints_with_no_email_and_refuses_unknown_logins(hr_cli
     assert "/people/set-password/" in out.getvalue() and not mail.outbox
     with pytest.raises(CommandError, match="No employee"):
         call_command("set_password_link", "nobody", stdout=io.StringIO())
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_provisioning_of_one_person_makes_one_employee_and_one_login():
+    record = HRRecord(hr_id="E3401", country="US", subdivision="US-NY", user_name="Eve@example.com")
+    outcomes: list[str] = []
+    start = threading.Barrier(6)
+
+    def worker() -> None:
+        try:
+            start.wait()
+            employee_apply_hr_record(hr_record=record, actor=SYSTEM)
+            outcomes.append("created")
+        except Conflict:
+            outcomes.append("conflict")
+        except BaseException as exc:  # noqa: BLE001 - asserted below
+            outcomes.append(repr(exc))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    close_old_connections()
+    assert sorted(outcomes) == ["conflict"] * 5 + ["created"]
+    assert User.objects.filter(username__iexact="eve@example.com").count() == 1
+    assert Employee.objects.get(hr_id="E3401").user.get_username() == "Eve@example.com"
