@@ -23,7 +23,7 @@ from audit import services
 from audit.models import AuditEntry, AuditExport, EventType, ExportStatus
 from audit.selectors import EntryFilters
 from audit.services import checkpoint_create, export_request
-from audit.tests.conftest import ALL_REGIONS, seed_chain
+from audit.tests.conftest import ALL_REGIONS, LATE_CHECKPOINTS_ALLOWED, seed_chain
 from audit.verifiers import verify_bundle
 from conftest import make_user
 from consentry.celery import app
@@ -41,6 +41,8 @@ def _start_worker(*, queue: str, media: Path, log: Path):
         "CELERY_BROKER_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT),
         "CONSENTRY_MEDIA_DIR": str(media),
         "CONSENTRY_AUDIT_SIGNING_KEY": settings.CONSENTRY_AUDIT_SIGNING_KEY,
+        # The worker states its allowance in the bundle: as wide as the tests' own, for entries months old.
+        **{name: str(value) for name, value in LATE_CHECKPOINTS_ALLOWED.items()},
     }
     return start_worker(queue=queue, broker_url=REDIS_URL, log=log, env=env)
 
