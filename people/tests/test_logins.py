@@ -102,6 +102,15 @@ def test_termination_disables_the_login_its_sessions_and_its_tokens(hr_client, h
     assert tokened.get("/api/v1/me/consent").status_code == 401
 
 
+def test_a_person_provisioned_as_inactive_gets_a_disabled_login(hr_client):
+    body = _provision(hr_client, "E3008", active=False)
+    user = Employee.objects.get(pk=body["id"]).user
+    assert user.get_username() == "e3008@example.com" and not user.is_active
+    with pytest.raises(CommandError, match="terminated"):
+        call_command("set_password_link", "E3008", stdout=io.StringIO())
+    assert bearer_client(_user_token("e3008@example.com")).get("/api/v1/me/consent").status_code == 401
+
+
 def test_a_csv_import_creates_renames_and_disables_logins_like_scim():
     header = "hr_id,user_name,country,region,status,email\n"
     outcome = import_csv(
