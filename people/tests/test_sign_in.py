@@ -7,6 +7,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 import requests
+from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.test import Client
 from django_otp.oath import TOTP
@@ -17,6 +18,7 @@ from conftest import SYSTEM, make_employee, make_user
 from people.models import Employee
 from people.roles import Role
 from people.services import employee_terminate
+from people.tests.conftest import scim_user
 
 pytestmark = pytest.mark.django_db
 REDIRECT = "http://testserver/oidc/callback/"
@@ -93,6 +95,34 @@ def test_single_sign_on_refuses_people_who_are_not_current_employees(iam_server,
         assert response.status_code == 302 and "sso=failed" in response["Location"]
         assert "_auth_user_id" not in browser.session
     assert not Employee.objects.filter(user__isnull=False).exists()
+
+
+def test_single_sign_on_signs_in_to_the_login_provisioning_made_and_a_termination_ends_that_session(
+    iam_server, oidc, hr_client
+):
+    created = hr_client.post("/scim/v2/Users", scim_user("E4101"), format="json")
+    employee = Employee.objects.get(pk=created.json()["id"])
+    browser = Client()
+    response = _sso(iam_server, iam_server.random_user(emails=["e4101@example.com"]), browser)
+    assert response.status_code == 302 and response["Location"] == "/people/import/"
+    assert int(browser.session["_auth_user_id"]) == employee.user.pk
+    assert browser.get("/api/v1/me/consent").status_code == 200
+    assert hr_client.delete(f"/scim/v2/Users/{employee.pk}").status_code == 204
+    assert browser.get("/api/v1/me/consent").status_code in (401, 403)
+
+
+def test_single_sign_on_links_a_local_account_of_that_name_but_never_an_administrators(iam_server, oidc):
+    local = make_user("E4201")
+    make_employee(hr_id="E4201", email="erin@example.com")
+    browser = Client()
+    _sso(iam_server, iam_server.random_user(emails=["erin@example.com"]), browser)
+    assert int(browser.session["_auth_user_id"]) == local.pk
+    get_user_model().objects.create_superuser("E4202", password="x")
+    make_employee(hr_id="E4202", email="mallory@example.com")
+    browser = Client()
+    response = _sso(iam_server, iam_server.random_user(emails=["mallory@example.com"]), browser)
+    assert "sso=failed" in response["Location"] and "_auth_user_id" not in browser.session
+    assert Employee.objects.get(hr_id="E4202").user is None
 
 
 def test_single_sign_on_is_off_until_configured(settings):
