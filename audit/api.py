@@ -222,7 +222,7 @@ class ExportList(APIView):
         ),
         parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)],
         request=ExportRequestSerializer,
-        responses={202: ExportSerializer, 401: PROBLEM, 403: PROBLEM, 422: PROBLEM},
+        responses={202: ExportSerializer, 400: PROBLEM, 401: PROBLEM, 403: PROBLEM, 413: PROBLEM, 422: PROBLEM},
         examples=[
             OpenApiExample(
                 "Withdrawals in November",

@@ -327,7 +327,7 @@ class MePauseView(_MeView):
         summary="Resume capture now (harmless when nothing is paused)",
         parameters=[IDEMPOTENCY_KEY],
         request=None,
-        responses={204: None, **problem_responses(401, 403, 404, 422, 429, examples={404: [_NO_RECORD]})},
+        responses={204: None, **problem_responses(400, 401, 403, 404, 413, 422, 429, examples={404: [_NO_RECORD]})},
     )
     @idempotent
     def delete(self, request: Request) -> Response:

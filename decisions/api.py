@@ -214,7 +214,7 @@ class CaptureDecisionView(APIView):
         request=CaptureRequestSerializer,
         responses={
             (200, "application/json"): CaptureDecisionSerializer,
-            **problems(400, 401, 403, 413, 415, 422, 503),
+            **problems(400, 401, 403, 413, 415, 422, 429, 503),
         },
         examples=[
             OpenApiExample("Request", value=CAPTURE_EXAMPLE, request_only=True),
@@ -402,7 +402,7 @@ class UseDecisionView(APIView):
             (200, NDJSON): OpenApiResponse(
                 OpenApiTypes.STR, description='One UseResult per line, then {"summary": UseSummary, …}.'
             ),
-            **problems(400, 401, 403, 413, 415, 422, 503),
+            **problems(400, 401, 403, 413, 415, 422, 429, 503),
         },
         examples=[
             OpenApiExample("Request", value=USE_EXAMPLE, request_only=True, media_type="application/json"),
@@ -600,7 +600,8 @@ class TokenDetailView(TokenViewMixin, generics.RetrieveDestroyAPIView):
     """GET /api/v1/tokens/<id>; DELETE revokes it (the row stays, as evidence)."""
 
     @extend_schema(
-        operation_id="tokens_retrieve", responses={(200, "application/json"): TokenSerializer, **problems(401, 404)}
+        operation_id="tokens_retrieve",
+        responses={(200, "application/json"): TokenSerializer, **problems(401, 404, 429)},
     )
     def get(self, request: Request, *args, **kwargs) -> Response:
         return super().get(request, *args, **kwargs)
@@ -610,7 +611,7 @@ class TokenDetailView(TokenViewMixin, generics.RetrieveDestroyAPIView):
         description="Revoke the token at once: its next request gets 401. Idempotent; honours `Idempotency-Key` "
         "(a retry replays the first answer; the same key for another token or body is 422).",
         parameters=[IDEMPOTENCY_KEY],
-        responses={(204, "application/json"): None, **problems(401, 403, 404, 422)},
+        responses={(204, "application/json"): None, **problems(400, 401, 403, 404, 413, 422, 429)},
     )
     @idempotent
     def delete(self, request: Request, *args, **kwargs) -> Response:

@@ -184,7 +184,7 @@ def item_schema(name: str, output, input_, *, lookup: str, deletable: bool = Tru
             summary=f"Remove one of the {noun}" + (" (drafts only)" if drafts_only else ""),
             parameters=[IDEMPOTENCY_KEY],
             request=None,
-            responses={204: None, **problem_responses(401, 403, 404, 409, 422, 429, examples=conflicts)},
+            responses={204: None, **problem_responses(400, 401, 403, 404, 409, 413, 422, 429, examples=conflicts)},
         )
     return extend_schema_view(**views)
 

@@ -212,3 +212,21 @@ def test_a_problem_s_errors_may_list_the_invalid_rows_of_an_uploaded_file(client
     for errors in ({"notice_version": ["A valid integer is required."]}, rows):
         body = {"type": "t", "title": "t", "status": 422, "detail": "d", "code": "invalid_csv", "errors": errors}
         jsonschema.Draft202012Validator(problem).validate(body)
+
+
+def test_every_api_write_that_reads_a_json_body_documents_a_malformed_or_oversized_one(client):
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/json").json()
+
+    for route, method, operation in operations(schema):
+        body = operation.get("requestBody", {}).get("content", {})
+        # A DELETE reads no body but still refuses a malformed or oversized one.
+        if route.startswith("/api/") and ("application/json" in body or method == "delete"):
+            assert {"400", "413"} <= set(operation["responses"]), (route, method)
+
+
+def test_every_rate_limited_api_operation_documents_the_429(client):
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/json").json()
+
+    for route, method, operation in operations(schema):
+        if route.startswith(("/api/v1/decisions/", "/api/v1/tokens/", "/api/v1/simulate")):
+            assert "429" in operation["responses"], (route, method)
