@@ -192,7 +192,8 @@ class UsersView(ScimView):
         total = queryset.count()
         start = search.start_index_0 or 0
         count = MAX_RESULTS if search.count is None else min(search.count, MAX_RESULTS)
-        page = list(queryset[start : start + count]) if count else []
+        # A start past the end is an empty page, never an OFFSET the database refuses (past 64 bits).
+        page = list(queryset[start : start + count]) if count and start < total else []
         response = ListResponse[EmployeeUser](
             total_results=total,
             start_index=start + 1,
