@@ -153,3 +153,26 @@ def test_an_unknown_scim_address_is_a_scim_404(db):
     response = api.get("/scim/v2/Groups/abc")
     assert response.status_code == 404 and response["Content-Type"].startswith("application/scim+json")
     assert response.json()["schemas"] == ["urn:ietf:params:scim:api:messages:2.0:Error"]
+
+
+@pytest.fixture
+def hr_api(db) -> APIClient:
+    make_employee(country="US", subdivision="US-NY")
+    _, raw = token_issue(kind="hr", name="workday", actor=SYSTEM)
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    return api
+
+
+@pytest.mark.parametrize("query", [{"startIndex": HUGE}, {"count": HUGE}, {"startIndex": HUGE, "count": "5"}])
+def test_a_huge_scim_start_index_or_count_is_a_page_not_a_500(hr_api, query):
+    response = hr_api.get("/scim/v2/Users", query)
+    assert response.status_code == 200, response.content[:300]
+    assert response.json()["totalResults"] == 1
+
+
+@pytest.mark.parametrize("query", [{"count": "abc"}, {"startIndex": "x"}, {"count": "1.5"}])
+def test_a_junk_scim_start_index_or_count_is_a_scim_400(hr_api, query):
+    response = hr_api.get("/scim/v2/Users", query)
+    assert response.status_code == 400 and response["Content-Type"].startswith("application/scim+json")
+    assert response.json()["scimType"] == "invalidValue"
