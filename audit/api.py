@@ -92,7 +92,7 @@ class EntryList(APIView):
             OpenApiParameter("limit", int, description="Page size (default 100)."),
             OpenApiParameter("offset", int),
         ],
-        responses={200: EntrySerializer(many=True), 401: PROBLEM, 403: PROBLEM, 422: PROBLEM},
+        responses={200: EntrySerializer(many=True), 401: PROBLEM, 403: PROBLEM, 422: PROBLEM, 429: PROBLEM},
         examples=[OpenApiExample("A page", value=ENTRY_EXAMPLE, response_only=True)],
     )
     def get(self, request: Request) -> Response:
@@ -110,7 +110,7 @@ class EntryDetail(APIView):
     @extend_schema(
         operation_id="audit_entries_retrieve",
         summary="One audit entry",
-        responses={200: EntrySerializer, 401: PROBLEM, 403: PROBLEM, 404: PROBLEM},
+        responses={200: EntrySerializer, 401: PROBLEM, 403: PROBLEM, 404: PROBLEM, 429: PROBLEM},
     )
     def get(self, request: Request, seq: int) -> Response:
         entry = selectors.entry_visible(access=_access(request), seq=seq)
@@ -132,7 +132,7 @@ class EntryProof(APIView):
             "Verify offline with `consentry-verify proof FILE --keys jwks.json`. 409 until a "
             "checkpoint covers the entry (checkpoints are signed every few minutes)."
         ),
-        responses={200: ProofSerializer, 401: PROBLEM, 404: PROBLEM, 409: PROBLEM},
+        responses={200: ProofSerializer, 401: PROBLEM, 404: PROBLEM, 409: PROBLEM, 429: PROBLEM},
     )
     def get(self, request: Request, seq: int) -> Response:
         entry = AuditEntry.objects.filter(seq=seq).first()
@@ -174,7 +174,7 @@ class CheckpointList(APIView):
         operation_id="audit_checkpoints_list",
         summary="Signed checkpoints, newest first, and the audit public keys",
         parameters=[OpenApiParameter("limit", int), OpenApiParameter("offset", int)],
-        responses={200: CheckpointSerializer(many=True), 401: PROBLEM, 403: PROBLEM, 422: PROBLEM},
+        responses={200: CheckpointSerializer(many=True), 401: PROBLEM, 403: PROBLEM, 422: PROBLEM, 429: PROBLEM},
     )
     def get(self, request: Request) -> Response:
         paginator = self.pagination_class()
@@ -188,7 +188,7 @@ class CheckpointDetail(APIView):
     @extend_schema(
         operation_id="audit_checkpoints_retrieve",
         summary="One signed checkpoint",
-        responses={200: CheckpointSerializer, 401: PROBLEM, 404: PROBLEM},
+        responses={200: CheckpointSerializer, 401: PROBLEM, 404: PROBLEM, 429: PROBLEM},
     )
     def get(self, request: Request, number: int) -> Response:
         checkpoint = selectors.checkpoints().filter(number=number).first()
@@ -205,7 +205,7 @@ class ExportList(APIView):
         operation_id="audit_exports_list",
         summary="Your export jobs, newest first",
         parameters=[OpenApiParameter("limit", int), OpenApiParameter("offset", int)],
-        responses={200: ExportSerializer(many=True), 401: PROBLEM, 403: PROBLEM, 422: PROBLEM},
+        responses={200: ExportSerializer(many=True), 401: PROBLEM, 403: PROBLEM, 422: PROBLEM, 429: PROBLEM},
     )
     def get(self, request: Request) -> Response:
         paginator = self.pagination_class()
@@ -222,7 +222,15 @@ class ExportList(APIView):
         ),
         parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)],
         request=ExportRequestSerializer,
-        responses={202: ExportSerializer, 400: PROBLEM, 401: PROBLEM, 403: PROBLEM, 413: PROBLEM, 422: PROBLEM},
+        responses={
+            202: ExportSerializer,
+            400: PROBLEM,
+            401: PROBLEM,
+            403: PROBLEM,
+            413: PROBLEM,
+            422: PROBLEM,
+            429: PROBLEM,
+        },
         examples=[
             OpenApiExample(
                 "Withdrawals in November",
@@ -261,7 +269,7 @@ class ExportDetail(APIView):
     @extend_schema(
         operation_id="audit_exports_retrieve",
         summary="An export job: status, progress, download link",
-        responses={200: ExportSerializer, 401: PROBLEM, 403: PROBLEM, 404: PROBLEM},
+        responses={200: ExportSerializer, 401: PROBLEM, 403: PROBLEM, 404: PROBLEM, 429: PROBLEM},
     )
     def get(self, request: Request, pk: Any) -> Response:
         return Response(ExportSerializer(_own_export(request, pk), context={"request": request}).data)
@@ -279,6 +287,7 @@ class ExportDownload(APIView):
             403: PROBLEM,
             404: PROBLEM,
             409: PROBLEM,
+            429: PROBLEM,
         },
     )
     def get(self, request: Request, pk: Any) -> FileResponse:
