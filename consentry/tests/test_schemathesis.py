@@ -53,8 +53,14 @@ def in_process_requests(db):
 
 
 @pytest.fixture
-def short_feeds(settings):
-    """Event streams end after a second (not five minutes); long polls still wait as asked."""
+def generated_traffic(settings):
+    """Settings for a burst of generated requests.
+
+    No rate limit: every example must reach its view, not a 429 (the limits have their own
+    tests in test_throttling.py). Event streams end after a second, not five minutes; long
+    polls still wait as asked.
+    """
+    settings.CONSENTRY_RATE_LIMITS = dict.fromkeys(settings.CONSENTRY_RATE_LIMITS)
     settings.CONSENTRY_FEED_STREAM_SECONDS = 1
     yield
     # A long poll on PostgreSQL starts a LISTEN connection: gone before the test database is dropped.
@@ -62,7 +68,7 @@ def short_feeds(settings):
 
 
 @pytest.fixture
-def api_schema(in_process_requests, short_feeds):
+def api_schema(in_process_requests, generated_traffic):
     # Function-scoped, so the test settings (plain HTTP) are in place when the schema is fetched.
     from consentry.wsgi import application
 
