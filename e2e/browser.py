@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
-import pytest
+from consentry.tests.dependencies import require
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -21,15 +20,6 @@ CHROMIUM_ARGS = [
 ROOT = Path(__file__).resolve().parent.parent
 SCREENSHOTS = ROOT / "artifacts" / "screenshots"
 AXE = Path(__file__).resolve().parent / "node_modules" / "axe-core" / "axe.min.js"
-IN_CI = os.environ.get("CI", "").lower() == "true"
-
-
-def require(available: bool, reason: str) -> None:
-    if available:
-        return
-    if IN_CI:
-        pytest.fail(f"{reason} (CI=true: browser tests must run)")
-    pytest.skip(reason)
 
 
 def current_code(username: str) -> str:

@@ -28,7 +28,7 @@ from audit.verifiers import verify_bundle
 from conftest import make_user
 from consentry.celery import app
 from consentry.signing import jwks
-from consentry.tests.workers import redis_or_skip, start_worker, stop_worker, wait_for
+from consentry.tests.workers import require_redis, start_worker, stop_worker, wait_for
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 REDIS_URL = os.environ.get("CONSENTRY_TEST_REDIS_URL", "redis://127.0.0.1:6379/4")
@@ -48,7 +48,7 @@ def _start_worker(*, queue: str, media: Path, log: Path):
 
 
 def test_an_export_whose_worker_is_killed_mid_way_is_redelivered_and_completes(settings, tmp_path, monkeypatch):
-    redis_or_skip(REDIS_URL)
+    require_redis(REDIS_URL)
     media = tmp_path / "media"
     settings.MEDIA_ROOT = media
     queue = f"audit-test-{uuid.uuid4().hex[:8]}"

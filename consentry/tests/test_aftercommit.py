@@ -27,6 +27,7 @@ from audit.tasks import export_sweep
 from conftest import build_small_policy, make_employee, make_user
 from consentry.aftercommit import after_commit
 from consentry.celery import app
+from consentry.tests.dependencies import require
 from consentry.tests.workers import start_worker, stop_worker, wait_for
 from decisions.models import RightsRequest, RightsStatus
 from decisions.tasks import rights_sweep
@@ -34,15 +35,6 @@ from decisions.tasks import rights_sweep
 BROKER_DOWN = "redis://127.0.0.1:1/0"
 # A database of its own: the worker below consumes the default queue, which other tests leave alone.
 REDIS_URL = os.environ.get("CONSENTRY_TEST_OUTAGE_REDIS_URL", "redis://127.0.0.1:6379/12")
-
-
-def require(available: bool, reason: str) -> None:
-    """A missing dependency skips on a developer's machine and fails under CI."""
-    if available:
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason} (CI must run this test)")
-    pytest.skip(reason)
 
 
 @contextlib.contextmanager

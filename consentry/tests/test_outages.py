@@ -38,20 +38,12 @@ from rest_framework.test import APIClient
 
 from conftest import SYSTEM, build_small_policy, make_employee, make_user
 from consentry.outages import is_database_outage
+from consentry.tests.dependencies import require
 from people.tokens import token_issue
 
 PURPOSE = "ai_agent_training"
 OUTAGE_LINE = "database unavailable, answered 503"
 SCIM_ERROR = "urn:ietf:params:scim:api:messages:2.0:Error"
-
-
-def require(available: bool, reason: str) -> None:
-    """A missing dependency skips on a developer's machine and fails under CI: a skipped outage test proves nothing."""
-    if available:
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason} (CI must run this test)")
-    pytest.skip(reason)
 
 
 def closed_port() -> int:

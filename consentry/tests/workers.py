@@ -16,18 +16,20 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import pytest
 from django.conf import settings
 from django.db import connection
 
+from consentry.tests.dependencies import require
 
-def redis_or_skip(url: str) -> None:
+
+def require_redis(url: str) -> None:
+    """Redis answers at ``url``, or the test skips (fails under CI)."""
     import redis
 
     try:
         redis.Redis.from_url(url, socket_connect_timeout=2).ping()
     except redis.RedisError:
-        pytest.skip(f"no Redis at {url}")
+        require(False, f"no Redis at {url}")
 
 
 def shared_database_url() -> str:

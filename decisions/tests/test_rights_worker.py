@@ -21,7 +21,7 @@ from audit.actors import Actor
 from audit.models import AuditEntry, EventType
 from conftest import make_employee, make_user
 from consentry.celery import app
-from consentry.tests.workers import redis_or_skip, start_worker, stop_worker, wait_for
+from consentry.tests.workers import require_redis, start_worker, stop_worker, wait_for
 from decisions import rights
 from decisions.models import RightsRequest, RightsStatus
 from decisions.tests.conftest import build_decision_policy, grant_consent
@@ -37,7 +37,7 @@ def _start_worker(*, queue: str, media: Path, log: Path):
 
 
 def test_a_worker_builds_the_copy_and_carries_out_the_erasure(settings, tmp_path, monkeypatch):
-    redis_or_skip(REDIS_URL)
+    require_redis(REDIS_URL)
     media = tmp_path / "media"
     settings.MEDIA_ROOT = media
     queue = f"rights-test-{uuid.uuid4().hex[:8]}"

@@ -32,7 +32,7 @@ from consentry import outbox
 from consentry.celery import app
 from consentry.models import OutboxMessage
 from consentry.outbox import Topic
-from consentry.tests.workers import redis_or_skip, start_worker, stop_worker, wait_for
+from consentry.tests.workers import require_redis, start_worker, stop_worker, wait_for
 from decisions.datakeys import data_keys_for_grant, new_key_id
 from decisions.kms import key_encryption_key
 from decisions.models import DataKey, DestroyedKey, RevocationEvent
@@ -102,7 +102,7 @@ def _seed(today) -> tuple[set[str], set[str]]:
 
 
 def test_a_sweep_killed_at_random_points_finishes_without_losing_or_repeating_anything(tmp_path):
-    redis_or_skip(REDIS_URL)
+    require_redis(REDIS_URL)
     # Not right before midnight: the expected sets are computed for today.
     now = timezone.now()
     if now.hour == 23 and now.minute >= 55:
@@ -151,7 +151,7 @@ def test_a_sweep_killed_at_random_points_finishes_without_losing_or_repeating_an
 
 
 def test_a_withdrawal_during_a_broker_outage_reaches_the_feed_and_the_sweep_once_it_is_back(tmp_path, monkeypatch):
-    redis_or_skip(REDIS_URL)
+    require_redis(REDIS_URL)
     build_decision_policy()
     employee = make_employee(country="US", subdivision="US-WA")
     now = timezone.now()

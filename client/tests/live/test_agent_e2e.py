@@ -4,7 +4,7 @@ Each test starts ``consentry-agent`` as its own process on a virtual X
 display, types and moves the mouse with xdotool, and reads the agent's JSON
 Lines spool afterwards: sealed envelopes, which a pipeline opens with the
 keys the use decision releases (``UsageGate.decrypt``). Debian's ``xvfb`` and ``xdotool`` are installed by
-``run.py test``; without them these tests are skipped.
+``run.py test``; without them these tests are skipped (under ``CI=true`` they fail).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from conftest import SYSTEM, make_employee, make_user
+from consentry.tests.dependencies import require
 from decisions.models import CaptureGrant
 from decisions.tests.conftest import PURPOSE, grant_consent, relay
 from governance.models import PolicyRevision
@@ -33,10 +34,15 @@ from governance.selectors import current_notice
 from people.tokens import token_issue
 from tests.live.conftest import BEHIND_TLS_PROXY, Relay, eventually
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(not (shutil.which("Xvfb") and shutil.which("xdotool")), reason="needs Xvfb and xdotool"),
-]
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(autouse=True)
+def _virtual_display_tools() -> None:
+    """Xvfb and xdotool, or the test skips (fails under CI, which must run it)."""
+    tools = shutil.which("Xvfb") and shutil.which("xdotool")
+    require(bool(tools), "needs Xvfb and xdotool: apt-get install xvfb xdotool (run.py test does it)")
+
 
 CLIENT = Path(__file__).resolve().parents[2]
 DEVICE = "e2e-laptop"
