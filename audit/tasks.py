@@ -30,7 +30,10 @@ EXPORT_RETRIES = 3
 
 @shared_task(name="audit.checkpoint_tick", ignore_result=True, soft_time_limit=600, time_limit=660)
 def checkpoint_tick() -> int | None:
-    """Sign a checkpoint when enough entries, or old enough ones, are uncovered."""
+    """Sign a checkpoint when enough entries, or old enough ones, are uncovered.
+
+    Its routine runs are not logged (``consentry.log_filters.QUIET_TASKS``); a signed checkpoint is.
+    """
     if not checkpoint_due(now=timezone.now()):
         return None
     try:
@@ -40,7 +43,10 @@ def checkpoint_tick() -> int | None:
         logger.error("refusing to sign an audit checkpoint: %s", exc)
         services.ledger_verify(actor=Actor.system("audit-checkpoint"))
         return None
-    return checkpoint.number if checkpoint else None
+    if checkpoint is None:
+        return None
+    logger.info("signed audit checkpoint %d over %d entries", checkpoint.number, checkpoint.size)
+    return checkpoint.number
 
 
 @shared_task(name="audit.queue_seal", ignore_result=True, soft_time_limit=120, time_limit=150)

@@ -1,8 +1,8 @@
 """Logging filters: what an operator needs to read, once (settings.LOGGING installs them).
 
 - ``QuietRoutineTasks`` drops beat's "Sending due task" and the worker's
-  "received" and "succeeded" lines for periodic tasks that run every second
-  or so and mostly find nothing to do (``QUIET_TASKS``), and "Discarding
+  "received" and "succeeded" lines for periodic tasks that run every few
+  seconds and mostly find nothing to do (``QUIET_TASKS``), and "Discarding
   revoked task" for a run that expired unclaimed (the next one covers it);
   such a task logs what it did when it did something. Warnings and errors
   about it (a failure, a retry, a time limit) are always logged.
@@ -15,7 +15,14 @@ from __future__ import annotations
 
 import logging
 
-QUIET_TASKS = frozenset({"audit.queue_seal"})
+QUIET_TASKS = frozenset(
+    {
+        "audit.queue_seal",
+        "audit.checkpoint_tick",
+        "consentry.outbox_relay",
+        "governance.policy_boundaries_announce",
+    }
+)
 # The loggers the routine task lines come from.
 ROUTINE_TASK_LOGGERS = ("celery.beat", "celery.worker.strategy", "celery.worker.request", "celery.app.trace")
 

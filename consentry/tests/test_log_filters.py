@@ -13,11 +13,13 @@ from kombu import Connection
 
 from audit.actors import Actor
 from audit.models import EventType
-from audit.services import record_queued
-from audit.tasks import queue_seal
+from audit.services import record, record_queued
+from audit.tasks import checkpoint_tick, queue_seal
 from conftest import make_user
 from consentry.celery import app
 from consentry.log_filters import ClientErrorsWithoutTraceback
+from consentry.tasks import relay_outbox
+from governance.tasks import policy_boundaries_announce_task
 
 pytestmark = pytest.mark.django_db
 
@@ -50,13 +52,43 @@ def test_the_sealer_says_when_it_sealed_entries_and_other_tasks_still_log(caplog
     caplog.set_level(logging.INFO)
 
     queue_seal.apply()
-    context = {"id": "2", "name": "audit.checkpoint_tick", "args": "()", "kwargs": "{}", "eta": None}
+    context = {"id": "2", "name": "audit.export_sweep", "args": "()", "kwargs": "{}", "eta": None}
     strategy.logger.info(LOG_RECEIVED, context, extra={"data": context})
 
     assert info_lines(caplog) == [
         "audit.tasks: sealed 1 queued audit entries into the chain",
-        "celery.worker.strategy: Task audit.checkpoint_tick[2] received",
+        "celery.worker.strategy: Task audit.export_sweep[2] received",
     ]
+
+
+@pytest.mark.parametrize(
+    ("task", "schedule"),
+    [(relay_outbox, 5.0), (policy_boundaries_announce_task, 15.0), (checkpoint_tick, 30.0)],
+    ids=["outbox relay", "policy boundaries", "checkpoint tick"],
+)
+def test_frequent_periodic_tasks_with_nothing_to_do_log_nothing_at_info(caplog, task, schedule):
+    caplog.set_level(logging.INFO)
+    entry = ScheduleEntry(name=task.name, task=task.name, schedule=schedule, app=app)
+    with Connection("memory://") as connection, connection.Producer() as producer:
+        Scheduler(app, lazy=True).apply_entry(entry, producer=producer)
+    context = {"id": "4", "name": task.name, "args": "()", "kwargs": "{}", "eta": None}
+    strategy.logger.info(LOG_RECEIVED, context, extra={"data": context})
+
+    result = task.apply()
+
+    assert not result.get()
+    assert info_lines(caplog) == []
+
+
+def test_a_signed_checkpoint_is_logged(caplog, settings):
+    settings.CONSENTRY_CHECKPOINT_EVERY_ENTRIES = 1
+    record(event_type=EventType.GRANT_ISSUED, actor=Actor.system("tests"), object_type="capture_grant", object_id="g2")
+    caplog.set_level(logging.INFO)
+
+    number = checkpoint_tick.apply().get()
+
+    assert number == 1
+    assert info_lines(caplog) == ["audit.tasks: signed audit checkpoint 1 over 1 entries"]
 
 
 def test_a_refused_page_logs_one_line_without_a_traceback(client, caplog):
