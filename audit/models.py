@@ -27,6 +27,7 @@ class EventType(models.TextChoices):
     EMPLOYEE_STATUS_CHANGED = "employee.status_changed", "Employee status changed"
     EMPLOYEE_TERMINATED = "employee.terminated", "Employee terminated"
     EMPLOYEE_DEPROVISIONED = "employee.deprovisioned", "Employee deleted by the HR system (kept, terminated)"
+    SET_PASSWORD_LINK_ISSUED = "employee.set_password_link_issued", "Set-password link issued for an employee's login"
     EMPLOYEES_IMPORTED = "employees.imported", "Employees imported from a CSV file"
     # governance
     REGION_SAVED = "region.saved", "Region saved"

@@ -23,6 +23,9 @@ from django.urls import reverse, reverse_lazy
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
+from audit.actors import Actor
+from audit.models import EventType
+from audit.services import record
 from consentry.errors import Conflict
 from people.models import Employee, EmployeeStatus
 
@@ -42,11 +45,13 @@ def set_password_url(user) -> str:
     return f"{settings.CONSENTRY_PUBLIC_URL}{path}"
 
 
-def set_password_link_issue(*, employee: Employee, send: bool = True) -> SetPasswordLink:
+def set_password_link_issue(*, employee: Employee, actor: Actor, send: bool = True) -> SetPasswordLink:
     """A set-password link for the employee's login, e-mailed to their work address when known.
 
     Refused for an employee without a login or no longer employed: a link
-    would open a disabled account to nobody's benefit.
+    would open a disabled account to nobody's benefit. Whoever holds a link
+    can act as the employee until it is used, so each one issued is on the
+    ledger: who asked for it and whether it was e-mailed (never the link).
     """
     user = employee.user
     if user is None:
@@ -54,20 +59,32 @@ def set_password_link_issue(*, employee: Employee, send: bool = True) -> SetPass
     if employee.status == EmployeeStatus.TERMINATED or not user.is_active:
         raise Conflict(f"Employee {employee.hr_id} is terminated: their login is disabled.", code="login_disabled")
     url = set_password_url(user)
-    if not (send and employee.email):
-        return SetPasswordLink(url=url, emailed_to="")
+    emailed_to = employee.email if send else ""
+    if emailed_to:
+        _send_set_password_mail(employee=employee, login=user.get_username(), url=url)
+    record(
+        event_type=EventType.SET_PASSWORD_LINK_ISSUED,
+        actor=actor,
+        subject=employee.hr_id,
+        object_type="employee",
+        object_id=employee.pk,
+        payload={"login": user.get_username(), "emailed": bool(emailed_to)},
+    )
+    return SetPasswordLink(url=url, emailed_to=emailed_to)
+
+
+def _send_set_password_mail(*, employee: Employee, login: str, url: str) -> None:
     send_mail(
         subject="Set your Consentry password",
         message=(
             f"Hello {employee.display_name},\n\n"
             "Consentry shows what workplace activity may be captured about you and lets you decide.\n"
-            f"Your login is {user.get_username()}. Set your password here (the link works once, "
+            f"Your login is {login}. Set your password here (the link works once, "
             f"for {settings.PASSWORD_RESET_TIMEOUT // 86400} days):\n\n{url}\n"
         ),
         from_email=None,
         recipient_list=[employee.email],
     )
-    return SetPasswordLink(url=url, emailed_to=employee.email)
 
 
 class SetPasswordView(PasswordResetConfirmView):

@@ -63,6 +63,10 @@ def token_issue(
         raise DomainError("The token cannot be issued.", code="invalid", errors=errors)
     if employee is not None and not employee.is_active:
         raise Conflict("Tokens are issued only for active employees.", code="employee_inactive")
+    if kind == TokenKind.USER and user is not None and not user.is_active:
+        # A disabled login (a terminated employee's, a deactivated account) is refused at every
+        # request anyway; a token for it would only look like access that does not exist.
+        raise Conflict("Tokens are issued only for active logins.", code="user_inactive")
     raw = f"cst_{kind}_{secrets.token_urlsafe(32)}"
     with transaction.atomic():
         token = ApiToken.objects.create(

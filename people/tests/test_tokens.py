@@ -9,7 +9,7 @@ from rest_framework.test import APIRequestFactory
 
 from audit.models import AuditEntry, EventType
 from conftest import SYSTEM, make_employee, make_user
-from consentry.errors import DomainError
+from consentry.errors import Conflict, DomainError
 from people.authentication import BearerTokenAuthentication
 from people.models import ApiToken
 from people.tokens import hash_token, token_issue, token_resolve, token_revoke
@@ -113,3 +113,13 @@ def test_issue_token_refuses_prohibited_and_unknown_purposes(small_policy):
     with pytest.raises(CommandError, match="Unknown"):
         call_command("issue_token", "pipeline", "--name", "t", "--purpose", "mind_reading")
     assert not ApiToken.objects.exists()
+
+
+def test_no_user_token_is_issued_for_a_disabled_login():
+    user = make_user(is_active=False)
+    with pytest.raises(Conflict) as caught:
+        token_issue(kind="user", name="x", user=user, actor=SYSTEM)
+    assert caught.value.code == "user_inactive"
+    assert not ApiToken.objects.exists() and not AuditEntry.objects.filter(event_type=EventType.TOKEN_ISSUED).exists()
+    with pytest.raises(CommandError, match="active logins"):
+        call_command("issue_token", "user", "--username", user.get_username())

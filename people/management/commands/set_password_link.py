@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from audit.actors import Actor
 from consentry.errors import DomainError
 from people.models import Employee
 from people.passwords import set_password_link_issue
@@ -29,7 +30,9 @@ class Command(BaseCommand):
         if employee is None:
             raise CommandError(f"No employee has the login or HR id {login!r}.")
         try:
-            link = set_password_link_issue(employee=employee, send=not options["no_email"])
+            link = set_password_link_issue(
+                employee=employee, actor=Actor.system("set_password_link"), send=not options["no_email"]
+            )
         except DomainError as exc:
             raise CommandError(exc.detail) from exc
         if link.emailed_to:
