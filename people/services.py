@@ -372,7 +372,7 @@ def employee_login_ensure(*, employee: Employee, actor: Actor) -> AbstractBaseUs
     The one create-or-link path of HR provisioning (SCIM, CSV) and of single
     sign-on, so both agree on which account is whose. A new account has no
     usable password: the person signs in by SSO, or sets a password through a
-    set-password link (``people.accounts``). An existing account of that name
+    set-password link (``people.passwords``). An existing account of that name
     is linked unless it already belongs to another employee, or is a staff or
     superuser account (an HR record must never hand an administrator's login
     to whoever the identity provider vouches for). A linked account is

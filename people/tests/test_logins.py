@@ -223,3 +223,24 @@ def test_concurrent_provisioning_of_one_person_makes_one_employee_and_one_login(
     assert sorted(outcomes) == ["conflict"] * 5 + ["created"]
     assert User.objects.filter(username__iexact="eve@example.com").count() == 1
     assert Employee.objects.get(hr_id="E3401").user.get_username() == "Eve@example.com"
+
+
+def test_provision_logins_gives_earlier_employees_a_login_and_reports_clashes():
+    # Employees provisioned before logins were: no account yet.
+    ana = Employee.objects.create(hr_id="E3501", user_name="ana.old", country="US", subdivision="US-NY")
+    bob = Employee.objects.create(hr_id="E3502", user_name="taken", country="US", subdivision="US-NY")
+    make_user("taken", is_staff=True)
+    out, err = io.StringIO(), io.StringIO()
+
+    with pytest.raises(CommandError, match="got no login"):
+        call_command("provision_logins", stdout=out, stderr=err)
+
+    ana.refresh_from_db()
+    bob.refresh_from_db()
+    assert ana.user.get_username() == "ana.old" and not ana.user.has_usable_password()
+    assert bob.user is None and "E3502" in err.getvalue()
+    assert "1 logins created or linked, 1 refused." in out.getvalue()
+    # Run again: nothing new for Ana, still nothing for Bob.
+    with pytest.raises(CommandError):
+        call_command("provision_logins", stdout=io.StringIO(), stderr=io.StringIO())
+    assert User.objects.filter(username__iexact="ana.old").count() == 1
