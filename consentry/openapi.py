@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 from django.urls import Resolver404, resolve
-from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema_field
 from rest_framework import serializers
 
@@ -143,20 +142,6 @@ IDEMPOTENCY_KEY = OpenApiParameter(
         "24 hours, per caller. 1 to 255 printable ASCII characters."
     ),
 )
-
-
-class BearerTokenScheme(OpenApiAuthenticationExtension):
-    """Documents ``people.authentication.BearerTokenAuthentication`` (named by path: consentry imports no app)."""
-
-    target_class = "people.authentication.BearerTokenAuthentication"
-    name = "bearerToken"
-
-    def get_security_definition(self, auto_schema):
-        return {
-            "type": "http",
-            "scheme": "bearer",
-            "description": "Device, pipeline, user or HR token (API.md, Conventions); each kind has its own endpoints.",
-        }
 
 
 # Plain Django views (no DRF, so no generated schema) that clients still call: documented here.

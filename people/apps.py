@@ -17,5 +17,5 @@ class PeopleConfig(AppConfig):
     def ready(self) -> None:
         # Groups need every app's permissions, which exist only after migrate.
         post_migrate.connect(_ensure_roles, dispatch_uid="people.ensure_roles")
-        # Registers the bearer-token scheme with the OpenAPI generator.
-        from people import schema  # noqa: F401
+        # Defining BearerTokenScheme registers it with the OpenAPI generator.
+        from people import authentication  # noqa: F401

@@ -77,7 +77,11 @@ class IsPersonAuthenticated(permissions.BasePermission):
 
 
 class BearerTokenScheme(OpenApiAuthenticationExtension):
-    """Describes bearer tokens in the OpenAPI document (drf-spectacular)."""
+    """Describes ``BearerTokenAuthentication`` in the OpenAPI document (drf-spectacular).
+
+    drf-spectacular registers an extension when its class is defined, so this module must be imported
+    before the schema is generated: ``PeopleConfig.ready()`` does it.
+    """
 
     target_class = BearerTokenAuthentication
     name = "bearerToken"
@@ -86,5 +90,5 @@ class BearerTokenScheme(OpenApiAuthenticationExtension):
         return {
             "type": "http",
             "scheme": "bearer",
-            "description": "A device, pipeline, user or HR token (manage.py issue_token).",
+            "description": "Device, pipeline, user or HR token (API.md, Conventions): `Authorization: Bearer <token>`.",
         }
