@@ -160,8 +160,3 @@ def relay_pending(*, limit: int = RELAY_BATCH, max_batches: int = 50, prompt_onl
         if len(batch) < limit:
             break
     return delivered
-
-
-def pending_count() -> int:
-    """Messages of registered topics still waiting: zero in a healthy system after a relay."""
-    return OutboxMessage.objects.filter(delivered_at__isnull=True, topic__in=sorted(_consumers)).count()
