@@ -8,6 +8,7 @@ atomic. DELETE never erases: it terminates and hides the record.
 
 from __future__ import annotations
 
+from contextlib import suppress
 from typing import Any
 
 from django.db import transaction
@@ -34,6 +35,7 @@ from audit.actors import Actor
 from consentry.idempotency import idempotent
 from people.authentication import BearerTokenAuthentication, IsHRToken, token_of
 from people.iso3166 import location_errors
+from people.locks import employee_lock
 from people.models import Employee
 from people.scim.filters import filter_to_query
 from people.scim.mapping import EmployeeUser, to_hr_record, to_resource
@@ -149,9 +151,12 @@ def _provisioned() -> Any:
 
 
 def _employee(pk: str, *, for_update: bool = False) -> Employee:
-    queryset = _provisioned().select_for_update() if for_update else _provisioned()
-    employee = queryset.filter(pk=int(pk)).first() if pk.isdigit() else None
-    if employee is None:
+    employee = None
+    if pk.isdigit():
+        with suppress(Employee.DoesNotExist):
+            # Writes take the lock every service takes on the employee (people.locks says which).
+            employee = employee_lock(employee_id=int(pk)) if for_update else _provisioned().get(pk=int(pk))
+    if employee is None or employee.deprovisioned_at is not None:
         raise NotFoundException(detail=f"No User with id {pk!r}.")
     return employee
 
