@@ -148,9 +148,5 @@ class WaiterSlots:
         with self._lock:
             self._busy -= 1
 
-    @property
-    def busy(self) -> int:
-        return self._busy
-
 
 waiter_slots = WaiterSlots()

@@ -113,10 +113,6 @@ def require_region(scope: RegionScope, code: str, *, doing: str) -> None:
         raise Forbidden(f"You may not {doing} for region {code}.", code="out_of_scope")
 
 
-def may_approve_everywhere(user: AbstractBaseUser) -> bool:
-    return approvable_regions(user).everything
-
-
 _VERBS = {"GET": "view", "HEAD": "view", "OPTIONS": "view", "POST": "add", "PUT": "change", "PATCH": "change"}
 
 

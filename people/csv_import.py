@@ -47,9 +47,6 @@ class RowError:
     column: str
     message: str
 
-    def as_dict(self) -> dict:
-        return {"row": self.row, "column": self.column, "message": self.message}
-
 
 @dataclass
 class ParsedFile:
