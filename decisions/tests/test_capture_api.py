@@ -1,9 +1,10 @@
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, time, timedelta
 
 import jwt
 import pytest
+import time_machine
 from django.utils import timezone
 
 from audit.models import AuditEntry, AuditQueuedEntry, EventType
@@ -191,7 +192,15 @@ def test_an_ordinary_context_is_captured(us_employee):
     assert capture(device_client(us_employee), "keystrokes", context=context)["grant"] is not None
 
 
-def test_the_grant_lifetime_follows_the_setting(us_employee, settings):
+@pytest.fixture
+def midday():
+    """Grants end at UTC midnight at the latest (the day's data key): lifetimes are checked at noon."""
+    noon = datetime.combine(timezone.now().date(), time(12), tzinfo=UTC)
+    with time_machine.travel(noon, tick=True):
+        yield noon
+
+
+def test_the_grant_lifetime_follows_the_setting(us_employee, settings, midday):
     settings.CONSENTRY_GRANT_LIFETIME_SECONDS = 300
     grant_consent(us_employee, "keystrokes")
     grant = capture(device_client(us_employee), "keystrokes")["grant"]
@@ -199,7 +208,7 @@ def test_the_grant_lifetime_follows_the_setting(us_employee, settings):
     assert stored.expires_at - stored.issued_at == timedelta(seconds=300)
 
 
-def test_the_grant_lifetime_never_exceeds_fifteen_minutes(us_employee, settings):
+def test_the_grant_lifetime_never_exceeds_fifteen_minutes(us_employee, settings, midday):
     settings.CONSENTRY_GRANT_LIFETIME_SECONDS = 86400
     grant_consent(us_employee, "keystrokes")
     grant = capture(device_client(us_employee), "keystrokes")["grant"]
