@@ -26,6 +26,7 @@ from consentry.errors import Conflict, DomainError
 from consentry.outbox import Topic, publish
 from governance.models import DataCategory, Notice, Purpose, RuleStatus
 from governance.selectors import current_notice, rule_for_employee
+from people.locks import employee_lock
 from people.models import Employee
 
 MAX_PAUSE = timedelta(days=7)
@@ -41,10 +42,8 @@ class Choice:
 
 
 def _lock_employee(employee: Employee) -> Employee:
-    # FOR NO KEY UPDATE, like every row lock taken before a ledger append: it serialises the
-    # employee's changes, yet lets another transaction's foreign-key check on the row (a grant's,
-    # run at its commit while it holds the ledger's head lock) pass instead of deadlocking.
-    return Employee.objects.select_for_update(no_key=True).get(pk=employee.pk)
+    # The lock every service takes on the employee (people.locks says why FOR NO KEY UPDATE).
+    return employee_lock(employee_id=employee.pk)
 
 
 def _now_locked() -> datetime:
@@ -381,7 +380,7 @@ def consent_expire_due(*, at: datetime | None = None, limit: int = 1000) -> int:
     actor = Actor.system("expiry")
     for employee_id in list(due):
         with transaction.atomic():
-            employee = Employee.objects.select_for_update(no_key=True).get(pk=employee_id)
+            employee = employee_lock(employee_id=employee_id)
             states = ConsentState.objects.select_for_update(no_key=True, of=("self",)).filter(
                 employee=employee, state=ConsentEventKind.GRANTED, expires_at__lte=moment
             )

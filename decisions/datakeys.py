@@ -60,6 +60,7 @@ from decisions.models import DataKey, DestroyedKey, DestructionReason
 from decisions.snapshot import current_policy
 from governance.models import RetentionPolicy
 from governance.selectors import retention_for
+from people.locks import employee_lock
 from people.models import Employee, EmployeeStatus
 
 logger = logging.getLogger(__name__)
@@ -349,7 +350,7 @@ def destroy_employee_keys(*, employee: Employee, reason: str, actor: Actor) -> i
         raise ValueError(f"unknown destruction reason {reason!r}")
     at = timezone.now()
     with transaction.atomic():
-        employee = Employee.objects.select_for_update(no_key=True).get(pk=employee.pk)
+        employee = employee_lock(employee_id=employee.pk)
         keys = list(DataKey.objects.select_for_update().filter(employee=employee).order_by("id"))
         return _destroy([(key, reason) for key in keys], actor=actor, at=at)
 

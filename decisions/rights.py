@@ -59,6 +59,7 @@ from decisions.models import (
     RightsStatus,
 )
 from decisions.rights_export import write_export
+from people.locks import employee_lock
 from people.models import Employee
 
 logger = logging.getLogger(__name__)
@@ -89,7 +90,7 @@ def _request(
     moment = at or timezone.now()
     with transaction.atomic():
         # The employee's row lock orders this against their other requests and consent changes.
-        employee = Employee.objects.select_for_update(no_key=True).get(pk=employee.pk)
+        employee = employee_lock(employee_id=employee.pk)
         pending = RightsRequest.objects.filter(employee=employee, kind=kind, status__in=RIGHTS_PENDING).first()
         if pending is not None:
             return pending, False
@@ -421,7 +422,7 @@ def rights_erasure_carry_out(*, request_id: uuid.UUID) -> RightsRequest:
         # Locks in one order, request rows and the employee before anything writes to the
         # ledger (whose head lock is held to commit): a copy finishing meanwhile holds its row,
         # then takes the head; taking the head first here could deadlock with it.
-        employee = Employee.objects.select_for_update(no_key=True).get(pk=rights.employee_id)
+        employee = employee_lock(employee_id=rights.employee_id)
         exports = list(
             RightsRequest.objects.select_for_update()
             .filter(employee=employee, kind=RightsKind.ACCESS)

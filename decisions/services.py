@@ -31,6 +31,7 @@ from decisions.models import CaptureGrant, DecisionCounter
 from decisions.pseudonyms import pseudonym
 from decisions.selectors import CaptureReads, employee_facts
 from decisions.snapshot import current_policy
+from people.locks import employee_lock_clause
 from people.models import ApiToken, Employee
 
 logger = logging.getLogger(__name__)
@@ -198,8 +199,8 @@ def decision_counters_add(*, day: date, purpose: str, reasons: Iterable[str]) ->
 def _lock_query() -> tuple[str, ModelRows]:
     rows = ModelRows(Employee, "e")
     quote = connection.ops.quote_name
-    # SQLite has no row locks (its writers take the database lock), as select_for_update() knows.
-    lock = " FOR NO KEY UPDATE" if connection.features.has_select_for_update else ""
+    # The lock people.locks.employee_lock() takes, read and locked in one round trip.
+    lock = employee_lock_clause()
     return f"SELECT {rows.columns} FROM {rows.table} WHERE e.{quote('id')} = %s{lock}", rows  # noqa: S608
 
 

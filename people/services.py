@@ -19,6 +19,7 @@ from audit.services import record
 from consentry.errors import Conflict, DomainError
 from consentry.outbox import Topic, publish
 from people.iso3166 import location_errors
+from people.locks import employee_lock, employees_lock
 from people.models import Employee, EmployeeStatus
 from people.roles import Role, ensure_roles
 
@@ -100,7 +101,7 @@ def employee_update_details(*, employee: Employee, actor: Actor, **details: Any)
     if unknown:
         raise DomainError(f"Unknown employee fields: {sorted(unknown)}.", code="invalid")
     with transaction.atomic():
-        employee = Employee.objects.select_for_update().get(pk=employee.pk)
+        employee = employee_lock(employee_id=employee.pk)
         changed = {name: value for name, value in details.items() if getattr(employee, name) != value}
         if not changed:
             return employee
@@ -124,7 +125,7 @@ def employee_transfer(*, employee: Employee, country: str, subdivision: str = ""
     """
     _validate_location(country, subdivision)
     with transaction.atomic():
-        employee = Employee.objects.select_for_update().get(pk=employee.pk)
+        employee = employee_lock(employee_id=employee.pk)
         before = {"country": employee.country, "subdivision": employee.subdivision}
         if before == {"country": country, "subdivision": subdivision}:
             return employee
@@ -157,7 +158,7 @@ def employee_set_status(*, employee: Employee, status: str, actor: Actor) -> Emp
     if status not in EmployeeStatus.values:
         raise DomainError(f"{status!r} is not an employee status.", code="invalid", errors={"status": "Unknown."})
     with transaction.atomic():
-        employee = Employee.objects.select_for_update().get(pk=employee.pk)
+        employee = employee_lock(employee_id=employee.pk)
         if employee.status == status:
             return employee
         if employee.status == EmployeeStatus.TERMINATED:
@@ -298,7 +299,7 @@ def employee_deprovision(*, employee: Employee, actor: Actor) -> Employee:
     """
     with transaction.atomic():
         employee = employee_set_status(employee=employee, status=EmployeeStatus.TERMINATED, actor=actor)
-        employee = Employee.objects.select_for_update().get(pk=employee.pk)
+        employee = employee_lock(employee_id=employee.pk)
         if employee.deprovisioned_at is not None:
             return employee
         employee.deprovisioned_at = timezone.now()
@@ -327,9 +328,7 @@ def employees_import(*, records: list[HRRecord], actor: Actor, source: str, dige
     """
     created = updated = unchanged = terminated = 0
     with transaction.atomic():
-        existing = {
-            e.hr_id: e for e in Employee.objects.select_for_update().filter(hr_id__in=[r.hr_id for r in records])
-        }
+        existing = employees_lock(hr_ids=[r.hr_id for r in records])
         for hr_record in records:
             current = existing.get(hr_record.hr_id)
             before = current.updated_at if current else None
@@ -380,7 +379,7 @@ def employee_login_ensure(*, employee: Employee, actor: Actor) -> AbstractBaseUs
     """
     User = get_user_model()
     with transaction.atomic():
-        employee = Employee.objects.select_for_update().get(pk=employee.pk)
+        employee = employee_lock(employee_id=employee.pk)
         login = login_name_of(employee)
         user = employee.user
         if user is not None:
