@@ -1,4 +1,4 @@
-"""Who may read which audit entries.
+"""Who may read which audit entries: the one model of an auditor's scope.
 
 Auditors read and export the ledger, scoped by region: everything (the
 global ``governance.audit_region`` permission) or the regions they hold that
@@ -8,10 +8,18 @@ the subdivisions of those countries. Entries that name no region are visible
 only to auditors of all regions. An employee may read only the inclusion
 proof of an entry about themselves. Nobody else reads the ledger.
 
-Regions, their groups and the people behind users live in apps above this
-one, so this module only declares what an access is; the resolver named by
-``CONSENTRY_AUDIT_ACCESS_RESOLVER`` (``governance.audit_scope``) works it out.
-Any failure there denies.
+Every caller (the audit API and console, exports and their bundles, the rights
+requests auditors see) asks ``access_for`` and filters with ``AuditAccess``;
+nothing else works out an audit scope. The type lives here, in the lowest layer
+that needs it, because the ledger's own selectors and exports filter by it.
+Working it out needs regions, their groups (governance) and the people behind
+users (people), which sit above this app and which it may not import, so this
+module only declares what an access is and the resolver named by
+``CONSENTRY_AUDIT_ACCESS_RESOLVER`` (``governance.audit_scope``) computes it:
+the scope comes down as data, and the layers stay one-way. A setting rather
+than a registration at start-up, so there is no window before the apps are
+ready in which the ledger would have no resolver. Any failure there denies;
+a database outage is raised, to be answered as one.
 """
 
 from __future__ import annotations

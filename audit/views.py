@@ -1,10 +1,10 @@
 """The auditor console: search the ledger, export it, see its checkpoints and last verification.
 
-Searching reads only: each query is narrowed to the caller's scope first
-(``audit.scope``); an entry outside it is "not found", like one that does not
-exist. Exporting writes through the service the API uses
-(``services.export_request``), with the caller's access from ``audit.access``
-frozen into the job; an auditor lists and downloads only their own jobs.
+Every page takes the caller's audit access from ``audit.access``, as the API
+does. Searching reads only: each query is narrowed to that scope first; an
+entry outside it is "not found", like one that does not exist. Exporting
+writes through the service the API uses (``services.export_request``), with
+the access frozen into the job; an auditor lists and downloads only their own jobs.
 """
 
 from __future__ import annotations
@@ -28,8 +28,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from audit import selectors, services
 from audit.access import access_for
 from audit.forms import AuditSearchForm, ExportForm
-from audit.models import AuditCheckpoint, AuditEntry, AuditHead, EventType
-from audit.scope import audit_scope
+from audit.models import AuditCheckpoint, AuditHead, EventType
 from consentry.errors import DomainError, Forbidden
 
 # The daily check runs once a day: older than this, the page says it is overdue.
@@ -53,9 +52,9 @@ def auditor_page(view):
 @require_GET
 @auditor_page
 def entries(request: HttpRequest) -> HttpResponse:
-    scope = audit_scope(request.user)
+    access = access_for(request.user)
     form = AuditSearchForm(request.GET or None)
-    found = scope.filter(AuditEntry.objects.all())
+    found = selectors.entries_visible(access=access)
     if form.is_bound and form.is_valid():
         found = form.apply(found)
     elif form.is_bound:
@@ -72,7 +71,8 @@ def entries(request: HttpRequest) -> HttpResponse:
             "form": form,
             "page": page,
             "query": query.urlencode(),
-            "scope": scope,
+            "access": access,
+            "regions": sorted(access.regions),
             "head": AuditHead.objects.filter(pk=1).first(),
             "labels": dict(EventType.choices),
         },
@@ -82,7 +82,7 @@ def entries(request: HttpRequest) -> HttpResponse:
 @require_GET
 @auditor_page
 def entry_detail(request: HttpRequest, seq: int) -> HttpResponse:
-    entry = audit_scope(request.user).filter(AuditEntry.objects.filter(seq=seq)).first()
+    entry = selectors.entry_visible(access=access_for(request.user), seq=seq)
     if entry is None:
         raise Http404("No such entry in your scope.")
     return render(

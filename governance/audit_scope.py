@@ -1,11 +1,14 @@
-"""Resolve an auditor's region scope for the ledger (``CONSENTRY_AUDIT_ACCESS_RESOLVER``).
+"""Compute an auditor's region scope for the ledger (``CONSENTRY_AUDIT_ACCESS_RESOLVER``).
 
-The audit app sits below governance and people, so it asks this module, by
-setting, what a user may read: ``audit.view_auditentry`` (the auditor role)
-is needed at all; the global ``governance.audit_region`` permission covers
-every region, and guardian object permissions on regions cover those regions
-(a group counts as its member countries, a country as its subdivisions). The
-user's own HR ids come along so employees may fetch proofs of their own entries.
+The only place an audit scope is worked out; ``audit.access`` declares what it
+is and every caller gets it from ``audit.access.access_for``, which calls this
+by setting because the audit app sits below governance and people. The lowest
+layer that sees both regions and employees is this one. ``audit.view_auditentry``
+(the auditor role) is needed at all; the global ``governance.audit_region``
+permission covers every region, and guardian object permissions on regions
+cover those regions (a group counts as its member countries, a country as its
+subdivisions). The user's own HR ids come along so employees may fetch proofs
+of their own entries.
 """
 
 from __future__ import annotations
