@@ -158,6 +158,15 @@ def test_an_entry_outside_the_scope_is_not_found(world):
     assert world["clients"]["auditor"].get(f"{ENTRIES}/{outside.seq}").status_code == 200
 
 
+@pytest.mark.parametrize(("caller", "expected"), READ_MATRIX.items())
+def test_who_may_read_one_entry(world, caller, expected):
+    # Nina's entry is about New York: in the scoped auditor's United States.
+    response = world["clients"][caller].get(f"{ENTRIES}/{world['own'].seq}")
+    assert response.status_code == expected
+    if expected != 200:
+        assert response["Content-Type"] == PROBLEM_JSON
+
+
 def test_search_filters_by_time_type_actor_and_subject(world):
     client = world["clients"]["auditor"]
     # write_entries dates its entries a minute apart from START: take three of them.
@@ -227,6 +236,17 @@ def test_who_may_fetch_the_proof_of_an_employees_own_entry(world, caller, expect
 def test_an_employee_cannot_fetch_proofs_of_other_peoples_entries(world):
     other = AuditEntry.objects.exclude(subject=world["own"].subject).first()
     assert world["clients"]["employee"].get(f"{ENTRIES}/{other.seq}/proof").status_code == 404
+
+
+def test_a_scoped_auditor_fetches_proofs_only_within_their_regions(world):
+    checkpoint_create()
+    inside = AuditEntry.objects.filter(region="US-CA").exclude(subject=world["own"].subject).first()
+    outside = AuditEntry.objects.filter(region="DE-BE").first()
+    client = world["clients"]["scoped auditor"]
+    assert client.get(f"{ENTRIES}/{inside.seq}/proof").status_code == 200
+    response = client.get(f"{ENTRIES}/{outside.seq}/proof")
+    assert response.status_code == 404 and response["Content-Type"] == PROBLEM_JSON
+    assert world["clients"]["auditor"].get(f"{ENTRIES}/{outside.seq}/proof").status_code == 200
 
 
 def test_a_proof_fetched_over_the_api_verifies_offline(world):
@@ -306,6 +326,17 @@ def test_a_scoped_auditors_export_holds_only_their_regions(world):
     with zipfile.ZipFile(export.file.path) as archive:
         regions = {json.loads(line)["entry"]["region"] for line in archive.read("entries.jsonl").splitlines()}
     assert regions <= {"US", "US-NY", "US-CA"}
+
+
+def test_a_scoped_auditors_export_of_another_regions_employee_holds_nothing(world):
+    # Someone who only ever worked in Berlin: every entry about them is outside the United States.
+    record(event_type=EventType.CONSENT_GRANTED, actor=ACTOR, subject="E9001", region="DE-BE")
+    job = _export(world, "scoped auditor", {"format": "jsonl", "subject": "E9001"}).json()
+    with zipfile.ZipFile(export_build(export_id=job["id"]).file.path) as archive:
+        assert archive.read("entries.jsonl") == b""
+    everything = _export(world, "auditor", {"format": "jsonl", "subject": "E9001"}).json()
+    with zipfile.ZipFile(export_build(export_id=everything["id"]).file.path) as archive:
+        assert len(archive.read("entries.jsonl").splitlines()) == 1
 
 
 def test_a_download_before_the_job_is_done_is_a_conflict(world):

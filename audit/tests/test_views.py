@@ -90,6 +90,14 @@ def test_an_auditor_without_any_region_sees_nothing_and_is_told_why(client, ledg
     assert "no audit scope yet" in response.content.decode()
 
 
+def test_a_us_auditor_opens_a_new_york_entry_but_a_berlin_one_is_not_found(client, small_policy, ledger):
+    sign_in(client, make_auditor(make_user("ursula"), small_policy["regions"]["US"]))
+    assert client.get(reverse("audit:entry", args=[ledger["ny"].seq])).status_code == 200
+    assert client.get(reverse("audit:entry", args=[ledger["de"].seq])).status_code == 404
+    assert ledger["de"].seq not in _seqs(client.get(reverse("audit:entries"), {"region": "DE"}))
+    assert "You can read: US (and their subdivisions)." in client.get(reverse("audit:entries")).content.decode()
+
+
 def test_filters_narrow_by_type_subject_actor_region_and_time(client, ledger, ny_employee):
     sign_in(client, make_auditor(make_user("aurelio")))
     url = reverse("audit:entries")
