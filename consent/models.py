@@ -11,14 +11,9 @@ from __future__ import annotations
 
 from django.db import models
 
+from consent.vocabulary import ConsentEventKind
 from governance.models import DataCategory, Notice, Purpose
 from people.models import Employee
-
-
-class ConsentEventKind(models.TextChoices):
-    GRANTED = "granted", "Granted"
-    WITHDRAWN = "withdrawn", "Withdrawn"
-    EXPIRED = "expired", "Expired"
 
 
 class Channel(models.TextChoices):

@@ -65,11 +65,16 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Any, NamedTuple
+
+# The models' own vocabularies: plain enums, so the engine still imports no Django.
+from consent.vocabulary import ConsentEventKind
+from governance.vocabulary import ExclusionKind, ExclusionReason, PreconditionType, RuleStatus
+from people.vocabulary import EmployeeStatus
 
 EMPTY: Mapping[Any, Any] = MappingProxyType({})
 
@@ -105,25 +110,13 @@ class Code(StrEnum):
     INVALID_RECORD = "invalid_record"
 
 
-# Mirrors governance.models (kept as text so this module imports no Django).
-ACTIVE = "active"
-TERMINATED = "terminated"
-BLOCK = "block"
-GRANTED = "granted"
-WITHDRAWN = "withdrawn"
-EXPIRED = "expired"
-ACKNOWLEDGEMENT_ONCE = "notice_acknowledgement_once"
-ACKNOWLEDGEMENT_CURRENT = "notice_acknowledgement"
-NOTICE_AT_COLLECTION = "notice_at_collection"
-BIOMETRIC_RELEASE = "biometric_release"
-
-
 @dataclass(frozen=True, slots=True)
 class Reason:
     """Why something is denied: a stable code, words for humans, and whether config is missing."""
 
     code: str
     detail: str
+    _: KW_ONLY
     missing_configuration: bool = False
     # For precondition_missing: which preconditions are not met.
     preconditions: tuple[str, ...] = ()
@@ -203,10 +196,10 @@ class Instrument:
 class Exclusion:
     """Never capture here. ``pattern`` is a compiled, case-insensitive glob."""
 
-    kind: str  # app, domain or flag
+    kind: str  # an ExclusionKind
     pattern: re.Pattern[str]
     label: str
-    reason: str = "other"
+    reason: str = ExclusionReason.OTHER
     # Empty: every category.
     categories: frozenset[str] = frozenset()
 
@@ -313,7 +306,7 @@ class EmployeeFacts:
     subdivision: str = ""
     entity: str = ""
     site: str = ""
-    status: str = ACTIVE
+    status: str = EmployeeStatus.ACTIVE
     terminated_at: datetime | None = None
     # (purpose, category) → consent facts.
     consents: Mapping[tuple[str, str], ConsentFacts] = field(default_factory=_empty)
@@ -391,18 +384,18 @@ def _precondition_met(
     category: str,
     at: datetime,
 ) -> bool:
-    if kind == ACKNOWLEDGEMENT_CURRENT:
+    if kind == PreconditionType.NOTICE_ACKNOWLEDGEMENT:
         return notice is not None and _acknowledged(employee, at, exactly=notice.version)
-    if kind == ACKNOWLEDGEMENT_ONCE:
+    if kind == PreconditionType.NOTICE_ACKNOWLEDGEMENT_ONCE:
         return _acknowledged(employee, at)
-    if kind == NOTICE_AT_COLLECTION:
+    if kind == PreconditionType.NOTICE_AT_COLLECTION:
         pair = (purpose, category)
         if notice is None or pair not in notice.pairs:
             return False
         return _acknowledged(employee, at, at_least=notice.declared_since.get(pair, notice.version))
     # Instruments are valid for calendar days, counted in UTC.
     day = at.astimezone(UTC).date()
-    if kind == BIOMETRIC_RELEASE:
+    if kind == PreconditionType.BIOMETRIC_RELEASE:
         known = policy.categories.get(category)
         if known is not None and not known.biometric:
             return True
@@ -419,12 +412,14 @@ def _consent_reason(
     consent = employee.consents.get(pair)
     if consent is None or consent.since > at:
         return Reason(Code.NO_CONSENT, f"No consent for {category} under {purpose}.")
-    if consent.state == WITHDRAWN:
+    if consent.state == ConsentEventKind.WITHDRAWN:
         return Reason(Code.CONSENT_WITHDRAWN, f"Consent for {category} under {purpose} was withdrawn.")
-    if consent.state != GRANTED or (consent.expires_at is not None and consent.expires_at <= at):
+    if consent.state != ConsentEventKind.GRANTED or (consent.expires_at is not None and consent.expires_at <= at):
         return Reason(Code.CONSENT_EXPIRED, f"Consent for {category} under {purpose} has expired.")
     if notice is None:
-        return Reason(Code.NO_CONSENT, "No approved notice is in force, so no consent can apply.", True)
+        return Reason(
+            Code.NO_CONSENT, "No approved notice is in force, so no consent can apply.", missing_configuration=True
+        )
     if pair not in notice.pairs:
         return Reason(Code.NO_CONSENT, f"Notice v{notice.version} does not declare {category} under {purpose}.")
     if consent.notice_version < notice.reconsent_from.get(pair, 0):
@@ -488,10 +483,10 @@ def _context_checks(context: Context) -> tuple[tuple[str, tuple[str, ...]], ...]
     """The normalised values each kind of exclusion is matched against (empty kinds left out)."""
     host = _host(context.domain)
     checks = (
-        ("app", (context.app.lower(),) if context.app else ()),
+        (ExclusionKind.APP, (context.app.lower(),) if context.app else ()),
         # "*.bank.com" also covers the bare "bank.com".
-        ("domain", (host, "." + host) if host else ()),
-        ("flag", tuple(flag.lower() for flag in context.flags)),
+        (ExclusionKind.DOMAIN, (host, "." + host) if host else ()),
+        (ExclusionKind.FLAG, tuple(flag.lower() for flag in context.flags)),
     )
     return tuple(check for check in checks if check[1])
 
@@ -509,20 +504,26 @@ def decide_capture(
 ) -> CaptureDecision:
     """The capture decision for each requested category (see the module docstring for the order)."""
     if employee is None:
-        unknown = (Reason(Code.UNKNOWN_EMPLOYEE, "The employee is not known.", True),)
+        unknown = (Reason(Code.UNKNOWN_EMPLOYEE, "The employee is not known.", missing_configuration=True),)
         results = tuple(CategoryDecision(category, unknown) for category in request.categories)
         return CaptureDecision(at=at, policy_version=policy.version, consent_version=0, categories=results)
 
     shared: list[Reason] = []
-    if employee.status != ACTIVE:
+    if employee.status != EmployeeStatus.ACTIVE:
         shared.append(Reason(Code.EMPLOYEE_INACTIVE, f"The employee is {employee.status.replace('_', ' ')}."))
     chain = policy.chain(employee.country, employee.subdivision)
     rule = policy.rule_at(chain, at)
     if rule is None:
-        shared.append(Reason(Code.JURISDICTION_UNKNOWN, f"No approved rule is in force for {' → '.join(chain)}.", True))
-    elif rule.status == BLOCK:
+        shared.append(
+            Reason(
+                Code.JURISDICTION_UNKNOWN,
+                f"No approved rule is in force for {' → '.join(chain)}.",
+                missing_configuration=True,
+            )
+        )
+    elif rule.status == RuleStatus.BLOCK:
         shared.append(Reason(Code.JURISDICTION_BLOCKED, f"Capture is blocked in {rule.region}."))
-    open_rule = rule if rule is not None and rule.status != BLOCK else None
+    open_rule = rule if rule is not None and rule.status != RuleStatus.BLOCK else None
     notice = policy.notice_at(at)
     purpose = policy.purposes.get(request.purpose)
     paused = any(start <= at < until for start, until in employee.pauses)
@@ -560,14 +561,20 @@ def decide_capture(
                     Reason(
                         Code.PRECONDITION_MISSING,
                         f"{open_rule.region} requires: {', '.join(missing)}.",
-                        notice is None and any(kind in _NOTICE_PRECONDITIONS for kind in missing),
-                        missing,
+                        missing_configuration=notice is None and any(kind in _NOTICE_PRECONDITIONS for kind in missing),
+                        preconditions=missing,
                     )
                 )
             if category in open_rule.blocked_categories:
                 reasons.append(Reason(Code.CATEGORY_BLOCKED, f"{category} is never captured in {open_rule.region}."))
         if purpose is None:
-            reasons.append(Reason(Code.PURPOSE_UNKNOWN, f"{request.purpose!r} is not a configured purpose.", True))
+            reasons.append(
+                Reason(
+                    Code.PURPOSE_UNKNOWN,
+                    f"{request.purpose!r} is not a configured purpose.",
+                    missing_configuration=True,
+                )
+            )
         else:
             if purpose.prohibited:
                 reasons.append(Reason(Code.PURPOSE_PROHIBITED, f"{purpose.slug} is a prohibited purpose."))
@@ -578,7 +585,7 @@ def decide_capture(
                     if known
                     else f"{category!r} is not a configured data category."
                 )
-                reasons.append(Reason(Code.CATEGORY_NOT_IN_PURPOSE, detail, not known))
+                reasons.append(Reason(Code.CATEGORY_NOT_IN_PURPOSE, detail, missing_configuration=not known))
             consent = _consent_reason(employee, notice, purpose.slug, category, at)
             if consent is not None:
                 reasons.append(consent)
@@ -593,9 +600,15 @@ def decide_capture(
     )
 
 
-_NOTICE_PRECONDITIONS = frozenset({ACKNOWLEDGEMENT_CURRENT, ACKNOWLEDGEMENT_ONCE, NOTICE_AT_COLLECTION})
+_NOTICE_PRECONDITIONS = frozenset(
+    {
+        PreconditionType.NOTICE_ACKNOWLEDGEMENT,
+        PreconditionType.NOTICE_ACKNOWLEDGEMENT_ONCE,
+        PreconditionType.NOTICE_AT_COLLECTION,
+    }
+)
 # Preconditions whose answer depends on the category asked about.
-_CATEGORY_PRECONDITIONS = frozenset({NOTICE_AT_COLLECTION, BIOMETRIC_RELEASE})
+_CATEGORY_PRECONDITIONS = frozenset({PreconditionType.NOTICE_AT_COLLECTION, PreconditionType.BIOMETRIC_RELEASE})
 
 
 # Use ------------------------------------------------------------------------------------
@@ -712,13 +725,13 @@ def decide_use(
     if not inside:
         reasons.append(_mismatch(record, purpose, grant))
     if employee is None:
-        reasons.append(Reason(Code.UNKNOWN_EMPLOYEE, "The grant's employee is not known.", True))
+        reasons.append(Reason(Code.UNKNOWN_EMPLOYEE, "The grant's employee is not known.", missing_configuration=True))
         return tuple(reasons)
 
     consent = employee.consents.get((purpose, category))
     if consent is None:
         reasons.append(Reason(Code.NO_CONSENT, f"No consent record for {category} under {purpose}."))
-    elif consent.state == WITHDRAWN or (
+    elif consent.state == ConsentEventKind.WITHDRAWN or (
         # Captured before the withdrawal, or under a grant issued before it (so
         # captured while consent was withdrawn, or before): never usable again.
         consent.withdrawn_at is not None and consent.withdrawn_at >= min(captured_at, grant.issued_at)
@@ -729,18 +742,24 @@ def decide_use(
         limits = use_limits(policy, grant=grant, employee=employee, purpose=purpose, category=category, at=at)
     raw_days, termination_days = limits
     if raw_days is None:
-        reasons.append(Reason(Code.RETENTION_EXPIRED, f"No retention limit is configured for {category}.", True))
+        reasons.append(
+            Reason(
+                Code.RETENTION_EXPIRED, f"No retention limit is configured for {category}.", missing_configuration=True
+            )
+        )
     elif captured_at + timedelta(days=raw_days) <= at:
         reasons.append(Reason(Code.RETENTION_EXPIRED, f"{category} is kept at most {raw_days} days."))
     if employee.erasure_requested_at is not None and captured_at <= employee.erasure_requested_at:
         reasons.append(Reason(Code.ERASURE_REQUESTED, "The employee asked for their data to be erased."))
-    if employee.status == TERMINATED and (
+    if employee.status == EmployeeStatus.TERMINATED and (
         employee.terminated_at is None or employee.terminated_at + timedelta(days=termination_days) <= at
     ):
         reasons.append(Reason(Code.EMPLOYEE_INACTIVE, f"The employee left more than {termination_days} days ago."))
     known = policy.purposes.get(purpose)
     if known is None:
-        reasons.append(Reason(Code.PURPOSE_UNKNOWN, f"{purpose!r} is not a configured purpose.", True))
+        reasons.append(
+            Reason(Code.PURPOSE_UNKNOWN, f"{purpose!r} is not a configured purpose.", missing_configuration=True)
+        )
     elif known.prohibited:
         reasons.append(Reason(Code.PURPOSE_PROHIBITED, f"{purpose} is a prohibited purpose."))
     if employee.destroyed_keys and (category, captured_at.astimezone(UTC).date()) in employee.destroyed_keys:
@@ -787,12 +806,12 @@ def use_floor(
     category and limits rather than once per grant.
     """
     consent = employee.consents.get((purpose, category))
-    if consent is None or consent.state == WITHDRAWN:
+    if consent is None or consent.state == ConsentEventKind.WITHDRAWN:
         return None
     raw_days, termination_days = limits
     if raw_days is None:
         return None
-    if employee.status == TERMINATED and (
+    if employee.status == EmployeeStatus.TERMINATED and (
         employee.terminated_at is None or employee.terminated_at + timedelta(days=termination_days) <= at
     ):
         return None

@@ -44,7 +44,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from consent.models import ConsentState
+from consent.models import ConsentEventKind, ConsentState
 from consentry.models import OutboxMessage
 from consentry.outbox import Topic, consumer
 from decisions import engine
@@ -53,7 +53,7 @@ from decisions.models import CaptureGrant, RevocationEvent
 from decisions.pseudonyms import pseudonym
 from decisions.selectors import employee_facts
 from decisions.snapshot import RULE_FIELDS, current_policy, engine_rule
-from governance.models import JurisdictionRule, Region, RegionKind
+from governance.models import JurisdictionRule, Region, RegionKind, RuleStatus
 from people.models import ApiToken, Employee, EmployeeStatus, TokenKind
 
 logger = logging.getLogger(__name__)
@@ -270,7 +270,7 @@ def _transfer(employee: Employee, payload: dict, at: datetime) -> list[_Spec]:
     facts = employee_facts(employee=employee, at=at)
     after = replace(facts, country=target.get("country", ""), subdivision=target.get("subdivision", ""))
     rule = policy.rule_at(policy.chain(after.country, after.subdivision), at)
-    if rule is None or rule.status == engine.BLOCK:
+    if rule is None or rule.status == RuleStatus.BLOCK:
         return [
             _Spec(Topic.JURISDICTION_BLOCKED, employee, purpose.slug, tuple(purpose.categories), at)
             for purpose in _purposes(policy, employee)
@@ -321,7 +321,7 @@ def _consent_no_longer_covers(pairs: Iterable[str], at: datetime, *, notice: int
         rows = ConsentState.objects.filter(
             purpose_id=purpose,
             category_id__in=categories,
-            state=engine.GRANTED,
+            state=ConsentEventKind.GRANTED,
             since__lte=at,
             employee__status=EmployeeStatus.ACTIVE,
         )
@@ -354,7 +354,7 @@ def _policy_before(policy: engine.Policy, *, rule_id: int, retired: Iterable[dic
 def _employees_in(region_code: str) -> QuerySet[Employee]:
     """Active employees whose region chain contains ``region_code`` and who have consented to anything."""
     region = Region.objects.filter(pk=region_code).values_list("kind", flat=True).first()
-    employees = Employee.objects.filter(status=EmployeeStatus.ACTIVE, consent_states__state=engine.GRANTED)
+    employees = Employee.objects.filter(status=EmployeeStatus.ACTIVE, consent_states__state=ConsentEventKind.GRANTED)
     if region == RegionKind.GROUP:
         members = Region.objects.get(pk=region_code).members.values_list("code", flat=True)
         employees = employees.filter(country__in=list(members))

@@ -290,7 +290,7 @@ def capture_simulate(*, employee: Employee, request: engine.CaptureRequest, at: 
     notice = policy.notice_at(at)
     assumed = {
         (request.purpose, category): engine.ConsentFacts(
-            state=engine.GRANTED, notice_version=notice.version if notice else 0, since=at
+            state=engine.ConsentEventKind.GRANTED, notice_version=notice.version if notice else 0, since=at
         )
         for category in request.categories
     }

@@ -6,11 +6,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models.functions import Lower
 
-
-class EmployeeStatus(models.TextChoices):
-    ACTIVE = "active", "Active"
-    ON_LEAVE = "on_leave", "On leave"
-    TERMINATED = "terminated", "Terminated"
+from people.vocabulary import EmployeeStatus
 
 
 class Employee(models.Model):

@@ -7,6 +7,8 @@ from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from types import MappingProxyType
 
+import pytest
+
 from decisions import engine
 from decisions.engine import (
     CaptureRequest,
@@ -415,3 +417,34 @@ def test_a_prohibited_or_unknown_purpose_is_never_usable():
     )
     assert use(grant=grant, emp=emp, purpose="performance_evaluation") == ["purpose_prohibited"]
     assert "purpose_unknown" in use(purpose="mind_reading")
+
+
+def test_the_engine_compares_with_the_models_own_values_and_still_imports_no_orm():
+    import subprocess
+    import sys
+
+    # A fresh interpreter: this test process has long imported the ORM.
+    probe = "import sys, decisions.engine; print(sorted(m for m in sys.modules if m.startswith('django.db')))"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+
+    from consent.models import ConsentEventKind
+    from governance.models import PreconditionType, RuleStatus
+    from people.models import EmployeeStatus
+
+    # The models' choices are the very enums the engine reads, not copies of their strings.
+    assert engine.RuleStatus is RuleStatus and engine.PreconditionType is PreconditionType
+    assert engine.EmployeeStatus is EmployeeStatus and engine.ConsentEventKind is ConsentEventKind
+    assert RuleStatus.choices == [
+        ("allow", "Allowed"),
+        ("conditional", "Allowed under conditions"),
+        ("block", "Blocked"),
+    ]
+    assert "block" in RuleStatus and "banned" not in RuleStatus
+
+
+def test_a_reason_takes_its_flags_by_name_only():
+    with pytest.raises(TypeError):
+        engine.Reason(engine.Code.NO_CONSENT, "No consent.", True)  # type: ignore[misc]
+    reason = engine.Reason(engine.Code.NO_CONSENT, "No consent.", missing_configuration=True)
+    assert reason.missing_configuration and reason.preconditions == ()
