@@ -23,7 +23,7 @@ from audit.services import record, record_many
 from consent.models import Channel, ConsentEvent, ConsentEventKind, ConsentState, NoticeAcknowledgement, Pause
 from consent.receipts import RECEIPTED_KINDS, receipt_issue
 from consentry.errors import Conflict, DomainError
-from consentry.outbox import Topic, publish
+from consentry.outbox import ConsentRevoked, Paused, Topic, publish
 from governance.models import DataCategory, Notice, Purpose, RuleStatus
 from governance.selectors import current_notice, rule_for_employee
 from people.locks import employee_lock
@@ -83,12 +83,12 @@ def _publish_revocations(*, employee: Employee, events: Iterable[ConsentEvent]) 
     for (kind, purpose), items in sorted(grouped.items()):
         publish(
             topic=_REVOKING_KINDS[kind],
-            payload={
-                "employee": employee.pk,
-                "purpose": purpose,
-                "categories": sorted({item.category_id for item in items}),
-                "at": max(item.at for item in items),
-            },
+            payload=ConsentRevoked(
+                employee=employee.pk,
+                purpose=purpose,
+                categories=sorted({item.category_id for item in items}),
+                at=max(item.at for item in items),
+            ),
         )
 
 
@@ -459,7 +459,7 @@ def pause_start(*, employee: Employee, until: datetime, actor: Actor, at: dateti
             payload={"until": until},
         )
         # Every purpose and category stops while paused: the feed tells devices after commit.
-        publish(topic=Topic.PAUSED, payload={"employee": employee.pk, "at": moment, "until": until})
+        publish(topic=Topic.PAUSED, payload=Paused(employee=employee.pk, at=moment, until=until))
     return pause
 
 

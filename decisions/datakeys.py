@@ -53,7 +53,7 @@ from audit.models import EventType
 from audit.services import record, record_many
 from consent.models import ConsentEventKind, ConsentState
 from consentry import outbox
-from consentry.outbox import Topic
+from consentry.outbox import KeysDestroyed, Topic
 from decisions import engine
 from decisions.kms import DATA_KEY_BYTES, KeyEncryptionKey, key_encryption_key
 from decisions.models import DataKey, DestroyedKey, DestructionReason
@@ -325,15 +325,14 @@ def _destroy(doomed: list[tuple[DataKey, str]], *, actor: Actor, at: datetime) -
     # One entry per key, appended in one round trip under one head lock.
     record_many(entries)
     for (employee_id, reason, purpose), keys in sorted(revocations.items()):
-        payload = {
-            "employee": employee_id,
-            "categories": sorted({key.category for key in keys}),
-            "keys": sorted(key.id for key in keys),
-            "reason": reason,
-            "at": at,
-        }
-        if purpose:
-            payload["purpose"] = purpose
+        payload = KeysDestroyed(
+            employee=employee_id,
+            categories=sorted({key.category for key in keys}),
+            keys=sorted(key.id for key in keys),
+            reason=reason,
+            purpose=purpose or None,
+            at=at,
+        )
         outbox.publish(topic=Topic.KEYS_DESTROYED, payload=payload)
     return len(doomed)
 

@@ -42,11 +42,21 @@ from types import MappingProxyType
 from django.db import connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 
 from consent.models import ConsentEventKind, ConsentState
-from consentry.models import OutboxMessage
-from consentry.outbox import Topic, consumer
+from consentry.outbox import (
+    ConsentRevoked,
+    Delivery,
+    EmployeeRevoked,
+    GrantRevoked,
+    KeysDestroyed,
+    Location,
+    PolicyChanged,
+    RetiredRule,
+    Topic,
+    Transferred,
+    consumer,
+)
 from decisions import engine
 from decisions.feedwait import CHANNEL, ensure_listener, feed_signal, poll_interval
 from decisions.models import CaptureGrant, RevocationEvent
@@ -121,7 +131,7 @@ class _Spec:
 
 
 @consumer(*(topic for topic in FEED_TOPICS if topic != Topic.POLICY_CHANGED))
-def feed_from_outbox(message: OutboxMessage) -> None:
+def feed_from_outbox(message: Delivery) -> None:
     """Turn one outbox message into feed events and wake the feed's readers at commit."""
     specs = _expand(message)
     if not specs:
@@ -130,7 +140,7 @@ def feed_from_outbox(message: OutboxMessage) -> None:
     RevocationEvent.objects.bulk_create(
         [
             RevocationEvent(
-                outbox_message_id=message.pk,
+                outbox_message_id=message.id,
                 part=part,
                 type=spec.type,
                 employee=spec.employee,
@@ -165,12 +175,6 @@ def _announce() -> None:
     transaction.on_commit(feed_signal.bump)
 
 
-def _at(message: OutboxMessage) -> datetime:
-    text = message.payload.get("at")
-    moment = parse_datetime(text) if isinstance(text, str) else None
-    return moment or message.created_at
-
-
 def _purposes(policy: engine.Policy, employee: Employee, only: str | None = None) -> list[engine.Purpose]:
     """The purposes a change concerns: the one it names, or every grantable purpose the employee ever consented to.
 
@@ -187,34 +191,40 @@ def _purposes(policy: engine.Policy, employee: Employee, only: str | None = None
     ]
 
 
-def _expand(message: OutboxMessage) -> list[_Spec]:
-    payload, topic, at = message.payload, message.topic, _at(message)
-    if topic == Topic.POLICY_CHANGED and "rule" in payload:
-        return _rule_change(payload, at)
-    if topic == Topic.POLICY_CHANGED and "boundary" in payload:
-        return _rule_boundary(payload["boundary"], at)
-    if topic == Topic.POLICY_CHANGED and "pairs" in payload:
-        return _consent_no_longer_covers(payload["pairs"], at, notice=payload.get("notice"))
-    employee = Employee.objects.filter(pk=payload.get("employee")).first()
-    if employee is None:
-        logger.warning("outbox message %s names no known employee; nothing to publish", message.pk)
+def _expand(message: Delivery) -> list[_Spec]:
+    payload, topic, at = message.payload, message.topic, message.at
+    if isinstance(payload, PolicyChanged):
+        if payload.rule is not None:
+            return _rule_change(payload.rule, payload.retired, at)
+        if payload.boundary is not None:
+            return _rule_boundary(payload.boundary, at)
+        if payload.pairs is not None:
+            return _consent_no_longer_covers(payload.pairs, at, notice=payload.notice)
         return []
-    if topic == Topic.GRANT_REVOKED:
-        return _token_revoked(employee, payload, at)
-    if topic == Topic.JURISDICTION_BLOCKED and "to" in payload:
+    if not isinstance(payload, EmployeeRevoked):
+        return []
+    employee = Employee.objects.filter(pk=payload.employee).first()
+    if employee is None:
+        logger.warning("outbox message %s names no known employee; nothing to publish", message.id)
+        return []
+    if isinstance(payload, GrantRevoked):
+        return _token_revoked(employee, payload.token, at)
+    if isinstance(payload, Transferred) and payload.to is not None:
         return _transfer(employee, payload, at)
     policy = current_policy()
-    named = payload.get("categories")
+    # Withdrawals, expiries and shredded keys name a purpose and categories; the rest mean all of them.
+    named = payload.categories if isinstance(payload, ConsentRevoked | KeysDestroyed) else None
+    only = payload.purpose if isinstance(payload, ConsentRevoked | KeysDestroyed) else None
     # keys_destroyed names the data keys that are gone.
-    keys = tuple(payload.get("keys") or ())
+    keys = tuple(payload.keys) if isinstance(payload, KeysDestroyed) else ()
     return [
         _Spec(topic, employee, purpose.slug, tuple(named) if named else tuple(purpose.categories), at, keys=keys)
-        for purpose in _purposes(policy, employee, payload.get("purpose"))
+        for purpose in _purposes(policy, employee, only)
     ]
 
 
-def _token_revoked(employee: Employee, payload: dict, at: datetime) -> list[_Spec]:
-    token = ApiToken.objects.filter(pk=payload.get("token"), kind=TokenKind.DEVICE).first()
+def _token_revoked(employee: Employee, token_id: int, at: datetime) -> list[_Spec]:
+    token = ApiToken.objects.filter(pk=token_id, kind=TokenKind.DEVICE).first()
     if token is None:
         return []
     grants: dict[str, list[tuple[str, list[str]]]] = {}
@@ -263,29 +273,29 @@ def _lost(
     return specs
 
 
-def _transfer(employee: Employee, payload: dict, at: datetime) -> list[_Spec]:
+def _transfer(employee: Employee, payload: Transferred, at: datetime) -> list[_Spec]:
     """A move: everything stops in a blocked or unknown region; elsewhere, what the new region takes away."""
     policy = current_policy()
-    origin, target = payload.get("from") or {}, payload["to"]
+    origin, target = payload.from_ or Location(), payload.to or Location()
     facts = employee_facts(employee=employee, at=at)
-    after = replace(facts, country=target.get("country", ""), subdivision=target.get("subdivision", ""))
+    after = replace(facts, country=target.country, subdivision=target.subdivision)
     rule = policy.rule_at(policy.chain(after.country, after.subdivision), at)
     if rule is None or rule.status == RuleStatus.BLOCK:
         return [
             _Spec(Topic.JURISDICTION_BLOCKED, employee, purpose.slug, tuple(purpose.categories), at)
             for purpose in _purposes(policy, employee)
         ]
-    before = replace(facts, country=origin.get("country", ""), subdivision=origin.get("subdivision", ""))
+    before = replace(facts, country=origin.country, subdivision=origin.subdivision)
     return _lost(policy, policy, before, after, employee, at)
 
 
-def _rule_change(payload: dict, at: datetime) -> list[_Spec]:
+def _rule_change(rule_id: int, retired: Iterable[RetiredRule], at: datetime) -> list[_Spec]:
     """A rule approval: compare every affected employee's decisions with and without it."""
-    rule = JurisdictionRule.objects.filter(pk=payload["rule"]).values(*RULE_FIELDS).first()
+    rule = JurisdictionRule.objects.filter(pk=rule_id).values(*RULE_FIELDS).first()
     if rule is None:
         return []
     after = current_policy()
-    before = _policy_before(after, rule_id=rule["pk"], retired=payload.get("retired") or [])
+    before = _policy_before(after, rule_id=rule["pk"], retired=retired)
     specs: list[_Spec] = []
     for employee in _employees_in(rule["region_id"]):
         facts = employee_facts(employee=employee, at=at)
@@ -335,13 +345,12 @@ def _consent_no_longer_covers(pairs: Iterable[str], at: datetime, *, notice: int
     return specs
 
 
-def _policy_before(policy: engine.Policy, *, rule_id: int, retired: Iterable[dict]) -> engine.Policy:
+def _policy_before(policy: engine.Policy, *, rule_id: int, retired: Iterable[RetiredRule]) -> engine.Policy:
     """``policy`` as it was before approving ``rule_id``: without it, and with the rules it retired restored."""
     rules = {code: [rule for rule in items if rule.id != rule_id] for code, items in policy.rules.items()}
-    previous = {item["id"]: item.get("effective_to") for item in retired if "id" in item}
+    previous = {item.id: item.effective_to for item in retired}
     for row in JurisdictionRule.objects.filter(pk__in=previous).values(*RULE_FIELDS):
-        effective_to = previous[row["pk"]]
-        row["effective_to"] = parse_datetime(effective_to) if isinstance(effective_to, str) else effective_to
+        row["effective_to"] = previous[row["pk"]]
         kept = [rule for rule in rules.get(row["region_id"], []) if rule.id != row["pk"]]
         rules[row["region_id"]] = [*kept, engine_rule(row)]
     ordered = {

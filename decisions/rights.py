@@ -47,7 +47,7 @@ from consent.models import Channel, Pause
 from consent.services import consent_withdraw_all
 from consentry.aftercommit import after_commit
 from consentry.models import IdempotencyRecord
-from consentry.outbox import Topic, publish
+from consentry.outbox import EmployeeRevoked, Topic, publish
 from decisions.datakeys import destroy_employee_keys
 from decisions.models import (
     RIGHTS_PENDING,
@@ -114,7 +114,7 @@ def _request(
         )
         if kind == RightsKind.ERASURE:
             # Grant holders hear of it now, before any key is destroyed: every purpose, every category.
-            publish(topic=Topic.ERASURE, payload={"employee": employee.pk, "at": moment})
+            publish(topic=Topic.ERASURE, payload=EmployeeRevoked(employee=employee.pk, at=moment))
         after_commit(_enqueue, kind, rights.id, what=f"enqueue {kind} request {rights.id}")
     return rights, True
 

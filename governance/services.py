@@ -14,7 +14,7 @@ from audit.actors import Actor
 from audit.models import EventType
 from audit.services import record
 from consentry.errors import Conflict, DomainError, Forbidden
-from consentry.outbox import Topic, publish
+from consentry.outbox import PolicyChanged, RetiredRule, Topic, publish
 from governance.models import (
     ApprovalState,
     ContextExclusion,
@@ -170,11 +170,9 @@ def purpose_save(
         if lost and not created:
             publish(
                 topic=Topic.POLICY_CHANGED,
-                payload={
-                    "pairs": [f"{slug}/{category}" for category in lost],
-                    "purpose_changed": slug,
-                    "at": timezone.now().isoformat(),
-                },
+                payload=PolicyChanged(
+                    pairs=[f"{slug}/{category}" for category in lost], purpose_changed=slug, at=timezone.now()
+                ),
             )
         policy_changed()
     return purpose
@@ -310,12 +308,12 @@ def rule_approve(*, rule: JurisdictionRule, actor: Actor, via: str = "") -> Juri
             raise Forbidden("A rule must be approved by someone other than its author.", code="four_eyes")
         retired: list[JurisdictionRule] = []
         # How the retired rule stood before: the revocation feed compares decisions under both.
-        retired_before: list[dict[str, Any]] = []
+        retired_before: list[RetiredRule] = []
         if rule.supersedes_id:
             old = JurisdictionRule.objects.select_for_update().get(pk=rule.supersedes_id)
             if old.state != ApprovalState.APPROVED:
                 raise Conflict("The rule this draft replaces is no longer in force.", code="stale_draft")
-            retired_before.append({"id": old.pk, "effective_to": old.effective_to})
+            retired_before.append(RetiredRule(id=old.pk, effective_to=old.effective_to))
             if rule.effective_from <= old.effective_from:
                 old.state = ApprovalState.SUPERSEDED
                 old.save(update_fields=["state"])
@@ -356,7 +354,8 @@ def rule_approve(*, rule: JurisdictionRule, actor: Actor, via: str = "") -> Juri
         policy_changed()
         # After commit the feed tells grant holders whose allow this rule turns into a deny.
         publish(
-            topic=Topic.POLICY_CHANGED, payload={"rule": rule.pk, "region": rule.region_id, "retired": retired_before}
+            topic=Topic.POLICY_CHANGED,
+            payload=PolicyChanged(rule=rule.pk, region=rule.region_id, retired=retired_before),
         )
     return rule
 
@@ -388,12 +387,12 @@ def policy_boundaries_announce(*, now: datetime | None = None) -> int:
         revision.save(update_fields=["boundaries_announced_until"])
         if since is None:
             return 0
-        messages = [{"boundary": region, "at": moment.isoformat()} for region, moment in _rule_boundaries(since, now)]
+        messages = [PolicyChanged(boundary=region, at=moment) for region, moment in _rule_boundaries(since, now)]
         notices = Notice.objects.filter(state=ApprovalState.APPROVED, published_at__gt=since, published_at__lte=now)
         for notice in notices.filter(published_at__gt=F("approved_at")).order_by("version"):
             pairs = sorted(f"{i.purpose_id}/{i.category_id}" for i in notice.items.filter(requires_reconsent=True))
             if pairs:
-                messages.append({"notice": notice.version, "pairs": pairs, "at": notice.published_at.isoformat()})
+                messages.append(PolicyChanged(notice=notice.version, pairs=pairs, at=notice.published_at))
         for payload in messages:
             publish(topic=Topic.POLICY_CHANGED, payload=payload)
     return len(messages)
@@ -601,7 +600,7 @@ def notice_approve(*, notice: Notice, actor: Actor, published_at: datetime | Non
             # published later is announced then (policy_boundaries_announce).
             publish(
                 topic=Topic.POLICY_CHANGED,
-                payload={"notice": notice.version, "pairs": changed, "at": notice.published_at.isoformat()},
+                payload=PolicyChanged(notice=notice.version, pairs=changed, at=notice.published_at),
             )
         policy_changed()
     return notice
@@ -807,7 +806,7 @@ def exclusion_save(
             # ask again, and the next decision sees the context they are in.
             publish(
                 topic=Topic.POLICY_CHANGED,
-                payload={"pairs": pairs, "exclusion": f"{kind}:{pattern}", "at": timezone.now().isoformat()},
+                payload=PolicyChanged(pairs=pairs, exclusion=f"{kind}:{pattern}", at=timezone.now()),
             )
         policy_changed()
     return exclusion

@@ -17,7 +17,7 @@ from audit.actors import Actor
 from audit.models import EventType
 from audit.services import record
 from consentry.errors import Conflict, DomainError
-from consentry.outbox import Topic, publish
+from consentry.outbox import EmployeeRevoked, Location, Topic, Transferred, publish
 from people.iso3166 import location_errors
 from people.locks import employee_lock, employees_lock
 from people.models import Employee, EmployeeStatus
@@ -139,12 +139,12 @@ def employee_transfer(*, employee: Employee, country: str, subdivision: str = ""
         )
         publish(
             topic=Topic.JURISDICTION_BLOCKED,
-            payload={
-                "employee": employee.pk,
-                "at": timezone.now(),
-                "from": before,
-                "to": {"country": country, "subdivision": subdivision},
-            },
+            payload=Transferred(
+                employee=employee.pk,
+                at=timezone.now(),
+                from_=Location(**before),
+                to=Location(country=country, subdivision=subdivision),
+            ),
         )
     return employee
 
@@ -180,7 +180,7 @@ def employee_set_status(*, employee: Employee, status: str, actor: Actor) -> Emp
         )
         if status != EmployeeStatus.ACTIVE:
             # Leave and termination stop every capture: devices hear it from the feed after commit.
-            publish(topic=Topic.EMPLOYEE_INACTIVE, payload={"employee": employee.pk, "at": timezone.now()})
+            publish(topic=Topic.EMPLOYEE_INACTIVE, payload=EmployeeRevoked(employee=employee.pk, at=timezone.now()))
     return employee
 
 

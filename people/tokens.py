@@ -23,7 +23,7 @@ from audit.actors import Actor
 from audit.models import EventType
 from audit.services import record
 from consentry.errors import Conflict, DomainError
-from consentry.outbox import Topic, publish
+from consentry.outbox import GrantRevoked, Topic, publish
 from consentry.rows import ModelRows
 from people.models import ApiToken, Employee, TokenKind
 
@@ -122,7 +122,7 @@ def token_revoke(*, token: ApiToken, actor: Actor) -> ApiToken:
             # The device's live grants stop now, not at their expiry: the feed says so after commit.
             publish(
                 topic=Topic.GRANT_REVOKED,
-                payload={"employee": token.employee_id, "token": token.pk, "at": token.revoked_at},
+                payload=GrantRevoked(employee=token.employee_id, token=token.pk, at=token.revoked_at),
             )
     return token
 

@@ -435,7 +435,7 @@ class TestRelay:
         from decisions.revocations import feed_from_outbox
 
         with pytest.raises(IntegrityError):
-            feed_from_outbox(message)
+            feed_from_outbox(outbox.decode(message))
 
     def test_a_failing_consumer_keeps_its_message_pending_and_lets_the_rest_through(self, consenting, monkeypatch):
         other = make_employee(country="US", subdivision="US-WA")
@@ -444,8 +444,8 @@ class TestRelay:
         consent_withdraw(employee=other, purpose=PURPOSE, categories=["keystrokes"], actor=SYSTEM)
         first = OutboxMessage.objects.filter(topic="consent_withdrawn").order_by("id").first()
 
-        def broken(message):
-            if message.pk == first.pk:
+        def broken(delivery):
+            if delivery.id == first.pk:
                 raise RuntimeError("consumer down")
 
         monkeypatch.setitem(outbox._consumers, "consent_withdrawn", [broken, *outbox._consumers["consent_withdrawn"]])
@@ -458,18 +458,80 @@ class TestRelay:
         relay()
         assert len(feed_of(consenting)) == 1
 
-    def test_the_relay_leaves_topics_nobody_consumes_alone(self, consenting):
+    def test_the_relay_leaves_topics_nobody_consumes_alone(self, consenting, monkeypatch):
         from django.db import transaction
 
+        # A topic another component declares and will consume; nothing consumes it yet.
+        monkeypatch.setitem(outbox.PAYLOADS, "somebody_elses_topic", outbox.EmployeeRevoked)
         with transaction.atomic():
-            outbox.publish(topic="somebody_elses_topic", payload={"x": 1})
+            outbox.publish(topic="somebody_elses_topic", payload=outbox.EmployeeRevoked(employee=consenting.pk))
         relay()
         assert OutboxMessage.objects.get(topic="somebody_elses_topic").delivered_at is None
+
+    def test_messages_queued_before_payloads_were_typed_still_reach_the_feed(self, consenting):
+        # Rows exactly as the hand-built dicts stored them (dates as text), still pending after an upgrade.
+        at = timezone.now().isoformat()
+        moved = {"country": "US", "subdivision": "US-WA"}
+        rows = [
+            (
+                "consent_withdrawn",
+                {"employee": consenting.pk, "purpose": PURPOSE, "categories": ["screenshots"], "at": at},
+            ),
+            ("paused", {"employee": consenting.pk, "at": at, "until": None}),
+            (
+                "jurisdiction_blocked",
+                {"employee": consenting.pk, "at": at, "from": moved, "to": {"country": "XX", "subdivision": ""}},
+            ),
+            ("policy_changed", {"pairs": [f"{PURPOSE}/keystrokes"], "purpose_changed": PURPOSE, "at": at}),
+            ("erasure", {"employee": consenting.pk, "at": at}),
+        ]
+        OutboxMessage.objects.bulk_create([OutboxMessage(topic=topic, payload=payload) for topic, payload in rows])
+
+        assert relay() == len(rows)
+
+        assert OutboxMessage.objects.filter(delivered_at__isnull=True).count() == 0
+        assert [event.type for event in feed_of(consenting)] == [
+            "consent_withdrawn",
+            "paused",
+            "jurisdiction_blocked",
+            "policy_changed",
+            "erasure",
+        ]
+        assert feed_of(consenting)[0].categories == ["screenshots"]
+
+    def test_a_stored_row_that_does_not_fit_its_topic_stays_pending_with_the_reason(self, consenting):
+        OutboxMessage.objects.create(topic="consent_withdrawn", payload={"employee": "nobody", "purpose": PURPOSE})
+
+        assert relay() == 0
+
+        message = OutboxMessage.objects.get(topic="consent_withdrawn")
+        assert message.delivered_at is None and message.attempts == 1
+        assert "does not fit ConsentRevoked" in message.last_error
+        assert feed_of(consenting) == []
+
+    def test_an_unknown_topic_or_a_payload_of_another_type_is_refused_and_nothing_is_written(self, consenting):
+        from django.db import transaction
+
+        before = OutboxMessage.objects.count()
+        with transaction.atomic():
+            with pytest.raises(ValueError, match="'consent_revoked' is not an outbox topic"):
+                outbox.publish(topic="consent_revoked", payload=outbox.EmployeeRevoked(employee=consenting.pk))
+            with pytest.raises(TypeError, match="a consent_withdrawn message carries a ConsentRevoked, not dict"):
+                outbox.publish(topic="consent_withdrawn", payload={"employee": consenting.pk})
+            with pytest.raises(TypeError, match="a paused message carries a Paused, not EmployeeRevoked"):
+                outbox.publish(topic="paused", payload=outbox.EmployeeRevoked(employee=consenting.pk))
+        assert OutboxMessage.objects.count() == before
+
+    def test_a_consumer_cannot_register_for_a_topic_without_a_payload_type(self):
+        with pytest.raises(ValueError, match="no payload type is declared"):
+            outbox.consumer("consent_revoked")
 
     @pytest.mark.django_db(transaction=True)
     def test_publishing_outside_a_transaction_is_refused(self):
         with pytest.raises(RuntimeError):
-            outbox.publish(topic="consent_withdrawn", payload={})
+            outbox.publish(
+                topic="consent_withdrawn", payload=outbox.ConsentRevoked(employee=1, purpose=PURPOSE, categories=[])
+            )
 
     def test_the_relay_runs_right_after_commit(self, consenting, django_capture_on_commit_callbacks):
         with django_capture_on_commit_callbacks(execute=True) as callbacks:
