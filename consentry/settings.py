@@ -201,13 +201,15 @@ SPECTACULAR_SETTINGS = {
         "consentry.openapi.document_plain_views",
     ],
     # One name per choice set, whichever serializer uses it.
+    # The vocabularies the engine shares with the models (``consentry.vocabulary``) are
+    # plain enums: name their (value, label) choices, as Django's TextChoices give them.
     "ENUM_NAME_OVERRIDES": {
         "RegionKindEnum": "governance.models.RegionKind",
-        "ExclusionKindEnum": "governance.models.ExclusionKind",
-        "PreconditionTypeEnum": "governance.models.PreconditionType",
-        "RuleStatusEnum": "governance.models.RuleStatus",
+        "ExclusionKindEnum": "governance.models.ExclusionKind.choices",
+        "PreconditionTypeEnum": "governance.models.PreconditionType.choices",
+        "RuleStatusEnum": "governance.models.RuleStatus.choices",
         "RegionStandingStatusEnum": "consent.serializers.REGION_STATUS_CHOICES",
-        "ConsentEventKindEnum": "consent.models.ConsentEventKind",
+        "ConsentEventKindEnum": "consent.models.ConsentEventKind.choices",
         "ConsentItemStateEnum": "consent.selectors.PairState",
         "ApprovalStateEnum": "governance.models.ApprovalState",
         "RightsKindEnum": "decisions.models.RightsKind",
