@@ -20,21 +20,26 @@ from typing import Self
 
 
 class _VocabularyType(EnumType):
+    def _vocabulary_members(cls) -> list[Vocabulary]:
+        # EnumType types iteration through a self-type bound on the class
+        # itself; on a metaclass it only binds with the result type given.
+        return list(cls)
+
     @property
     def choices(cls) -> list[tuple[str, str]]:
-        return [(member.value, member.label) for member in cls]  # type: ignore[attr-defined]
+        return [(member.value, member.label) for member in cls._vocabulary_members()]
 
     @property
     def values(cls) -> list[str]:
-        return [member.value for member in cls]
+        return [member.value for member in cls._vocabulary_members()]
 
     @property
     def labels(cls) -> list[str]:
-        return [member.label for member in cls]  # type: ignore[attr-defined]
+        return [member.label for member in cls._vocabulary_members()]
 
     @property
     def names(cls) -> list[str]:
-        return [member.name for member in cls]
+        return [member.name for member in cls._vocabulary_members()]
 
     def __contains__(cls, value: object) -> bool:
         # As Django's choices: "active" in EmployeeStatus, not only members.
@@ -46,6 +51,7 @@ class _VocabularyType(EnumType):
 class Vocabulary(StrEnum, metaclass=_VocabularyType):
     """A ``StrEnum`` whose members are declared ``NAME = "value", "Label"``."""
 
+    _value_: str
     label: str
     # Templates must not call the class (it is callable, as every enum).
     do_not_call_in_templates = nonmember(True)
