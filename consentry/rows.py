@@ -11,15 +11,23 @@ instances that behave as if loaded by a queryset.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from django.db import connection, models
 
+M = TypeVar("M", bound=models.Model)
 
-class ModelRows:
+
+def _column(field: models.Field[Any, Any]) -> str:
+    # Django calls a field concrete exactly when it has a column, and only concrete fields come here.
+    assert field.column is not None
+    return field.column
+
+
+class ModelRows(Generic[M]):
     """The columns of ``model`` under a table alias, and instances from rows of them."""
 
-    def __init__(self, model: type[models.Model], alias: str):
+    def __init__(self, model: type[M], alias: str):
         self.model = model
         self.alias = alias
         self.fields = list(model._meta.concrete_fields)
@@ -33,7 +41,7 @@ class ModelRows:
     @property
     def columns(self) -> str:
         quote = connection.ops.quote_name
-        return ", ".join(f"{self.alias}.{quote(field.column)}" for field in self.fields)
+        return ", ".join(f"{self.alias}.{quote(_column(field))}" for field in self.fields)
 
     def __len__(self) -> int:
         return len(self.fields)
@@ -50,7 +58,7 @@ class ModelRows:
             self._converters = found
         return self._converters
 
-    def instance(self, values: Sequence[Any]) -> models.Model | None:
+    def instance(self, values: Sequence[Any]) -> M | None:
         """The instance for ``values`` (this model's columns, in order), or None for a missing outer-join row."""
         if values[0] is None:
             return None
@@ -69,7 +77,7 @@ def insert(instance: models.Model) -> None:
     fields = list(meta.concrete_fields)
     quote = connection.ops.quote_name
     sql = (
-        f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(field.column) for field in fields)}) "  # noqa: S608
+        f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(_column(field)) for field in fields)}) "  # noqa: S608
         f"VALUES ({', '.join(['%s'] * len(fields))})"
     )
     values = [field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields]
