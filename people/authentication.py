@@ -30,9 +30,12 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
         if token is None:
             raise exceptions.AuthenticationFailed("The token is unknown, expired or revoked.")
         if token.kind == TokenKind.USER:
-            if not token.user.is_active:
+            user = token.user
+            # token_user_bound: a user token always acts as a user.
+            assert user is not None
+            if not user.is_active:
                 raise exceptions.AuthenticationFailed("The token's user is inactive.")
-            return token.user, token
+            return user, token
         return AnonymousUser(), token
 
     def authenticate_header(self, request: Request) -> str:

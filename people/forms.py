@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import timedelta
+from typing import Any
 
 from django import forms
 
@@ -16,7 +17,7 @@ from people.models import Employee, TokenKind
 from people.tokens import DEFAULT_LIFETIME, MAX_LIFETIME, TokenState
 
 # What each kind is for, in the words the issue form shows next to the choice.
-KIND_HELP = {
+KIND_HELP: dict[str, str] = {
     TokenKind.DEVICE: "Device: the capture agent on one employee's computer",
     TokenKind.PIPELINE: "Pipeline: a training pipeline asking which records it may use",
     TokenKind.USER: "User: your own API access, with your permissions",
@@ -71,17 +72,21 @@ class TokenIssueForm(forms.Form):
         help_text=f"At most {MAX_LIFETIME.days} days. Issue a new token before this one expires.",
     )
 
-    def __init__(self, *args, kinds: Sequence[str], purposes: Sequence[tuple[str, str]], **kwargs):
+    def __init__(self, *args: Any, kinds: Sequence[str], purposes: Sequence[tuple[str, str]], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["kind"].choices = [(kind, KIND_HELP[kind]) for kind in kinds]
-        self.fields["purposes"].choices = list(purposes)
+        kind_field, purposes_field = self.fields["kind"], self.fields["purposes"]
+        assert isinstance(kind_field, forms.ChoiceField)  # declared above
+        assert isinstance(purposes_field, forms.MultipleChoiceField)  # declared above
+        kind_field.choices = [(kind, KIND_HELP[kind]) for kind in kinds]
+        purposes_field.choices = list(purposes)
 
     @property
     def lifetime(self) -> timedelta:
         return timedelta(days=self.cleaned_data["days"])
 
-    def clean(self):
-        data = super().clean()
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        data = self.cleaned_data
         kind = data.get("kind")
         data["employee_record"] = None
         if kind == TokenKind.DEVICE:

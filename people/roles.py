@@ -8,8 +8,13 @@ grants nothing region-bound.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django.contrib.auth.models import Group, Permission
 from django.db import models
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AnonymousUser, User
 
 
 class Role(models.TextChoices):
@@ -47,7 +52,7 @@ def ensure_roles() -> dict[str, Group]:
     groups = {}
     for role, perms in ROLE_PERMISSIONS.items():
         group, _ = Group.objects.get_or_create(name=role)
-        wanted = []
+        wanted: list[Permission] = []
         for name in perms:
             app_label, codename = name.split(".")
             wanted.extend(Permission.objects.filter(content_type__app_label=app_label, codename=codename))
@@ -56,5 +61,5 @@ def ensure_roles() -> dict[str, Group]:
     return groups
 
 
-def has_role(user, role: str) -> bool:
+def has_role(user: User | AnonymousUser, role: str) -> bool:
     return user.is_authenticated and user.groups.filter(name=role).exists()

@@ -10,11 +10,11 @@ and scripts hold their own revocable credential). The roles are
 from __future__ import annotations
 
 import base64
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
 import segno
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.urls import reverse
@@ -24,17 +24,20 @@ from audit.actors import Actor
 from audit.models import EventType
 from audit.services import record
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AnonymousUser, User
+
 # Pages a person may reach before the second factor: the factor itself, leaving, and assets.
 _OPEN_PREFIXES = ("/accounts/", "/static/", "/health", "/.well-known/", "/scim/")
 
 
-def needs_second_factor(user: AbstractBaseUser) -> bool:
+def needs_second_factor(user: User | AnonymousUser) -> bool:
     if not user.is_authenticated:
         return False
     return user.groups.filter(name__in=settings.CONSENTRY_SECOND_FACTOR_ROLES).exists()
 
 
-def confirmed_device(user: AbstractBaseUser) -> TOTPDevice | None:
+def confirmed_device(user: User) -> TOTPDevice | None:
     return TOTPDevice.objects.filter(user=user, confirmed=True).first()
 
 
@@ -69,7 +72,7 @@ class SecondFactorRequiredMiddleware:
         return self.get_response(request)
 
 
-def totp_device_pending(*, user: AbstractBaseUser) -> TOTPDevice:
+def totp_device_pending(*, user: User) -> TOTPDevice:
     """The unconfirmed authenticator being enrolled (created on first visit); nothing is trusted yet."""
     device = TOTPDevice.objects.filter(user=user, confirmed=False).first()
     if device is None:
@@ -95,7 +98,7 @@ def totp_device_confirm(*, device: TOTPDevice, actor: Actor) -> TOTPDevice:
     return device
 
 
-def totp_device_enrol_confirmed(*, user: AbstractBaseUser, actor: Actor) -> TOTPDevice:
+def totp_device_enrol_confirmed(*, user: User, actor: Actor) -> TOTPDevice:
     """Operator path (demo staff, recovery): replace the person's authenticators with a new confirmed one."""
     with transaction.atomic():
         removed = list(TOTPDevice.objects.filter(user=user).values_list("pk", flat=True))

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
+from django.db.models import Field
 from django.db.models.functions import Lower
 from django.utils import timezone
 
@@ -22,6 +22,9 @@ from people.iso3166 import location_errors
 from people.locks import employee_lock, employees_lock
 from people.models import Employee, EmployeeStatus
 from people.roles import Role, ensure_roles
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 _DETAIL_FIELDS = ("display_name", "email", "entity", "site", "department", "user_name", "external_id")
 
@@ -55,7 +58,7 @@ def employee_provision(
     entity: str = "",
     site: str = "",
     department: str = "",
-    user: AbstractBaseUser | None = None,
+    user: User | None = None,
     user_name: str = "",
     external_id: str = "",
     actor: Actor,
@@ -229,7 +232,10 @@ class HRRecord:
             except ValidationError:
                 errors["email"] = f"{self.email!r} is not an e-mail address."
         for field in fields(self):
-            limit = Employee._meta.get_field(field.name).max_length
+            column = Employee._meta.get_field(field.name)
+            # Every HR record field is one of the employee's own columns, never a relation.
+            assert isinstance(column, Field)
+            limit = column.max_length
             value = getattr(self, field.name)
             if limit and len(value) > limit and field.name not in errors:
                 errors[field.name] = f"At most {limit} characters."
@@ -365,7 +371,7 @@ def login_name_of(employee: Employee) -> str:
     return employee.user_name or employee.hr_id
 
 
-def employee_login_ensure(*, employee: Employee, actor: Actor) -> AbstractBaseUser:
+def employee_login_ensure(*, employee: Employee, actor: Actor) -> User:
     """Create or link the portal account an employee signs in with, named after their login name.
 
     The one create-or-link path of HR provisioning (SCIM, CSV) and of single
@@ -408,7 +414,7 @@ def employee_login_ensure(*, employee: Employee, actor: Actor) -> AbstractBaseUs
     return user
 
 
-def _login_rename(user: AbstractBaseUser, login: str, *, employee: Employee, actor: Actor) -> None:
+def _login_rename(user: User, login: str, *, employee: Employee, actor: Actor) -> None:
     """A userName change renames the login; user names are unique without regard to case."""
     User = get_user_model()
     if User.objects.filter(username__iexact=login).exclude(pk=user.pk).exists():

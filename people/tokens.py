@@ -12,9 +12,9 @@ import secrets
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from functools import cache
+from typing import TYPE_CHECKING
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import connection, models, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
@@ -26,6 +26,9 @@ from consentry.errors import Conflict, DomainError
 from consentry.outbox import GrantRevoked, Topic, publish
 from consentry.rows import ModelRows
 from people.models import ApiToken, Employee, TokenKind
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AnonymousUser, User
 
 DEFAULT_LIFETIME = timedelta(days=90)
 MAX_LIFETIME = timedelta(days=366)
@@ -42,7 +45,7 @@ def token_issue(
     actor: Actor,
     employee: Employee | None = None,
     device_id: str = "",
-    user: AbstractBaseUser | None = None,
+    user: User | None = None,
     purposes: Iterable[str] = (),
     lifetime: timedelta = DEFAULT_LIFETIME,
 ) -> tuple[ApiToken, str]:
@@ -113,12 +116,14 @@ def token_revoke(*, token: ApiToken, actor: Actor) -> ApiToken:
         record(
             event_type=EventType.TOKEN_REVOKED,
             actor=actor,
-            subject=token.employee.hr_id if token.employee_id else "",
+            subject=token.employee.hr_id if token.employee is not None else "",
             object_type="api_token",
             object_id=token.pk,
             payload={"kind": token.kind, "prefix": token.prefix},
         )
         if token.kind == TokenKind.DEVICE:
+            # token_device_bound: a device token always has its employee.
+            assert token.employee_id is not None
             # The device's live grants stop now, not at their expiry: the feed says so after commit.
             publish(
                 topic=Topic.GRANT_REVOKED,
@@ -146,7 +151,7 @@ def token_state(token: ApiToken, *, at: datetime) -> str:
     return TokenState.ACTIVE
 
 
-def tokens_visible_to(user: AbstractBaseUser | AnonymousUser) -> QuerySet[ApiToken]:
+def tokens_visible_to(user: User | AnonymousUser) -> QuerySet[ApiToken]:
     """Every token for staff who may view tokens; for anyone else only the user tokens that act as them."""
     tokens = ApiToken.objects.select_related("employee", "user").order_by("-created_at", "-pk")
     if not user.is_authenticated:
@@ -180,7 +185,7 @@ def tokens_filter(
     return tokens
 
 
-def token_may_revoke(user: AbstractBaseUser | AnonymousUser, token: ApiToken) -> bool:
+def token_may_revoke(user: User | AnonymousUser, token: ApiToken) -> bool:
     """Staff with change permission revoke any token; a person may always revoke a token that acts as them."""
     if not user.is_authenticated:
         return False
@@ -188,7 +193,7 @@ def token_may_revoke(user: AbstractBaseUser | AnonymousUser, token: ApiToken) ->
     return own or user.has_perm("people.change_apitoken")
 
 
-def token_kinds_issuable_by(user: AbstractBaseUser | AnonymousUser) -> list[str]:
+def token_kinds_issuable_by(user: User | AnonymousUser) -> list[str]:
     """The kinds of token this person may issue on the staff page, in menu order.
 
     Issuing needs ``people.add_apitoken``. Nobody hands out more than they
@@ -208,7 +213,7 @@ def token_kinds_issuable_by(user: AbstractBaseUser | AnonymousUser) -> list[str]
 
 
 @cache
-def _resolve_query() -> tuple[str, ModelRows, ModelRows, ModelRows]:
+def _resolve_query() -> tuple[str, ModelRows[ApiToken], ModelRows[Employee], ModelRows[User]]:
     """The token with its employee and user, as ``select_related`` would read them: built once."""
     q = connection.ops.quote_name
     token, employee, user = ModelRows(ApiToken, "t"), ModelRows(Employee, "e"), ModelRows(get_user_model(), "u")
@@ -237,6 +242,8 @@ def token_resolve(raw: str, *, at: datetime | None = None) -> ApiToken | None:
     if row is None:
         return None
     token = tokens.instance(row[: len(tokens)])
+    # The row was found by the token's own column, so its part of the row is never the empty outer-join side.
+    assert token is not None
     if token.revoked_at is not None or token.expires_at <= moment:
         return None
     employee_end = len(tokens) + len(employees)

@@ -73,9 +73,11 @@ def _safe_next(request: HttpRequest) -> str:
 @require_http_methods(["GET", "POST"])
 def otp_enrol(request: HttpRequest) -> HttpResponse:
     """Enrol an authenticator: show its QR code and secret, trust it once a code from it checks out."""
-    if second_factor.confirmed_device(request.user):
+    user = request.user
+    assert user.is_authenticated  # login_required
+    if second_factor.confirmed_device(user):
         return redirect(f"{reverse('otp-verify')}?next={_safe_next(request)}")
-    device = second_factor.totp_device_pending(user=request.user)
+    device = second_factor.totp_device_pending(user=user)
     form = TokenForm(request.POST or None)
     status = 200
     if request.method == "POST":
@@ -99,7 +101,9 @@ def otp_enrol(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def otp_verify(request: HttpRequest) -> HttpResponse:
     """Prove the second factor for this session."""
-    device = second_factor.confirmed_device(request.user)
+    user = request.user
+    assert user.is_authenticated  # login_required
+    device = second_factor.confirmed_device(user)
     if device is None:
         return redirect(f"{reverse('otp-enrol')}?next={_safe_next(request)}")
     form = TokenForm(request.POST or None)

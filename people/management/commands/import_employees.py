@@ -24,11 +24,11 @@ class Command(BaseCommand):
         except OSError as exc:
             raise CommandError(f"Cannot read {path}: {exc.strerror}.") from exc
         outcome = import_csv(content=content, source=path.name, actor=Actor(kind="hr", ref=options["actor"]))
-        if not outcome.ok:
+        done = outcome.summary
+        if done is None:
             for error in outcome.errors:
                 where = f"row {error.row}" + (f", column {error.column}" if error.column else "")
                 self.stderr.write(f"{where}: {error.message}")
             raise CommandError(f"{len(outcome.errors)} error(s); nothing was imported.")
-        done = outcome.summary
         counts = f"{done.created} created, {done.updated} updated, {done.unchanged} unchanged"
         self.stdout.write(f"Imported {path.name}: {counts}.")
