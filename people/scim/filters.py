@@ -15,7 +15,7 @@ from typing import Any
 
 from django.db.models import Q
 from pydantic import ValidationError
-from scim2_models import InvalidFilterException, ScimFilter
+from scim2_models import InvalidFilterException, Resource, ScimFilter
 from scim2_models.path import (
     AttrPath,
     CompareOperator,
@@ -179,10 +179,11 @@ def _text_query(stored: str, op: CompareOperator, value: str, *, case_exact: boo
     }[op]
 
 
-def filter_to_query(expression: str, model: type) -> Q:
+def filter_to_query(expression: str, model: type[Resource[Any]]) -> Q:
     """The ``Q`` selecting the employees ``expression`` matches; InvalidFilterException if it cannot be served."""
     try:
-        parsed = ScimFilter[model](expression)
+        # scim2-models binds the filter to a model class given at run time, which no static type can name.
+        parsed = ScimFilter[model](expression)  # type: ignore[valid-type]
     except ValidationError as exc:
         raise InvalidFilterException(detail=str(exc.errors()[0]["msg"])) from exc
     return _ToQuery().visit(parsed.ast)

@@ -15,7 +15,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from scim2_models import InvalidValueException, Meta, MutabilityException
 
@@ -24,7 +24,12 @@ from people.models import Employee, EmployeeStatus
 from people.scim.resources import PROVIDER, EnterpriseUser, WorkAddress, WorkEmail
 from people.services import HRRecord
 
-EmployeeUser = PROVIDER.model_for("User")
+if TYPE_CHECKING:
+    from people.scim.resources import EmployeeUser
+else:
+    # The provider's own composition of User with the enterprise extension, the class every /Users call serves;
+    # model_for is looked up by name, so its type cannot say which class it answers.
+    EmployeeUser = PROVIDER.model_for("User")
 WORK = "work"
 
 
@@ -99,7 +104,8 @@ def to_resource(employee: Employee, *, location: str) -> Any:
         active=employee.status != EmployeeStatus.TERMINATED,
         emails=[WorkEmail(value=employee.email, type=WORK)] if employee.email else None,
         addresses=[WorkAddress(type=WORK, country=employee.country, region=employee.subdivision or None)],
-        EnterpriseUser=EnterpriseUser(
+        # User[EnterpriseUser] gains this field at run time, which the static type of the class cannot show.
+        EnterpriseUser=EnterpriseUser(  # type: ignore[call-arg]
             employee_number=employee.hr_id,
             organization=employee.entity or None,
             division=employee.site or None,

@@ -82,11 +82,14 @@ def scim_exception_handler(exc: Exception, context: dict) -> Response | None:
     if isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied()
     if isinstance(exc, exceptions.APIException):
-        headers = {}
-        if getattr(exc, "auth_header", None):
-            headers["WWW-Authenticate"] = exc.auth_header
-        if getattr(exc, "wait", None):
-            headers["Retry-After"] = str(int(exc.wait))
+        headers: dict[str, str] = {}
+        # Only some exceptions carry these (handle_exception adds auth_header; Throttled has wait), as DRF reads them.
+        auth_header = getattr(exc, "auth_header", None)
+        if auth_header:
+            headers["WWW-Authenticate"] = auth_header
+        wait = getattr(exc, "wait", None)
+        if wait:
+            headers["Retry-After"] = str(int(wait))
         scim_type = "invalidSyntax" if isinstance(exc, exceptions.ParseError) else None
         return error_response(status=exc.status_code, detail=str(exc.detail), scim_type=scim_type, headers=headers)
     return None

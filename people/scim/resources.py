@@ -19,6 +19,7 @@ import pycountry
 from pydantic import EmailStr, Field
 from scim2_models import (
     URN,
+    AnyExtension,
     AuthenticationScheme,
     Bulk,
     CaseExact,
@@ -26,9 +27,11 @@ from scim2_models import (
     ComplexAttribute,
     ETag,
     Extension,
+    External,
     Filter,
     Mutability,
     Patch,
+    Reference,
     Required,
     Resource,
     ResourceType,
@@ -63,7 +66,7 @@ class WorkEmail(ComplexAttribute):
 class WorkAddress(ComplexAttribute):
     """Where the employee works: the jurisdiction whose rules apply to them."""
 
-    type: Annotated[str | None, Required.true] = Field(None, examples=["work"])
+    type: Annotated[str | None, Required.true] = Field(default=None, examples=["work"])
     """Always "work": only the work address decides the jurisdiction."""
 
     country: Annotated[str | None, Required.true] = Field(None, examples=COUNTRY_CODES)
@@ -73,7 +76,7 @@ class WorkAddress(ComplexAttribute):
     """ISO 3166-2 subdivision code of the country, e.g. "US-NY" (also accepted without the prefix, "NY")."""
 
 
-class User(Resource):
+class User(Resource[AnyExtension]):
     """An employee whose workplace activity may be captured, as the HR system states it."""
 
     __schema__ = URN(USER_SCHEMA)
@@ -118,10 +121,12 @@ EmployeeUser = User[EnterpriseUser]
 
 USER_RESOURCE_TYPE = ResourceType.from_resource(EmployeeUser)
 USER_RESOURCE_TYPE.description = "Employees provisioned by the HR system"
+# from_resource lists the extensions of a resource that has them, and EmployeeUser has one.
+assert USER_RESOURCE_TYPE.schema_extensions is not None
 USER_RESOURCE_TYPE.schema_extensions[0].required = True
 
 SERVICE_PROVIDER_CONFIG = ServiceProviderConfig(
-    documentation_uri="https://consentry.dev/docs/scim",
+    documentation_uri=Reference[External]("https://consentry.dev/docs/scim"),
     patch=Patch(supported=True),
     bulk=Bulk(supported=False, max_operations=0, max_payload_size=0),
     filter=Filter(supported=True, max_results=MAX_RESULTS),
@@ -130,7 +135,7 @@ SERVICE_PROVIDER_CONFIG = ServiceProviderConfig(
     etag=ETag(supported=False),
     authentication_schemes=[
         AuthenticationScheme(
-            type="oauthbearertoken",
+            type=AuthenticationScheme.Type.oauthbearertoken,
             name="HR bearer token",
             description="An HR token issued with `manage.py issue_token hr`, sent as Authorization: Bearer.",
             primary=True,

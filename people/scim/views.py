@@ -388,7 +388,10 @@ def _discovery_response(items: list[Any], pk: str | None, model: type, name: str
             if item.id == pk:
                 return scim_response(item.model_dump(scim_ctx=Context.RESOURCE_QUERY_RESPONSE))
         raise NotFoundException(detail=f"No {name} {pk!r}.")
-    response = ListResponse[model](total_results=len(items), start_index=1, items_per_page=len(items), resources=items)
+    # scim2-models builds the list type from a model class given at run time, which no static type can name.
+    response = ListResponse[model](  # type: ignore[valid-type]
+        total_results=len(items), start_index=1, items_per_page=len(items), resources=items
+    )
     return scim_response(response.model_dump(scim_ctx=Context.RESOURCE_QUERY_RESPONSE))
 
 
