@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from rest_framework.test import APIClient
 
@@ -72,7 +74,7 @@ def clients(db, role_user) -> dict[str, APIClient]:
         client = APIClient()
         client.force_login(user)
         result[name] = client
-    tokens = {
+    tokens: dict[str, dict[str, Any]] = {
         "device_token": {"kind": "device", "employee": employee, "device_id": "laptop-1"},
         "pipeline_token": {"kind": "pipeline", "purposes": ["ai_agent_training"]},
         "user_token": {"kind": "user", "user": employee_user},

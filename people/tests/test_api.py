@@ -41,7 +41,8 @@ def test_a_valid_file_is_imported_and_summarised(hr_client):
     response = _post(hr_client, GOOD)
     assert response.status_code == 200, response.content
     assert response.json() == {"rows": 2, "created": 2, "updated": 0, "unchanged": 0, "terminated": 0}
-    assert Employee.objects.get(hr_id="E4001").user.get_username() == "ana"
+    login = Employee.objects.get(hr_id="E4001").user
+    assert login is not None and login.get_username() == "ana"
     entry = AuditEntry.objects.get(event_type=EventType.EMPLOYEES_IMPORTED)
     assert entry.actor == "hr:workday" and entry.payload["source"] == "api:workday"
     again = _post(hr_client, b"hr_id,user_name,country,region,status\nE4001,ana,US,NY,terminated\nE4002,ben,DE,,\n")

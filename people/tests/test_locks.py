@@ -14,6 +14,7 @@ import threading
 import time
 from datetime import timedelta
 from pathlib import Path
+from typing import TypeGuard
 
 import pytest
 from django.conf import settings
@@ -56,7 +57,7 @@ def _mentions_employee(node: ast.AST) -> bool:
     )
 
 
-def _is_call_to(node: ast.AST, name: str) -> bool:
+def _is_call_to(node: ast.AST, name: str) -> TypeGuard[ast.Call]:
     return isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == name
 
 

@@ -6,6 +6,7 @@ import io
 import json
 import re
 import threading
+from typing import TYPE_CHECKING
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -24,8 +25,17 @@ from people.roles import Role, has_role
 from people.services import HRRecord, employee_apply_hr_record
 from people.tests.conftest import bearer_client, patch_op, scim_user
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User as AuthUser
+
 pytestmark = pytest.mark.django_db
 User = get_user_model()
+
+
+def _login(employee: Employee) -> AuthUser:
+    """The login of an employee these tests have just provisioned, so it exists."""
+    assert employee.user is not None
+    return employee.user
 
 
 def _provision(hr_client, hr_id: str = "E3001", **extra) -> dict:
@@ -47,9 +57,10 @@ def test_a_scim_provisioned_employee_gets_a_user_token_and_sees_their_consent(hr
     assert response.status_code == 200, response.content
     assert response.json()["employee"] == "E3001"
     employee = Employee.objects.get(pk=body["id"])
-    assert employee.user.get_username() == "Carla.Reyes@example.com"
-    assert not employee.user.has_usable_password()
-    assert has_role(employee.user, Role.EMPLOYEE)
+    login = _login(employee)
+    assert login.get_username() == "Carla.Reyes@example.com"
+    assert not login.has_usable_password()
+    assert has_role(login, Role.EMPLOYEE)
 
 
 def test_provisioning_links_an_existing_account_of_that_name(hr_client):
@@ -76,19 +87,19 @@ def test_a_user_name_change_renames_the_login_and_refuses_a_clash(hr_client):
     operation = {"op": "replace", "path": "userName", "value": "carla@example.com"}
     response = hr_client.patch(f"/scim/v2/Users/{body['id']}", patch_op(operation), format="json")
     assert response.status_code == 200, response.content
-    assert Employee.objects.get(pk=body["id"]).user.get_username() == "carla@example.com"
+    assert _login(Employee.objects.get(pk=body["id"])).get_username() == "carla@example.com"
     make_user("legal-carla")
     operation["value"] = "Legal-Carla"
     response = hr_client.patch(f"/scim/v2/Users/{body['id']}", patch_op(operation), format="json")
     assert response.status_code == 409 and response.json()["scimType"] == "uniqueness"
     employee = Employee.objects.get(pk=body["id"])
-    assert employee.user_name == "carla@example.com" and employee.user.get_username() == "carla@example.com"
+    assert employee.user_name == "carla@example.com" and _login(employee).get_username() == "carla@example.com"
 
 
 @pytest.mark.parametrize("how", ["active_false", "delete"])
 def test_termination_disables_the_login_its_sessions_and_its_tokens(hr_client, how):
     body = _provision(hr_client, "E3007")
-    user = Employee.objects.get(pk=body["id"]).user
+    user = _login(Employee.objects.get(pk=body["id"]))
     session = APIClient()
     session.force_login(user)
     tokened = bearer_client(_user_token(user.get_username()))
@@ -106,7 +117,7 @@ def test_termination_disables_the_login_its_sessions_and_its_tokens(hr_client, h
 
 def test_a_person_provisioned_as_inactive_gets_a_disabled_login(hr_client):
     body = _provision(hr_client, "E3008", active=False)
-    user = Employee.objects.get(pk=body["id"]).user
+    user = _login(Employee.objects.get(pk=body["id"]))
     assert user.get_username() == "e3008@example.com" and not user.is_active
     with pytest.raises(CommandError, match="terminated"):
         call_command("set_password_link", "E3008", stdout=io.StringIO())
@@ -123,18 +134,19 @@ def test_a_csv_import_creates_renames_and_disables_logins_like_scim():
     )
     assert outcome.ok, outcome.errors
     ana, ben = Employee.objects.get(hr_id="E3101"), Employee.objects.get(hr_id="E3102")
-    assert ana.user.get_username() == "ana" and ana.user.is_active
+    assert _login(ana).get_username() == "ana" and _login(ana).is_active
     # No user name from HR: the HR id is the login, as single sign-on would name it.
-    assert ben.user.get_username() == "E3102" and ben.user.is_active
+    assert _login(ben).get_username() == "E3102" and _login(ben).is_active
     outcome = import_csv(
         content=(header + "E3101,ana.b,US,NY,terminated,\nE3102,ben,DE,,active,\n").encode(),
         source="hr2.csv",
         actor=SYSTEM,
     )
     assert outcome.ok, outcome.errors
-    ana.user.refresh_from_db(), ben.user.refresh_from_db()
-    assert ana.user.get_username() == "ana.b" and not ana.user.is_active
-    assert ben.user.get_username() == "ben" and ben.user.is_active
+    _login(ana).refresh_from_db()
+    _login(ben).refresh_from_db()
+    assert _login(ana).get_username() == "ana.b" and not _login(ana).is_active
+    assert _login(ben).get_username() == "ben" and _login(ben).is_active
 
 
 def test_a_csv_row_whose_login_belongs_to_an_administrator_is_reported_and_nothing_is_imported():
@@ -181,7 +193,7 @@ def test_a_terminated_employees_link_is_refused(hr_client, client):
     url = set_password_url(employee.user)
     hr_client.delete(f"/scim/v2/Users/{body['id']}")
     with pytest.raises(CommandError, match="terminated"):
-        call_command("set_password_link", employee.user.get_username(), stdout=io.StringIO())
+        call_command("set_password_link", _login(employee).get_username(), stdout=io.StringIO())
     page = client.get(re.sub(r"^https?://[^/]+", "", url), follow=True)
     assert b"not valid any more" in page.content
 
@@ -222,7 +234,7 @@ def test_concurrent_provisioning_of_one_person_makes_one_employee_and_one_login(
     close_old_connections()
     assert sorted(outcomes) == ["conflict"] * 5 + ["created"]
     assert User.objects.filter(username__iexact="eve@example.com").count() == 1
-    assert Employee.objects.get(hr_id="E3401").user.get_username() == "Eve@example.com"
+    assert _login(Employee.objects.get(hr_id="E3401")).get_username() == "Eve@example.com"
 
 
 def test_provision_logins_gives_earlier_employees_a_login_and_reports_clashes():
@@ -237,7 +249,7 @@ def test_provision_logins_gives_earlier_employees_a_login_and_reports_clashes():
 
     ana.refresh_from_db()
     bob.refresh_from_db()
-    assert ana.user.get_username() == "ana.old" and not ana.user.has_usable_password()
+    assert _login(ana).get_username() == "ana.old" and not _login(ana).has_usable_password()
     assert bob.user is None and "E3502" in err.getvalue()
     assert "1 logins created or linked, 1 refused." in out.getvalue()
     # Run again: nothing new for Ana, still nothing for Bob.

@@ -26,8 +26,9 @@ from typing import Any
 
 import httpx2
 import pytest
+from pydantic import BaseModel
 from scim2_client.engines.httpx2 import SyncSCIMClient
-from scim2_models import ScimProvider
+from scim2_models import Resource, ScimProvider
 from scim2_tester import Status, check_server
 
 from audit.actors import Actor
@@ -43,24 +44,28 @@ COUNTRY = "US"
 class ImmutableRespectingClient(SyncSCIMClient):
     """Sends back the employeeNumber the server holds on PUT and on a replace of the whole extension."""
 
-    def _held_employee_number(self, model: type, id: str) -> Any:
+    def _held_employee_number(self, model: type[Resource[Any]], id: str) -> Any:
         current = self.query(model, id)
+        # query raises on a SCIM error, so what comes back is the resource.
+        assert isinstance(current, Resource)
         return getattr(current[self._enterprise()], "employee_number", None)
 
     def _enterprise(self) -> type:
         return next(m for m in self.provider.models if getattr(m, "__schema__", None) == ENTERPRISE_SCHEMA)
 
-    def replace(self, resource: Any = None, **kwargs: Any) -> Any:
+    # The checker calls replace(resource, ...) and modify(target=, id=, patch_op=); the rest passes through.
+    def replace(self, *args: Any, **kwargs: Any) -> Any:
+        resource: Any = args[0] if args else None
         extension = resource[self._enterprise()] if resource is not None and resource.id else None
         if extension is not None:
             extension.employee_number = self._held_employee_number(type(resource), resource.id)
-        return super().replace(resource, **kwargs)
+        return super().replace(*args, **kwargs)
 
-    def modify(self, target: Any, id: str, patch_op: Any, **kwargs: Any) -> Any:
-        for operation in patch_op.operations or []:
+    def modify(self, *args: Any, **kwargs: Any) -> Any:
+        for operation in kwargs["patch_op"].operations or []:
             if str(operation.path) == ENTERPRISE_SCHEMA and operation.value is not None:
-                operation.value.employee_number = self._held_employee_number(target, id)
-        return super().modify(target, id, patch_op, **kwargs)
+                operation.value.employee_number = self._held_employee_number(kwargs["target"], kwargs["id"])
+        return super().modify(*args, **kwargs)
 
 
 def _inner_model(annotation: Any) -> type | None:
@@ -78,12 +83,15 @@ def _narrow_to_what_schemas_cannot_say(provider: ScimProvider) -> tuple[list[str
     """Narrow the discovered User model as the module docstring says; returns what was published."""
     user = next(model for model in provider.models if getattr(model, "__schema__", "").endswith(":core:2.0:User"))
     address = _inner_model(user.model_fields["addresses"].annotation)
+    assert address is not None and issubclass(address, BaseModel)
     countries = list(address.model_fields["country"].examples or [])
     regions = list(address.model_fields["region"].examples or [])
     address.model_fields["country"].examples = [COUNTRY]
     address.model_fields["region"].examples = [code for code in regions if code.startswith(f"{COUNTRY}-")]
     # The resource model with its extension (the one the checker fills) has fields of its own.
-    for model in (user, provider.model_for("User")):
+    composed = provider.model_for("User")
+    assert composed is not None
+    for model in (user, composed):
         model.model_fields["active"].examples = [True]
     return countries, regions
 

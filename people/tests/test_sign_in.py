@@ -105,7 +105,7 @@ def test_single_sign_on_signs_in_to_the_login_provisioning_made_and_a_terminatio
     browser = Client()
     response = _sso(iam_server, iam_server.random_user(emails=["e4101@example.com"]), browser)
     assert response.status_code == 302 and response["Location"] == "/people/import/"
-    assert int(browser.session["_auth_user_id"]) == employee.user.pk
+    assert employee.user is not None and int(browser.session["_auth_user_id"]) == employee.user.pk
     assert browser.get("/api/v1/me/consent").status_code == 200
     assert hr_client.delete(f"/scim/v2/Users/{employee.pk}").status_code == 204
     assert browser.get("/api/v1/me/consent").status_code in (401, 403)

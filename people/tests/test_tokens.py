@@ -48,13 +48,19 @@ def test_a_token_resolves_in_one_query_with_its_employee_and_user_loaded(django_
 
     with django_assert_num_queries(1):
         resolved = token_resolve(device_raw)
-        assert resolved == device and resolved.employee == employee and resolved.user is None
+        assert resolved is not None and resolved == device and resolved.employee == employee and resolved.user is None
         assert resolved.employee.subdivision == "US-NY" and resolved.expires_at == device.expires_at
     with django_assert_num_queries(1):
         resolved = token_resolve(pipeline_raw)
-        assert resolved.purposes == ["a", "b"] and resolved.employee is None and resolved.revoked_at is None
+        assert (
+            resolved is not None
+            and resolved.purposes == ["a", "b"]
+            and resolved.employee is None
+            and resolved.revoked_at is None
+        )
     with django_assert_num_queries(1):
-        assert token_resolve(user_raw).user == alice
+        resolved = token_resolve(user_raw)
+        assert resolved is not None and resolved.user == alice
 
 
 def test_a_revocation_counts_on_the_next_resolve_with_no_cache_in_between():
@@ -103,7 +109,7 @@ def test_issue_token_prints_the_token_alone_on_its_last_line(small_policy, capsy
     call_command("issue_token", "device", "--employee", "E1001", "--device", "laptop-7")
     raw = capsys.readouterr().out.strip().splitlines()[-1]
     token = token_resolve(raw)
-    assert token.employee == employee and token.device_id == "laptop-7"
+    assert token is not None and token.employee == employee and token.device_id == "laptop-7"
     assert token.expires_at > timezone.now() + timedelta(days=89)
 
 
