@@ -24,8 +24,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import reduce
 from operator import or_
+from typing import TYPE_CHECKING
 
-from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Q, QuerySet
 from guardian.shortcuts import get_objects_for_user
 from rest_framework.permissions import BasePermission
@@ -34,6 +34,9 @@ from rest_framework.request import Request
 from consentry.errors import Forbidden
 from governance.models import Region, RegionKind
 from people.authentication import IsPersonAuthenticated
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AnonymousUser, User
 
 MANAGE = "governance.manage_region_policy"
 APPROVE = "governance.approve_region_policy"
@@ -71,7 +74,7 @@ class RegionScope:
 NOTHING = RegionScope(everything=False, codes=frozenset(), countries=frozenset())
 
 
-def region_scope(user: AbstractBaseUser, perm: str) -> RegionScope:
+def region_scope(user: User | AnonymousUser, perm: str) -> RegionScope:
     """The regions where ``user`` holds ``perm``, globally or per region (guardian)."""
     if not user.is_authenticated or not user.is_active:
         return NOTHING
@@ -94,15 +97,15 @@ def region_scope(user: AbstractBaseUser, perm: str) -> RegionScope:
     return RegionScope(everything=False, codes=frozenset(codes), countries=frozenset(countries))
 
 
-def managed_regions(user: AbstractBaseUser) -> RegionScope:
+def managed_regions(user: User | AnonymousUser) -> RegionScope:
     return region_scope(user, MANAGE)
 
 
-def approvable_regions(user: AbstractBaseUser) -> RegionScope:
+def approvable_regions(user: User | AnonymousUser) -> RegionScope:
     return region_scope(user, APPROVE)
 
 
-def visible_regions(user: AbstractBaseUser) -> RegionScope:
+def visible_regions(user: User | AnonymousUser) -> RegionScope:
     """Whoever may manage or approve a region's policy may read it."""
     return managed_regions(user) | approvable_regions(user)
 
@@ -131,41 +134,41 @@ class PolicyPermission(BasePermission):
     def has_permission(self, request: Request, view) -> bool:
         if not IsPersonAuthenticated().has_permission(request, view):
             return False
-        verb = "view" if getattr(view, "approval", False) else _VERBS.get(request.method, "change")
+        verb = "view" if getattr(view, "approval", False) else _VERBS.get(request.method or "", "change")
         return request.user.has_perm(f"governance.{verb}_{view.model._meta.model_name}")
 
 
 # The legal console's questions, on the same scopes as the API ---------------------------
 
 
-def can_manage_region(user: AbstractBaseUser, region: Region) -> bool:
+def can_manage_region(user: User | AnonymousUser, region: Region) -> bool:
     """Draft rules, record instruments and discard drafts for this region."""
     return user.has_perm("governance.add_jurisdictionrule") and managed_regions(user).covers(region.code)
 
 
-def can_approve_region(user: AbstractBaseUser, region: Region) -> bool:
+def can_approve_region(user: User | AnonymousUser, region: Region) -> bool:
     """Approve drafts of this region (the four-eyes check itself is the service's)."""
     return user.has_perm("governance.change_jurisdictionrule") and approvable_regions(user).covers(region.code)
 
 
-def can_view_region(user: AbstractBaseUser, region: Region) -> bool:
+def can_view_region(user: User | AnonymousUser, region: Region) -> bool:
     """Open the region's rules, drafts and instruments: those who manage or approve it."""
     return user.has_perm("governance.view_jurisdictionrule") and visible_regions(user).covers(region.code)
 
 
-def regions_managed(user: AbstractBaseUser) -> QuerySet[Region]:
+def regions_managed(user: User | AnonymousUser) -> QuerySet[Region]:
     if not user.has_perm("governance.add_jurisdictionrule"):
         return Region.objects.none()
     return managed_regions(user).filter(Region.objects.all(), field="code")
 
 
-def regions_viewable(user: AbstractBaseUser) -> QuerySet[Region]:
+def regions_viewable(user: User | AnonymousUser) -> QuerySet[Region]:
     if not user.has_perm("governance.view_jurisdictionrule"):
         return Region.objects.none()
     return visible_regions(user).filter(Region.objects.all(), field="code")
 
 
-def can_load_packs(user: AbstractBaseUser) -> bool:
+def can_load_packs(user: User | AnonymousUser) -> bool:
     """Loading a pack approves its rules as a reviewed pack, in every region it names.
 
     So only someone who may draft and approve in every region (the global
