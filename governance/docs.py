@@ -7,6 +7,8 @@ repeating the same ``extend_schema`` blocks on every class.
 
 from __future__ import annotations
 
+from typing import Any
+
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 
@@ -23,7 +25,7 @@ from governance.serializers import ApprovalSerializer
 TAG = "Policy administration"
 
 # One realistic request body per resource (what legal sends to create one).
-REQUEST_EXAMPLES = {
+REQUEST_EXAMPLES: dict[str, dict[str, Any]] = {
     "regions": {"code": "US-TX", "name": "Texas"},
     "data-categories": {
         "slug": "keystroke_timing",
@@ -189,7 +191,7 @@ def item_schema(name: str, output, input_, *, lookup: str, deletable: bool = Tru
     return extend_schema_view(**views)
 
 
-def _first_field(example: dict) -> dict:
+def _first_field(example: dict[str, Any]) -> dict[str, Any]:
     key = next(k for k in example if k not in ("slug", "code", "region", "kind", "pattern", "category"))
     return {key: example[key]}
 

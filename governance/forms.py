@@ -8,8 +8,10 @@ to the field, whichever layer found the problem.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from django import forms
+from django.db.models import QuerySet
 
 from consentry.errors import DomainError
 from consentry.form_fields import UTCDateTimeField
@@ -56,10 +58,12 @@ class RuleDraftForm(forms.Form):
         help_text="Legal basis and citations, for the approver and the auditors.",
     )
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.categories = list(DataCategory.objects.order_by("name"))
-        self.fields["blocked_categories"].choices = [(c.slug, c.name) for c in self.categories]
+        blocked = self.fields["blocked_categories"]
+        assert isinstance(blocked, forms.MultipleChoiceField)  # declared above
+        blocked.choices = [(c.slug, c.name) for c in self.categories]
         for category in self.categories:
             self.fields[f"cap_{category.slug}"] = forms.IntegerField(
                 label=f"Longest retention for {category.name.lower()} (days)",
@@ -87,8 +91,9 @@ class RuleDraftForm(forms.Form):
     def cap_fields(self) -> list[forms.BoundField]:
         return [self[f"cap_{category.slug}"] for category in self.categories]
 
-    def clean(self):
-        data = super().clean()
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        data = self.cleaned_data
         start, end = data.get("effective_from"), data.get("effective_to")
         if start and end and end <= start:
             self.add_error("effective_to", "The rule must end after it starts.")
@@ -133,9 +138,11 @@ class InstrumentForm(forms.Form):
         max_length=500, label="Document reference", help_text="Where the signed document is kept."
     )
 
-    def __init__(self, *args, regions, **kwargs):
+    def __init__(self, *args: Any, regions: QuerySet[Region], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["region"].queryset = regions
+        region = self.fields["region"]
+        assert isinstance(region, forms.ModelChoiceField)  # declared above
+        region.queryset = regions
 
     def clean_employee(self) -> Employee | None:
         hr_id = self.cleaned_data.get("employee", "").strip()
@@ -146,8 +153,9 @@ class InstrumentForm(forms.Form):
             raise forms.ValidationError(f"No employee has HR id {hr_id!r}.")
         return employee
 
-    def clean(self):
-        data = super().clean()
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        data = self.cleaned_data
         if data.get("kind") == PreconditionType.BIOMETRIC_RELEASE and not data.get("employee"):
             self.add_error("employee", "A written biometric release belongs to one employee: give their HR id.")
         start, end = data.get("valid_from"), data.get("valid_to")
@@ -188,11 +196,13 @@ class PackImportForm(forms.Form):
         widget=forms.RadioSelect,
     )
 
-    def __init__(self, *args, may_load: bool, **kwargs):
+    def __init__(self, *args: Any, may_load: bool, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.may_load = may_load
         if not may_load:
-            self.fields["load"].choices = [("0", "Only check it: change nothing")]
+            load = self.fields["load"]
+            assert isinstance(load, forms.TypedChoiceField)  # declared above
+            load.choices = [("0", "Only check it: change nothing")]
 
     def clean_pack(self):
         upload = self.cleaned_data["pack"]

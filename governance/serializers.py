@@ -7,7 +7,7 @@ decided by the views and services, which say so in problem+json.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from rest_framework import serializers
 
@@ -29,12 +29,19 @@ from governance.models import (
     RuleStatus,
 )
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
+    from people.models import Employee
+
+_InputSerializer = TypeVar("_InputSerializer", bound=serializers.Serializer[Any])
+
 MAX_LIST = 500
 # ISO 3166-1 alpha-2, ISO 3166-2 (US-NY, FR-75C), or an upper-case group code (EU, EEA).
 REGION_CODE = r"^[A-Z]{2}(-[A-Z0-9]{1,3})?$|^[A-Z]{2,16}$"
 
 
-def region_code_field(**kwargs) -> serializers.RegexField:
+def region_code_field(**kwargs: Any) -> serializers.RegexField:
     return serializers.RegexField(
         REGION_CODE,
         max_length=16,
@@ -43,41 +50,47 @@ def region_code_field(**kwargs) -> serializers.RegexField:
     )
 
 
-SLUG = {"max_length": 64}
+SLUG_LENGTH = 64
 LONG_TEXT = 100_000
 
 
-def _username(user) -> str | None:
+def _username(user: User | None) -> str | None:
     return user.get_username() if user is not None else None
 
 
 # Output -----------------------------------------------------------------------------------
 
 
-class RegionSerializer(serializers.ModelSerializer):
-    members = serializers.SlugRelatedField(slug_field="code", many=True, read_only=True)
-    groups = serializers.SlugRelatedField(slug_field="code", many=True, read_only=True)
+class RegionSerializer(serializers.ModelSerializer[Region]):
+    members: serializers.SlugRelatedField[Region] = serializers.SlugRelatedField(
+        slug_field="code", many=True, read_only=True
+    )
+    groups: serializers.SlugRelatedField[Region] = serializers.SlugRelatedField(
+        slug_field="code", many=True, read_only=True
+    )
 
     class Meta:
         model = Region
         fields = ("code", "name", "kind", "members", "groups")
 
 
-class DataCategorySerializer(serializers.ModelSerializer):
+class DataCategorySerializer(serializers.ModelSerializer[DataCategory]):
     class Meta:
         model = DataCategory
         fields = ("slug", "name", "description", "sensitive", "biometric")
 
 
-class PurposeSerializer(serializers.ModelSerializer):
-    categories = serializers.SlugRelatedField(slug_field="slug", many=True, read_only=True)
+class PurposeSerializer(serializers.ModelSerializer[Purpose]):
+    categories: serializers.SlugRelatedField[DataCategory] = serializers.SlugRelatedField(
+        slug_field="slug", many=True, read_only=True
+    )
 
     class Meta:
         model = Purpose
         fields = ("slug", "name", "description", "categories", "consent_validity_days", "prohibited")
 
 
-class NoticeItemSerializer(serializers.ModelSerializer):
+class NoticeItemSerializer(serializers.ModelSerializer[NoticeItem]):
     purpose = serializers.CharField(source="purpose_id")
     category = serializers.CharField(source="category_id")
 
@@ -86,7 +99,7 @@ class NoticeItemSerializer(serializers.ModelSerializer):
         fields = ("purpose", "category", "description", "requires_reconsent")
 
 
-class NoticeSerializer(serializers.ModelSerializer):
+class NoticeSerializer(serializers.ModelSerializer[Notice]):
     items = NoticeItemSerializer(many=True, read_only=True)
     created_by = serializers.SerializerMethodField()
     approved_by = serializers.SerializerMethodField()
@@ -119,7 +132,7 @@ class NoticeSerializer(serializers.ModelSerializer):
         return _username(notice.approved_by)
 
 
-class RuleSerializer(serializers.ModelSerializer):
+class RuleSerializer(serializers.ModelSerializer[JurisdictionRule]):
     region = serializers.CharField(source="region_id")
     supersedes = serializers.IntegerField(source="supersedes_id", allow_null=True)
     created_by = serializers.SerializerMethodField()
@@ -153,9 +166,11 @@ class RuleSerializer(serializers.ModelSerializer):
         return _username(rule.approved_by)
 
 
-class InstrumentSerializer(serializers.ModelSerializer):
+class InstrumentSerializer(serializers.ModelSerializer[LegalInstrument]):
     region = serializers.CharField(source="region_id")
-    employee = serializers.SlugRelatedField(slug_field="hr_id", read_only=True, allow_null=True)
+    employee: serializers.SlugRelatedField[Employee] = serializers.SlugRelatedField(
+        slug_field="hr_id", read_only=True, allow_null=True
+    )
     created_by = serializers.SerializerMethodField()
 
     class Meta:
@@ -179,7 +194,7 @@ class InstrumentSerializer(serializers.ModelSerializer):
         return _username(instrument.created_by)
 
 
-class RetentionSerializer(serializers.ModelSerializer):
+class RetentionSerializer(serializers.ModelSerializer[RetentionPolicy]):
     category = serializers.CharField(source="category_id")
     region = serializers.CharField(source="region_id", allow_null=True)
     purpose = serializers.CharField(source="purpose_id", allow_null=True)
@@ -198,7 +213,7 @@ class RetentionSerializer(serializers.ModelSerializer):
         )
 
 
-class ExclusionSerializer(serializers.ModelSerializer):
+class ExclusionSerializer(serializers.ModelSerializer[ContextExclusion]):
     class Meta:
         model = ContextExclusion
         fields = ("id", "kind", "pattern", "label", "reason", "categories", "created_at")
@@ -223,7 +238,7 @@ class RegionInputSerializer(serializers.Serializer):
 
 
 class DataCategoryInputSerializer(serializers.Serializer):
-    slug = serializers.SlugField(**SLUG)
+    slug = serializers.SlugField(max_length=SLUG_LENGTH)
     name = serializers.CharField(max_length=120)
     description = serializers.CharField(max_length=LONG_TEXT)
     sensitive = StrictBooleanField(required=False, default=False)
@@ -231,17 +246,17 @@ class DataCategoryInputSerializer(serializers.Serializer):
 
 
 class PurposeInputSerializer(serializers.Serializer):
-    slug = serializers.SlugField(**SLUG)
+    slug = serializers.SlugField(max_length=SLUG_LENGTH)
     name = serializers.CharField(max_length=120)
     description = serializers.CharField(max_length=LONG_TEXT)
-    categories = serializers.ListField(child=serializers.SlugField(**SLUG), max_length=MAX_LIST)
+    categories = serializers.ListField(child=serializers.SlugField(max_length=SLUG_LENGTH), max_length=MAX_LIST)
     consent_validity_days = serializers.IntegerField(min_value=1, max_value=3660, required=False, default=365)
     prohibited = StrictBooleanField(required=False, default=False)
 
 
 class NoticeItemInputSerializer(serializers.Serializer):
-    purpose = serializers.SlugField(**SLUG)
-    category = serializers.SlugField(**SLUG)
+    purpose = serializers.SlugField(max_length=SLUG_LENGTH)
+    category = serializers.SlugField(max_length=SLUG_LENGTH)
     description = serializers.CharField(max_length=10_000)
 
 
@@ -253,7 +268,8 @@ class NoticeInputSerializer(serializers.Serializer):
     access_statement = serializers.CharField(max_length=LONG_TEXT)
     no_evaluation_statement = serializers.CharField(max_length=LONG_TEXT)
     material = StrictBooleanField()
-    items = NoticeItemInputSerializer(many=True, allow_empty=False, max_length=MAX_LIST)
+    # DRF hands max_length to the ListSerializer that many=True builds; the stubs omit it.
+    items = NoticeItemInputSerializer(many=True, allow_empty=False, max_length=MAX_LIST)  # type: ignore[call-arg]
 
     def item_tuples(self) -> list[tuple[str, str, str]]:
         return [(i["purpose"], i["category"], i["description"]) for i in self.validated_data["items"]]
@@ -266,7 +282,7 @@ class RuleInputSerializer(serializers.Serializer):
         child=serializers.ChoiceField(choices=PreconditionType.choices), required=False, default=list
     )
     blocked_categories = serializers.ListField(
-        child=serializers.SlugField(**SLUG), required=False, default=list, max_length=MAX_LIST
+        child=serializers.SlugField(max_length=SLUG_LENGTH), required=False, default=list, max_length=MAX_LIST
     )
     max_retention_days = serializers.DictField(
         child=serializers.IntegerField(min_value=0, max_value=36_500), required=False, default=dict
@@ -294,9 +310,9 @@ class InstrumentInputSerializer(serializers.Serializer):
 
 
 class RetentionInputSerializer(serializers.Serializer):
-    category = serializers.SlugField(**SLUG)
+    category = serializers.SlugField(max_length=SLUG_LENGTH)
     region = region_code_field(required=False, allow_null=True, default=None)
-    purpose = serializers.SlugField(required=False, allow_null=True, default=None, **SLUG)
+    purpose = serializers.SlugField(required=False, allow_null=True, default=None, max_length=SLUG_LENGTH)
     raw_retention_days = serializers.IntegerField(min_value=0, max_value=36_500)
     delete_on_withdrawal_days = serializers.IntegerField(min_value=0, max_value=36_500, required=False, default=30)
     delete_on_termination_days = serializers.IntegerField(min_value=0, max_value=36_500, required=False, default=30)
@@ -305,14 +321,17 @@ class RetentionInputSerializer(serializers.Serializer):
 class ExclusionInputSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=ExclusionKind.choices)
     pattern = serializers.CharField(max_length=255)
-    label = serializers.CharField(max_length=200)
+    # A field, not Field.label: DRF's metaclass moves declared fields off the class; the stubs cannot tell.
+    label = serializers.CharField(max_length=200)  # type: ignore[assignment]
     reason = serializers.ChoiceField(choices=ExclusionReason.choices, required=False, default=ExclusionReason.OTHER)
     categories = serializers.ListField(
-        child=serializers.SlugField(**SLUG), required=False, default=list, max_length=MAX_LIST
+        child=serializers.SlugField(max_length=SLUG_LENGTH), required=False, default=list, max_length=MAX_LIST
     )
 
 
-def merged(serializer_class: type[serializers.Serializer], current: dict[str, Any], data: Any, *, partial: bool):
+def merged(
+    serializer_class: type[_InputSerializer], current: dict[str, Any], data: Any, *, partial: bool
+) -> _InputSerializer:
     """Validate a PUT (whole object) or a PATCH (the given fields over ``current``)."""
     if partial:
         if not isinstance(data, dict):
