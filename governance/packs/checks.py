@@ -220,12 +220,22 @@ def _check_purposes(context: _Context) -> None:
 
 @dataclass(frozen=True, slots=True)
 class _Period:
+    """A rule entry of the pack, at ``path``."""
+
     start: datetime
     end: datetime | None
-    path: NodePath | None = None
-    rule: JurisdictionRule | None = None
+    path: NodePath
     # Applied by an earlier load: loading leaves the database's rules as they are for it.
     applied: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class _StandingPeriod:
+    """An approved rule in the database, which the pack's rules must fit around."""
+
+    start: datetime
+    end: datetime | None
+    rule: JurisdictionRule
 
 
 def _check_rules(context: _Context) -> None:
@@ -274,7 +284,7 @@ def _check_overlaps(context: _Context, pack_periods: dict[str, list[_Period]]) -
         ]
         starts = {period.start for period in unique if not period.applied}
         standing = [
-            _Period(start=rule.effective_from, end=rule.effective_to, rule=rule)
+            _StandingPeriod(start=rule.effective_from, end=rule.effective_to, rule=rule)
             for rule in in_database[region]
             if rule.effective_from not in starts
         ]
@@ -282,15 +292,16 @@ def _check_overlaps(context: _Context, pack_periods: dict[str, list[_Period]]) -
         represented = {(period.start, period.end) for period in unique if period.applied}
         standing = [period for period in standing if (period.start, period.end) not in represented]
         for position, period in enumerate(unique):
-            for other in [*unique[:position], *([] if period.applied else standing)]:
+            others: list[_Period | _StandingPeriod] = [*unique[:position], *([] if period.applied else standing)]
+            for other in others:
                 if periods_overlap((period.start, period.end), (other.start, other.end)):
                     context.error((*period.path, "effective_from"), _overlap_message(context, region, period, other))
 
 
-def _overlap_message(context: _Context, region: str, period: _Period, other: _Period) -> str:
+def _overlap_message(context: _Context, region: str, period: _Period, other: _Period | _StandingPeriod) -> str:
     mine = format_period(period.start, period.end)
     theirs = format_period(other.start, other.end)
-    if other.path is not None:
+    if isinstance(other, _Period):
         return (
             f"{region} {mine} overlaps {format_path(other.path)} (line {context.source.line_of(other.path)}, "
             f"{theirs}); two approved rules for one region cannot be in force at the same time"

@@ -29,7 +29,7 @@ from people.iso3166 import country_name, subdivision_name
 FORMAT = "consentry-policy-pack"
 FORMAT_VERSION = 1
 
-_KIND_ORDER = {RegionKind.COUNTRY: 0, RegionKind.SUBDIVISION: 1, RegionKind.GROUP: 2}
+_KIND_ORDER: dict[str, int] = {RegionKind.COUNTRY: 0, RegionKind.SUBDIVISION: 1, RegionKind.GROUP: 2}
 
 
 class _PackDumper(yaml.SafeDumper):

@@ -240,7 +240,7 @@ class _Loader:
                 return kept
         for member in members:
             self._ensure_region(member)
-        region_save(code=code, name=name, kind=kind, members=members, actor=self.actor)
+        region_save(code=code, name=name or "", kind=kind, members=members, actor=self.actor)
         return Outcome.UPDATED if existing else Outcome.CREATED
 
     def _ensure_region(self, code: str) -> None:
@@ -309,6 +309,7 @@ class _Loader:
 
     def _apply_rule(self, index: int, entry: dict[str, Any]) -> Outcome:
         start = parse_datetime(entry["effective_from"])
+        assert start is not None  # check_pack refuses a rule without an aware start
         content = RuleContent.of_entry(entry)
         existing = JurisdictionRule.objects.filter(
             region_id=entry["region"], effective_from=start, state=ApprovalState.APPROVED
@@ -380,6 +381,7 @@ class _Loader:
 
     def _apply_instrument(self, index: int, entry: dict[str, Any]) -> Outcome:
         valid_from = parse_date(entry["valid_from"])
+        assert valid_from is not None  # check_pack refuses an instrument without a start date
         content = InstrumentContent.of_entry(entry)
         # Per-employee instruments (biometric releases) are evidence, not policy: never matched.
         existing = LegalInstrument.objects.filter(

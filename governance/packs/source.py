@@ -36,7 +36,7 @@ class PackLoader(yaml.SafeLoader):
     and a few nested aliases can expand into billions of values.
     """
 
-    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
         if self.check_event(yaml.AliasEvent):
             mark = self.peek_event().start_mark
             raise yaml.composer.ComposerError(

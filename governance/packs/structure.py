@@ -44,39 +44,44 @@ def _describe(error: ValidationError) -> str:
     schema = error.schema if isinstance(error.schema, dict) else {}
     expected = schema.get("x-expected")
     instance = error.instance
+    # The failed keyword's value in the schema: any JSON, and set on every error iter_errors yields.
+    keyword: Any = error.validator_value
     if expected and error.validator in {"pattern", "type"}:
         return f"{instance!r} is not {expected}"
     if error.validator == "type":
-        types = error.validator_value if isinstance(error.validator_value, list) else [error.validator_value]
+        types: list[str] = keyword if isinstance(keyword, list) else [keyword]
         return f"{instance!r} is not {' or '.join(_TYPE_WORDS.get(t, t) for t in types)}"
     if error.validator == "enum":
-        return f"{instance!r} is not one of: {', '.join(map(str, error.validator_value))}"
+        return f"{instance!r} is not one of: {', '.join(map(str, keyword))}"
     if error.validator == "const":
-        return f"must be {error.validator_value!r}, not {instance!r}"
+        return f"must be {keyword!r}, not {instance!r}"
     if error.validator == "minimum":
-        return f"{instance!r} is less than the minimum of {error.validator_value}"
+        return f"{instance!r} is less than the minimum of {keyword}"
     if error.validator == "minLength":
         return "must not be empty"
     if error.validator == "maxLength":
-        return f"is longer than {error.validator_value} characters"
+        return f"is longer than {keyword} characters"
     if error.validator == "minItems":
-        return f"needs at least {error.validator_value} item(s)"
+        return f"needs at least {keyword} item(s)"
     return error.message
 
 
-def _unknown_fields(source: PackSource, error: ValidationError, path: NodePath) -> list[PackError]:
-    allowed = sorted(error.schema.get("properties", {}))
-    unknown = [key for key in error.instance if key not in allowed]
+def _unknown_fields(
+    source: PackSource, error: ValidationError, instance: dict[str, Any], path: NodePath
+) -> list[PackError]:
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    allowed = sorted(schema.get("properties", {}))
+    unknown = [key for key in instance if key not in allowed]
     return [
         source.error((*path, str(key)), f"unknown field {key!r}; expected one of: {', '.join(allowed)}")
         for key in unknown
     ]
 
 
-def _duplicate_items(source: PackSource, error: ValidationError, path: NodePath) -> list[PackError]:
+def _duplicate_items(source: PackSource, items: list[Any], path: NodePath) -> list[PackError]:
     seen: dict[str, int] = {}
     errors = []
-    for index, item in enumerate(error.instance):
+    for index, item in enumerate(items):
         key = json.dumps(item, sort_keys=True, default=str)
         if key in seen:
             first_line = source.line_of((*path, seen[key]))
@@ -92,9 +97,9 @@ def structure_errors(source: PackSource) -> list[PackError]:
     for error in _validator().iter_errors(source.data):
         path: NodePath = tuple(error.absolute_path)
         if error.validator == "additionalProperties" and isinstance(error.instance, dict):
-            errors += _unknown_fields(source, error, path)
+            errors += _unknown_fields(source, error, error.instance, path)
         elif error.validator == "uniqueItems" and isinstance(error.instance, list):
-            errors += _duplicate_items(source, error, path)
+            errors += _duplicate_items(source, error.instance, path)
         else:
             errors.append(source.error(path, _describe(error)))
     return errors
