@@ -52,9 +52,7 @@ def rule_diff(*, old: JurisdictionRule | None, new: JurisdictionRule, category_n
     """Rows comparing ``new`` with ``old`` (None: a region's first rule, everything is new)."""
     statuses = dict(RuleStatus.choices)
     preconditions = dict(PreconditionType.choices)
-    blank = JurisdictionRule(
-        status="", preconditions=[], blocked_categories=[], max_retention_days={}, notes="", effective_from=None
-    )
+    blank = JurisdictionRule(status="", preconditions=[], blocked_categories=[], max_retention_days={}, notes="")
     base = old or blank
     return [
         DiffRow("Status", statuses.get(base.status, "no rule (denied)"), statuses.get(new.status, new.status)),
@@ -66,7 +64,11 @@ def rule_diff(*, old: JurisdictionRule | None, new: JurisdictionRule, category_n
             _caps(new.max_retention_days, category_names),
             {},
         ),
-        DiffRow("Effective from", _when(base.effective_from, open_end="—"), _when(new.effective_from, open_end="—")),
+        DiffRow(
+            "Effective from",
+            _when(old.effective_from if old else None, open_end="—"),
+            _when(new.effective_from, open_end="—"),
+        ),
         DiffRow(
             "Effective until",
             _when(base.effective_to, open_end="open-ended") if old else "—",

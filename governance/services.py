@@ -90,7 +90,8 @@ def region_save(*, code: str, name: str = "", kind: str = "", members: Iterable[
         for member in member_codes:
             if not Region.objects.filter(code=member).exists():
                 region_save(code=member, kind=RegionKind.COUNTRY, actor=actor)
-        region.members.set(member_codes)
+        # Primary keys stand for the rows; the stubs take only integer ones, and a region's key is its code.
+        region.members.set(member_codes)  # type: ignore[arg-type]
         record(
             event_type=EventType.REGION_SAVED,
             actor=actor,
@@ -157,7 +158,8 @@ def purpose_save(
         for key, value in fields.items():
             setattr(purpose, key, value)
         purpose.save()
-        purpose.categories.set(slugs)
+        # Primary keys stand for the rows; the stubs take only integer ones, and a category's key is its slug.
+        purpose.categories.set(slugs)  # type: ignore[arg-type]
         record(
             event_type=EventType.PURPOSE_SAVED,
             actor=actor,
@@ -406,7 +408,8 @@ def _rule_boundaries(since: datetime, now: datetime) -> list[tuple[str, datetime
     starts = set(begun.values_list("region_id", "effective_from"))
     after_approval = set(begun.filter(effective_from__gt=F("approved_at")).values_list("region_id", "effective_from"))
     ends = rules.filter(effective_to__gt=since, effective_to__lte=now).filter(effective_to__gt=F("approved_at"))
-    ended = set(ends.values_list("region_id", "effective_to")) - starts
+    # effective_to__gt already left out open-ended rules; the check only tells the type checker so.
+    ended = {(region, end) for region, end in ends.values_list("region_id", "effective_to") if end is not None} - starts
     return sorted(after_approval | ended)
 
 
