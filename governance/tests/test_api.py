@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.utils import timezone
 from guardian.shortcuts import assign_perm
@@ -66,6 +68,7 @@ def test_a_rule_is_created_as_a_draft_and_audited_with_its_author(cast):
     body = draft_rule(cast)
     assert body["state"] == "draft" and body["created_by"] == "legal_in_scope"
     entry = AuditEntry.objects.filter(event_type=EventType.RULE_DRAFTED).last()
+    assert entry is not None
     assert entry.actor == "user:legal_in_scope" and entry.object_id == str(body["id"])
     assert entry.region == "US-CA"
 
@@ -274,7 +277,7 @@ def test_approving_a_notice_needs_the_approve_permission_everywhere(cast):
 
 def test_a_notice_may_be_scheduled_for_later_publication(cast):
     version = cast.client("legal_in_scope").post(NOTICES, notice_body()).json()["version"]
-    later = (timezone.now() + timezone.timedelta(days=30)).replace(microsecond=0)
+    later = (timezone.now() + timedelta(days=30)).replace(microsecond=0)
     response = cast.client("approver").post(
         f"{NOTICES}{version}/approve", {"published_at": later.isoformat()}, format="json"
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from django.db import transaction
@@ -19,7 +20,7 @@ RULE = {
     "status": "allow",
     "effective_from": "2026-06-01T00:00:00Z",
 }
-NOTICE = {
+NOTICE: dict[str, Any] = {
     "title": "t",
     "summary": "s",
     "body": "b",

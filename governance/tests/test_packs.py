@@ -182,6 +182,7 @@ def test_the_default_pack_declares_groups_categories_purposes_and_the_first_noti
     }
     notice = Notice.objects.get()
     assert (notice.version, notice.state, notice.material) == (1, ApprovalState.APPROVED, True)
+    assert notice.published_at is not None
     assert notice.published_at.isoformat() == "2026-01-01T00:00:00+00:00"
     assert "never used to evaluate you, your performance or your conduct" in notice.no_evaluation_statement
     assert "never see" in notice.access_statement or "cannot see" in notice.access_statement
@@ -210,7 +211,7 @@ def test_loading_audits_every_change_as_the_pack_and_records_the_load():
     assert entries.exists()
     assert set(entries.values_list("actor", flat=True)) == {"system:policy_pack"}
     loaded = AuditEntry.objects.get(event_type=EventType.POLICY_PACK_LOADED)
-    assert loaded.seq == AuditEntry.objects.order_by("-seq").first().seq
+    assert loaded.seq == AuditEntry.objects.latest("seq").seq
     assert loaded.payload["name"] == "consentry-default"
     assert loaded.payload["version"] == "2026.11.1"
     assert loaded.payload["sha256"] == result.sha256

@@ -73,8 +73,10 @@ def test_a_successor_starting_later_closes_the_old_rule_at_its_start(small_polic
     gov.rule_approve(rule=draft, actor=Actor.for_user(approver))
     old.refresh_from_db()
     assert old.state == ApprovalState.APPROVED and old.effective_to == switch
-    assert effective_rule(codes=["US"], at=switch - timedelta(seconds=1)).pk == old.pk
-    assert effective_rule(codes=["US"], at=switch).pk == draft.pk
+    before = effective_rule(codes=["US"], at=switch - timedelta(seconds=1))
+    after = effective_rule(codes=["US"], at=switch)
+    assert before is not None and before.pk == old.pk
+    assert after is not None and after.pk == draft.pk
 
 
 def test_a_successor_from_the_same_start_supersedes_the_old_rule(small_policy, legal, approver):
@@ -118,8 +120,10 @@ def test_unknown_region_codes_are_refused(db, code, kind):
 def test_lookup_walks_subdivision_then_country_then_groups(small_policy):
     assert region_chain(country="DE", subdivision="DE-BE") == ["DE-BE", "DE", "EU"]
     at = datetime(2026, 6, 1, tzinfo=UTC)
-    assert effective_rule(codes=region_chain(country="DE", subdivision="DE-BE"), at=at).region_id == "EU"
-    assert effective_rule(codes=region_chain(country="US", subdivision="US-NY"), at=at).region_id == "US-NY"
+    berlin = effective_rule(codes=region_chain(country="DE", subdivision="DE-BE"), at=at)
+    new_york = effective_rule(codes=region_chain(country="US", subdivision="US-NY"), at=at)
+    assert berlin is not None and berlin.region_id == "EU"
+    assert new_york is not None and new_york.region_id == "US-NY"
     assert effective_rule(codes=region_chain(country="BR"), at=at) is None
     assert effective_rule(codes=["US"], at=POLICY_START - timedelta(seconds=1)) is None
 
