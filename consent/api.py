@@ -116,7 +116,9 @@ class _MeView(APIView):
 
 def _employee(request: Request) -> Employee:
     """The caller's own employee record; the only one these endpoints ever touch."""
-    employee = Employee.objects.filter(user_id=request.user.pk).first()
+    user = request.user
+    assert user.is_authenticated  # IsPersonAuthenticated, the default permission
+    employee = Employee.objects.filter(user_id=user.pk).first()
     if employee is None:
         raise NotFound("You have no employee record, so no consent to manage.", code="no_employee_record")
     return employee

@@ -14,10 +14,10 @@ import json
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractUser
 from django.db import transaction
 from django.utils import timezone
 from guardian.shortcuts import assign_perm
@@ -29,6 +29,9 @@ from governance.selectors import current_notice
 from people.models import Employee
 from people.roles import Role, ensure_roles
 from people.services import employee_provision
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 ACTOR = Actor.system("demo")
 
@@ -104,7 +107,7 @@ def _passwords() -> tuple[dict[str, str], set[str]]:
     return stored, fresh
 
 
-def _user(person: DemoPerson, password: str, *, fresh: bool, groups: dict) -> tuple[AbstractUser, bool]:
+def _user(person: DemoPerson, password: str, *, fresh: bool, groups: dict) -> tuple[User, bool]:
     """The demo user, created with its name and role if missing; returns (user, created).
 
     An existing user is left as it is (an admin may have changed its roles or
@@ -129,7 +132,7 @@ def _user(person: DemoPerson, password: str, *, fresh: bool, groups: dict) -> tu
     return user, True
 
 
-def _scope_staff(users: dict[str, AbstractUser], *, created: set[str]) -> None:
+def _scope_staff(users: dict[str, User], *, created: set[str]) -> None:
     """Legal users cover their regions; the approver and auditor see every region (new users only)."""
     for region in Region.objects.all():
         eu = region.code in EU_REGIONS or region.groups.filter(code__in=EU_REGIONS).exists()
@@ -183,7 +186,7 @@ def load_demo() -> list[tuple[str, str, str]]:
     return rows
 
 
-def _seed_choices(person: DemoPerson, employee: Employee, *, notice: Notice, user: AbstractUser) -> None:
+def _seed_choices(person: DemoPerson, employee: Employee, *, notice: Notice, user: User) -> None:
     """A new demo employee's acknowledgement and opt-ins, as if they had made them in the portal."""
     if person.acknowledges:
         notice_acknowledge(employee=employee, notice=notice, actor=ACTOR)

@@ -27,7 +27,9 @@ class ConsentChoicesForm(forms.Form):
     def __init__(self, *args, overview: PortalOverview, **kwargs):
         super().__init__(*args, **kwargs)
         self.available = [item for item in overview.items if item.available]
-        self.fields["grant"].choices = [(item.key, item.category.name) for item in self.available]
+        grant = self.fields["grant"]
+        assert isinstance(grant, forms.MultipleChoiceField)  # declared above; Form copies it per instance
+        grant.choices = [(item.key, item.category.name) for item in self.available]
         self.fields["grant"].error_messages["invalid_choice"] = (
             "%(value)s is not something you can turn on here; reload the page and try again."
         )

@@ -60,6 +60,8 @@ def _controller() -> dict[str, Any]:
 def _termination(event: ConsentEvent) -> str:
     if event.kind == ConsentEventKind.WITHDRAWN:
         return "Consent withdrawn at the timestamp of this receipt; data captured under it is no longer used."
+    # Receipts are for grants and withdrawals, and a grant always expires (consent_grant_has_expiry).
+    assert event.expires_at is not None
     return (
         f"Consent lapses on {format_time(event.expires_at)} unless renewed, and can be withdrawn at any time "
         "in the employee portal or with POST /api/v1/me/consent/withdraw-all."

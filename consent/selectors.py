@@ -263,7 +263,8 @@ def receipt_inclusion(*, receipt: Receipt, at: datetime | None = None) -> Inclus
 # strictest retention, what is never captured, and which conditions the
 # employee can meet themselves.
 
-STATE_WORDS = {
+# Keyed by the stored value: a PairState member is that very string.
+STATE_WORDS: dict[str, str] = {
     PairState.GRANTED: "On",
     PairState.WITHDRAWN: "Off (withdrawn)",
     PairState.EXPIRED: "Off (expired)",
@@ -485,7 +486,7 @@ def consent_history(*, employee: Employee) -> list[HistoryEntry]:
     """The employee's own consent events, acknowledgements and pauses, newest first."""
     names = dict(DataCategory.objects.values_list("slug", "name"))
     purposes = dict(Purpose.objects.values_list("slug", "name"))
-    verbs = {
+    verbs: dict[str, str] = {
         ConsentEventKind.GRANTED: "You opted in",
         ConsentEventKind.WITHDRAWN: "You withdrew",
         ConsentEventKind.EXPIRED: "Consent expired",

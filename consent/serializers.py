@@ -27,7 +27,9 @@ MAX_PAUSE_MINUTES = int(MAX_PAUSE.total_seconds() // 60)
 class PreconditionSerializer(serializers.Serializer):
     type = serializers.CharField()
     met = serializers.BooleanField()
-    label = serializers.CharField()
+    # The serializer metaclass moves declared fields off the class, so this does not
+    # shadow Field.label at run time; the stubs cannot see that.
+    label = serializers.CharField()  # type: ignore[assignment]
 
 
 class RegionStandingSerializer(serializers.Serializer):
@@ -153,7 +155,8 @@ class ChoiceSerializer(serializers.Serializer):
 
 class ConsentUpdateSerializer(serializers.Serializer):
     notice_version = serializers.IntegerField(min_value=1, help_text="The notice version the employee was shown.")
-    choices = ChoiceSerializer(many=True, allow_empty=False, max_length=MAX_CHOICES)
+    # many=True hands max_length to the ListSerializer, which the stubs do not follow.
+    choices = ChoiceSerializer(many=True, allow_empty=False, max_length=MAX_CHOICES)  # type: ignore[call-arg]
 
     def validate_choices(self, choices: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Unknown slugs are invalid input, even for a withdrawal (which would otherwise be a silent no-op)."""

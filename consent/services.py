@@ -67,7 +67,10 @@ def _new_receipt_id() -> str:
     return f"rcpt_{secrets.token_urlsafe(18)}"
 
 
-_REVOKING_KINDS = {ConsentEventKind.WITHDRAWN: Topic.CONSENT_WITHDRAWN, ConsentEventKind.EXPIRED: Topic.CONSENT_EXPIRED}
+_REVOKING_KINDS: dict[str, Topic] = {
+    ConsentEventKind.WITHDRAWN: Topic.CONSENT_WITHDRAWN,
+    ConsentEventKind.EXPIRED: Topic.CONSENT_EXPIRED,
+}
 
 
 def _publish_revocations(*, employee: Employee, events: Iterable[ConsentEvent]) -> None:
@@ -257,7 +260,7 @@ def consent_apply_choices(
                 and state.state == ConsentEventKind.GRANTED
                 and (state.expires_at is None or state.expires_at > moment)
             )
-            if choice.granted and active and state.notice_id == notice.pk:
+            if choice.granted and active and state is not None and state.notice_id == notice.pk:
                 continue
             if not choice.granted and not active:
                 continue

@@ -47,7 +47,9 @@ def employee_page(view):
     @login_required
     @wraps(view)
     def wrapper(request: HttpRequest, *args, **kwargs):
-        employee = Employee.objects.filter(user=request.user).first()
+        user = request.user
+        assert user.is_authenticated  # login_required above
+        employee = Employee.objects.filter(user=user).first()
         if employee is None:
             raise PermissionDenied("Your account is not linked to an employee record, so there is nothing to show.")
         return view(request, employee, *args, **kwargs)
@@ -69,7 +71,9 @@ def _back() -> HttpResponse:
 @employee_page
 def home(request: HttpRequest, employee: Employee) -> HttpResponse:
     overview = portal_overview(employee=employee, at=timezone.now())
-    initial = {"notice_version": overview.notice.version if overview.notice else None}
+    initial: dict[str, int | list[str] | None] = {
+        "notice_version": overview.notice.version if overview.notice else None
+    }
     initial["grant"] = [item.key for item in overview.items if item.is_on]
     return render(
         request,

@@ -105,6 +105,8 @@ def run_once(*, request: Request, key: str, run: Callable[[], Response]) -> Resp
         # Writes need a caller; an anonymous request is refused before it gets here.
         return run()
     _check_key(key)
+    # Only a hand-built HttpRequest lacks a method; one from the handler always has it.
+    assert request.method is not None
     digest = fingerprint(request)
     with transaction.atomic():
         try:

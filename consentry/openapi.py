@@ -48,7 +48,11 @@ class ProblemSerializer(serializers.Serializer):
     status = serializers.IntegerField()
     detail = serializers.CharField(help_text="For humans; do not parse.")
     code = serializers.CharField(help_text="Stable machine-readable code.")
-    errors = ProblemErrorsField(required=False, help_text="Per-field (or, for a file, per-row) messages.")
+    # The serializer metaclass moves declared fields off the class, so this does not
+    # shadow Serializer.errors at run time; the stubs cannot see that.
+    errors = ProblemErrorsField(  # type: ignore[assignment]
+        required=False, help_text="Per-field (or, for a file, per-row) messages."
+    )
 
 
 def _example(status: int, code: str, title: str, detail: str, errors: dict | None = None) -> OpenApiExample:

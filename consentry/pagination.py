@@ -40,7 +40,8 @@ class ApiPagination(LimitOffsetPagination):
 
     max_limit = MAX_LIMIT
 
-    def get_limit(self, request: Request) -> int:
+    # None only if PAGE_SIZE were unset: DRF then leaves the list unpaginated.
+    def get_limit(self, request: Request) -> int | None:
         limit = _whole_number(request, self.limit_query_param, minimum=1)
         if limit is None:
             return self.default_limit

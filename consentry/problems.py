@@ -109,7 +109,8 @@ def _outage_problem(request: Any, exc: BaseException) -> Response:
         headers={"Retry-After": OUTAGE_RETRY_AFTER},
     )
     # Logged above in one line: Django's request logger must not add a second.
-    response._has_been_logged = True
+    # Django's private flag, absent from its stubs.
+    response._has_been_logged = True  # type: ignore[attr-defined]
     return response
 
 
@@ -125,7 +126,8 @@ def outage_response(request: HttpRequest, exc: BaseException) -> HttpResponse:
         # No request context: its processors read the session and the user, from the database that is down.
         response = HttpResponse(render_to_string("503.html"), status=503)
     response["Retry-After"] = OUTAGE_RETRY_AFTER
-    response._has_been_logged = True
+    # Django's private flag, absent from its stubs.
+    response._has_been_logged = True  # type: ignore[attr-defined]
     return response
 
 
@@ -160,7 +162,8 @@ def _note_outage(sender: Any, request: HttpRequest | None = None, **kwargs: Any)
     # Sent while Django handles an exception no view or middleware answered, so sys.exc_info() holds it.
     exc = sys.exc_info()[1]
     if request is not None and exc is not None and is_database_outage(exc):
-        request._database_outage = exc
+        # Read back by DatabaseOutageMiddleware; a per-request attribute the stubs cannot know.
+        request._database_outage = exc  # type: ignore[attr-defined]
 
 
 got_request_exception.connect(_note_outage, dispatch_uid="consentry.problems.note_outage")

@@ -116,7 +116,7 @@ def verify_jws(token: str, *, ring: str = "signing", **options: Any) -> dict[str
 
 def jwks() -> dict[str, list[dict[str, str]]]:
     """Every public key a verifier may need: grants, receipts, audit checkpoints."""
-    keys = []
+    keys: list[dict[str, str]] = []
     for ring in RINGS:
         keys.extend(public_jwk(key) for key in keyring(ring).public_keys())
     return {"keys": keys}

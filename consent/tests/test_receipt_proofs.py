@@ -63,6 +63,7 @@ def test_a_withdrawal_receipt_proves_offline_that_the_withdrawal_is_in_the_signe
 ):
     _, withdrawn = withdrawal
     checkpoint = checkpoint_create()
+    assert checkpoint is not None
     document = download(ny_employee, withdrawn.receipt_id)
     assert document["inclusion_status"] == "proven"
     inclusion = document["inclusion"]

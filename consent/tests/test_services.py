@@ -164,7 +164,8 @@ def test_acknowledgement_is_recorded_once(small_policy, ny_employee):
 def test_pause_and_resume(small_policy, ny_employee):
     now = timezone.now()
     pause = pause_start(employee=ny_employee, until=now + timedelta(minutes=30), actor=ACTOR)
-    assert pause_end(employee=ny_employee, actor=ACTOR).pk == pause.pk
+    ended = pause_end(employee=ny_employee, actor=ACTOR)
+    assert ended is not None and ended.pk == pause.pk
     assert Pause.objects.get().resumed_at is not None
     assert pause_end(employee=ny_employee, actor=ACTOR) is None
 

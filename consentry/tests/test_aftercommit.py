@@ -47,8 +47,9 @@ def celery_broker(url: str, monkeypatch):
 
     def fresh_connections() -> None:
         # Celery keeps its connection pools per app; they were opened for the previous URL.
-        app._pool = None
-        app.amqp._producer_pool = None
+        # Private to Celery, so absent from its stubs.
+        app._pool = None  # type: ignore[attr-defined]
+        app.amqp._producer_pool = None  # type: ignore[attr-defined]
 
     app.conf.update(broker_url=url, broker_transport_options={})
     fresh_connections()
@@ -123,6 +124,7 @@ def test_jobs_the_broker_outage_missed_run_once_it_returns(callers, monkeypatch,
     except redis.RedisError:
         broker = None
     require(broker is not None, f"needs Redis at {REDIS_URL}")
+    assert broker is not None  # require() has skipped or failed the test otherwise
     media = tmp_path / "media"
     monkeypatch.setattr(settings, "MEDIA_ROOT", media)
     with celery_broker(BROKER_DOWN, monkeypatch):

@@ -29,6 +29,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg
 import pytest
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -98,7 +99,8 @@ def test_a_statement_cut_short_by_the_server_is_an_outage(db):
     with pytest.raises(DatabaseError) as raised, transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SET LOCAL statement_timeout = 50")
         cursor.execute("SELECT pg_sleep(2)")
-    assert raised.value.__cause__.sqlstate == "57014" and is_database_outage(raised.value)
+    cause = raised.value.__cause__
+    assert isinstance(cause, psycopg.Error) and cause.sqlstate == "57014" and is_database_outage(raised.value)
 
 
 @pytest.mark.postgres
@@ -154,6 +156,7 @@ def personas(db) -> Personas:
     root = make_user("root", is_superuser=True, is_staff=True)
     employee = make_employee(country="US", subdivision="US-NY", user=make_user("nina"))
     portal = Client(raise_request_exception=False)
+    assert employee.user is not None
     portal.force_login(employee.user)
     device, device_raw = token_issue(kind="device", name="laptop", employee=employee, device_id="laptop", actor=SYSTEM)
     pipeline, pipeline_raw = token_issue(kind="pipeline", name="trainer", purposes=[PURPOSE], actor=SYSTEM)
@@ -321,6 +324,7 @@ class ThrowawayPostgres:
         return f"postgres://postgres@127.0.0.1:{self.port}/postgres"
 
     def _run(self, program: str, *args: str) -> None:
+        assert self.bin is not None, "only run when available"
         command = [str(self.bin / program), *args]
         if self.as_postgres:
             # PostgreSQL refuses to run as root.
@@ -454,10 +458,13 @@ def test_postgresql_stopped_mid_traffic_answers_503_to_every_caller_and_recovers
     try:
         cluster.create()
         cluster.start()
-        run = {"cwd": settings.BASE_DIR, "env": env, "capture_output": True, "text": True, "timeout": 300}
-        migrated = subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], **run)
+
+        def run(*command: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(command, cwd=settings.BASE_DIR, env=env, capture_output=True, text=True, timeout=300)
+
+        migrated = run(sys.executable, "manage.py", "migrate", "-v0")
         assert migrated.returncode == 0, migrated.stderr[-3000:]
-        setup = subprocess.run([sys.executable, "-c", SETUP], **run)
+        setup = run(sys.executable, "-c", SETUP)
         assert setup.returncode == 0, setup.stderr[-3000:]
         credentials = json.loads(setup.stdout.strip().splitlines()[-1])
         command = [sys.executable, "-m", "gunicorn", "consentry.wsgi:application", "--bind", f"127.0.0.1:{http_port}"]

@@ -63,10 +63,12 @@ def world(small_policy):
     )
     exclusion = gov.exclusion_save(kind="app", pattern="com.1password.*", label="1Password", actor=SYSTEM)
     token, _ = token_issue(kind="user", name="cli", user=cast.users["legal_in_scope"], actor=SYSTEM)
+    rule = JurisdictionRule.objects.filter(region="US").first()
+    assert rule is not None
     values = {
         "code": "US",
         "version": str(Notice.objects.get().version),
-        "pk": str(JurisdictionRule.objects.filter(region="US").first().pk),
+        "pk": str(rule.pk),
         "seq": "1",
         "number": "1",
         "receipt_id": "r_unknown",
