@@ -15,6 +15,9 @@ from rest_framework import serializers
 
 from consentry.problems import PROBLEM_CONTENT_TYPE
 
+# Per-field messages by field name; for an uploaded file, one entry per invalid row.
+ProblemErrors = dict[str, Any] | list[dict[str, Any]]
+
 
 @extend_schema_field(
     {
@@ -55,7 +58,7 @@ class ProblemSerializer(serializers.Serializer):
     )
 
 
-def _example(status: int, code: str, title: str, detail: str, errors: dict | None = None) -> OpenApiExample:
+def _example(status: int, code: str, title: str, detail: str, errors: ProblemErrors | None = None) -> OpenApiExample:
     value = {
         "type": f"https://consentry.dev/problems/{code}",
         "title": title,
@@ -120,7 +123,7 @@ def problem_responses(*statuses: int, examples: dict[int, list[OpenApiExample]] 
     return responses
 
 
-def problem_example(status: int, code: str, detail: str, errors: dict | None = None) -> OpenApiExample:
+def problem_example(status: int, code: str, detail: str, errors: ProblemErrors | None = None) -> OpenApiExample:
     """An example problem for one specific code, e.g. ``stale_notice``."""
     return _example(status, code, code.replace("_", " ").capitalize(), detail, errors)
 
