@@ -47,9 +47,10 @@ NOT_AN_AUDITOR = "Only auditors read the audit ledger."
 
 
 def _access(request: Request) -> AuditAccess:
+    # Cached on the request, which the permission check and the view both ask; the stubs cannot know the attribute.
     if not hasattr(request, "_audit_access"):
-        request._audit_access = access_for(request.user)
-    return request._audit_access
+        request._audit_access = access_for(request.user)  # type: ignore[attr-defined]
+    return request._audit_access  # type: ignore[attr-defined]
 
 
 class IsAuditor(BasePermission):
@@ -60,8 +61,9 @@ class IsAuditor(BasePermission):
 
 
 # The project default (a signed-in person; machine tokens refused) comes first.
-PEOPLE = list(api_settings.DEFAULT_PERMISSION_CLASSES)
-AUDITORS = [*PEOPLE, IsAuditor]
+# api_settings imports the classes the setting names; its stubs keep the setting's strings.
+PEOPLE: list[type[BasePermission]] = list(api_settings.DEFAULT_PERMISSION_CLASSES)  # type: ignore[arg-type]
+AUDITORS: list[type[BasePermission]] = [*PEOPLE, IsAuditor]
 
 ENTRY_EXAMPLE = {
     "seq": 42,

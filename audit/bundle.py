@@ -42,7 +42,7 @@ import hashlib
 import io
 import json
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from typing import IO, Any
@@ -124,7 +124,7 @@ class _Progress:
             self.report(percent)
 
 
-def _entry_rows(entries) -> Iterator[tuple[Any, ...]]:
+def _entry_rows(entries) -> Generator[tuple[Any, ...], None, None]:
     """Stored rows in HASHED_FIELDS order plus the hash, ``at`` as canonical text."""
     with closing(entries.values_list(*HASHED_FIELDS, "hash").iterator(chunk_size=CHUNK)) as rows:
         for row in rows:
@@ -194,8 +194,10 @@ def write_bundle(*, export: AuditExport, out: IO[bytes], on_progress: Callable[[
             with member(archive, "leaves.txt") as writer:
                 leaves = AuditEntry.objects.filter(seq__gt=from_size, seq__lte=end.size).order_by("seq")
                 expected = from_size + 1
-                with closing(leaves.values_list("seq", "hash").iterator(chunk_size=CHUNK * 5)) as rows:
-                    for seq, entry_hash in rows:
+                # QuerySet.iterator() returns a generator, which closing() needs; its stubs say only Iterator.
+                hashes_iterator = leaves.values_list("seq", "hash").iterator(chunk_size=CHUNK * 5)
+                with closing(hashes_iterator) as leaf_rows:  # type: ignore[type-var]
+                    for seq, entry_hash in leaf_rows:
                         if seq != expected:
                             raise not_intact("is missing from the ledger", seq=expected)
                         writer.write(entry_hash.encode() + b"\n")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 from django.db.models import Q
 
@@ -23,8 +25,9 @@ class AuditSearchForm(forms.Form):
     def clean_region(self) -> str:
         return self.cleaned_data["region"].strip().upper()
 
-    def clean(self):
-        data = super().clean()
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        data = self.cleaned_data
         if data.get("since") and data.get("until") and data["until"] <= data["since"]:
             self.add_error("until", "The end of the period must come after its start.")
         return data
@@ -83,8 +86,9 @@ class ExportForm(forms.Form):
     def clean_subject(self) -> str:
         return self.cleaned_data["subject"].strip()
 
-    def clean(self):
-        data = super().clean()
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        data = self.cleaned_data
         if data.get("since") and data.get("until") and data["until"] <= data["since"]:
             self.add_error("until", "The end of the period must come after its start.")
         return data

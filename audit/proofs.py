@@ -13,7 +13,7 @@ of 256 leaf hashes, however long the log.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -60,6 +60,16 @@ def _subtrees(needed: Iterable[tuple[int, int]]) -> dict[tuple[int, int], bytes]
     return found
 
 
+def _noting(needed: list[tuple[int, int]]) -> Callable[[int, int], bytes]:
+    """A node source for a first pass: it records which stored nodes the hash needs and returns a blank."""
+
+    def note(level: int, position: int) -> bytes:
+        needed.append((level, position))
+        return b""
+
+    return note
+
+
 def stored_root(size: int) -> bytes:
     """The root of the first ``size`` entries as proofs see it: from stored subtrees, small ones from leaves.
 
@@ -67,7 +77,7 @@ def stored_root(size: int) -> bytes:
     that would make every proof through it fail is found before anyone asks.
     """
     needed: list[tuple[int, int]] = []
-    range_hash(0, size, lambda level, position: needed.append((level, position)) or b"")
+    range_hash(0, size, _noting(needed))
     subtrees = _subtrees(needed)
     return range_hash(0, size, lambda level, position: subtrees[(level, position)])
 
@@ -88,7 +98,7 @@ def inclusion_proof(seq: int, *, checkpoint: AuditCheckpoint | None = None) -> d
         raise not_intact("its content does not match its stored hash: the entry was altered", seq=seq)
     index, size = seq - 1, checkpoint.size
     needed: list[tuple[int, int]] = []
-    inclusion_path(index, size, lambda level, position: needed.append((level, position)) or b"")
+    inclusion_path(index, size, _noting(needed))
     subtrees = _subtrees(needed)
     path = inclusion_path(index, size, lambda level, position: subtrees[(level, position)])
     if root_from_inclusion_path(index, size, leaf_hash(entry.hash), path).hex() != checkpoint.root:

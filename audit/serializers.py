@@ -99,7 +99,9 @@ class CheckpointSerializer(serializers.Serializer):
 
     number = serializers.IntegerField()
     size = serializers.IntegerField()
-    root = serializers.CharField(help_text="RFC 9162 Merkle root of entries #1 to #size (hex).")
+    # The serializer metaclass moves declared fields off the class, so this does not
+    # shadow Field.root at run time; the stubs cannot see that.
+    root = serializers.CharField(help_text="RFC 9162 Merkle root of entries #1 to #size (hex).")  # type: ignore[assignment]
     head = serializers.CharField(help_text="Hash of entry #size.")
     prev_signature = serializers.CharField(help_text="The previous checkpoint's signature; empty for the first.")
     issued_at = serializers.CharField()

@@ -22,7 +22,7 @@ carries), and the summary ``ledger_verify`` puts on the ledger.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from contextlib import closing
 from datetime import datetime
 from functools import partial
@@ -46,12 +46,14 @@ CHUNK = 5000
 _BLOCK = (1 << TREE_NODE_LEVEL) - 1
 
 
-def stored_entries(*, after: int = 0, upto: int | None = None) -> Iterator[Entry]:
+def stored_entries(*, after: int = 0, upto: int | None = None) -> Generator[Entry, None, None]:
     """Stored entries in order, each rehashed from its content."""
     entries = AuditEntry.objects.filter(seq__gt=after).order_by("seq")
     if upto is not None:
         entries = entries.filter(seq__lte=upto)
-    with closing(entries.values_list(*HASHED_FIELDS, "hash").iterator(chunk_size=CHUNK)) as rows:
+    # QuerySet.iterator() returns a generator, which closing() needs; its stubs say only Iterator.
+    rows_iterator = entries.values_list(*HASHED_FIELDS, "hash").iterator(chunk_size=CHUNK)
+    with closing(rows_iterator) as rows:  # type: ignore[type-var]
         for row in rows:
             seq = row[0]
             document = dict(zip(HASHED_FIELDS, (seq, format_time(row[1]), *row[2:10]), strict=True))
@@ -133,11 +135,13 @@ class CheckedNodes(CompactTree):
         return self.pending
 
 
-def stored_nodes() -> Iterator[tuple[int, int, str]]:
+def stored_nodes() -> Generator[tuple[int, int, str], None, None]:
     """Stored Merkle nodes in the order a growing tree completes them: by last leaf covered, then level."""
-    end = (F("index") + 1).bitleftshift(F("level"))
+    # Combinable.bitleftshift takes any expression; its stubs accept only an int.
+    end = (F("index") + 1).bitleftshift(F("level"))  # type: ignore[arg-type]
     nodes = AuditTreeNode.objects.annotate(end=end).order_by("end", "level").values_list("level", "index", "hash")
-    with closing(nodes.iterator(chunk_size=CHUNK)) as rows:
+    # QuerySet.iterator() returns a generator, which closing() needs; its stubs say only Iterator.
+    with closing(nodes.iterator(chunk_size=CHUNK)) as rows:  # type: ignore[type-var]
         yield from rows
 
 

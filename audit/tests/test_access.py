@@ -164,7 +164,7 @@ def test_one_module_declares_the_audit_scope_and_one_works_it_out():
     # The ledger reaches the computation only through the setting, never by import.
     assert django_settings.CONSENTRY_AUDIT_ACCESS_RESOLVER == "governance.audit_scope.audit_access_for"
     imported = {
-        (node.module if isinstance(node, ast.ImportFrom) else alias.name).split(".")[0]
+        ((node.module or "") if isinstance(node, ast.ImportFrom) else alias.name).split(".")[0]
         for node in ast.walk(ast.parse(Path(access_module.__file__).read_text()))
         if isinstance(node, ast.Import | ast.ImportFrom)
         for alias in node.names

@@ -152,6 +152,7 @@ def test_a_scoped_auditor_sees_only_entries_of_the_regions_they_hold(world):
 
 def test_an_entry_outside_the_scope_is_not_found(world):
     outside = AuditEntry.objects.filter(region="DE-BE").first()
+    assert outside is not None
     client = world["clients"]["scoped auditor"]
     response = client.get(f"{ENTRIES}/{outside.seq}")
     assert response.status_code == 404 and response["Content-Type"] == PROBLEM_JSON
@@ -235,13 +236,16 @@ def test_who_may_fetch_the_proof_of_an_employees_own_entry(world, caller, expect
 
 def test_an_employee_cannot_fetch_proofs_of_other_peoples_entries(world):
     other = AuditEntry.objects.exclude(subject=world["own"].subject).first()
+    assert other is not None
     assert world["clients"]["employee"].get(f"{ENTRIES}/{other.seq}/proof").status_code == 404
 
 
 def test_a_scoped_auditor_fetches_proofs_only_within_their_regions(world):
     checkpoint_create()
     inside = AuditEntry.objects.filter(region="US-CA").exclude(subject=world["own"].subject).first()
+    assert inside is not None
     outside = AuditEntry.objects.filter(region="DE-BE").first()
+    assert outside is not None
     client = world["clients"]["scoped auditor"]
     assert client.get(f"{ENTRIES}/{inside.seq}/proof").status_code == 200
     response = client.get(f"{ENTRIES}/{outside.seq}/proof")

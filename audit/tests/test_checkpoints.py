@@ -34,6 +34,7 @@ def _root_over_all_entries() -> str:
 def test_a_checkpoint_signs_size_head_and_merkle_root_of_every_entry():
     entries = write_entries(7)
     checkpoint = checkpoint_create()
+    assert checkpoint is not None
     assert (checkpoint.number, checkpoint.size, checkpoint.head) == (1, 7, entries[-1].hash)
     assert checkpoint.root == _root_over_all_entries()
     assert checkpoint.prev_signature == ""
@@ -45,8 +46,10 @@ def test_a_checkpoint_signs_size_head_and_merkle_root_of_every_entry():
 def test_the_next_checkpoint_extends_the_tree_and_signs_over_the_previous_signature():
     write_entries(5)
     first = checkpoint_create()
+    assert first is not None
     write_entries(6)
     second = checkpoint_create()
+    assert second is not None
     assert (second.number, second.size) == (2, 11)
     assert second.prev_signature == first.signature
     assert second.root == _root_over_all_entries()
@@ -85,9 +88,11 @@ def test_no_checkpoint_is_signed_over_a_broken_chain():
 def test_a_rotated_key_signs_new_checkpoints_and_the_retired_key_still_verifies_old_ones(fresh_audit_keys):
     write_entries(3)
     old = checkpoint_create()
+    assert old is not None
     new_kid = rotate_local_key("audit")
     write_entries(3)
     new = checkpoint_create()
+    assert new is not None
     assert old.kid != new.kid == new_kid
     assert verify_live().ok
 

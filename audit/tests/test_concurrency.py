@@ -13,6 +13,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
+from typing import Any
 
 import pytest
 from django.db import connection, transaction
@@ -40,7 +41,7 @@ def test_eight_concurrent_writers_leave_one_gapless_unforked_chain():
                 cursor.execute("SET synchronous_commit = off")
             start.wait()
             for first in range(0, EACH, BATCH):
-                items = [
+                items: list[dict[str, Any]] = [
                     {
                         "event_type": EventType.REGION_SAVED,
                         "actor": actor,
@@ -88,9 +89,9 @@ def test_eight_concurrent_writers_leave_one_gapless_unforked_chain():
     assert per_writer == dict.fromkeys(range(WRITERS), EACH)
     # A batch is contiguous: nothing comes between the entries of one record_many call.
     rows = [(p["writer"], p["n"]) for p in AuditEntry.objects.order_by("seq").values_list("payload", flat=True)]
-    for position, (writer, n) in enumerate(rows):
-        if writer % 2 and n % BATCH == 0:
-            assert rows[position : position + BATCH] == [(writer, n + i) for i in range(BATCH)]
+    for position, (author, n) in enumerate(rows):
+        if author % 2 and n % BATCH == 0:
+            assert rows[position : position + BATCH] == [(author, n + i) for i in range(BATCH)]
     checkpoint_create()
     assert AuditCheckpoint.objects.count() > 1
     report = verify_live()

@@ -33,6 +33,7 @@ def test_the_orm_refuses_to_change_or_delete_a_stored_entry():
 def test_the_orm_refuses_to_change_or_delete_a_checkpoint():
     write_entries(2)
     checkpoint = checkpoint_create()
+    assert checkpoint is not None
     with pytest.raises(PermissionError):
         checkpoint.save()
     with pytest.raises(PermissionError):
@@ -114,6 +115,7 @@ def test_the_readme_role_appends_and_reads_but_cannot_rewrite():
     entry = record(event_type=TYPES[0], actor=ACTOR, payload={"as": "app role"})
     record_queued(event_type=TYPES[1], actor=ACTOR, payload={"as": "app role, queued"})
     checkpoint = checkpoint_create()
+    assert checkpoint is not None
     assert (entry.seq, checkpoint.size) == (6, 7)
     assert AuditHead.objects.get().seq == 7
     assert not AuditQueuedEntry.objects.exists()

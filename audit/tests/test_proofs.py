@@ -28,6 +28,7 @@ def test_every_proof_leads_to_the_signed_root_and_verifies_offline(long_ledger):
     # Block edges, stored-subtree edges, both checkpoints' edges and the ends.
     for seq in (1, 2, 255, 256, 257, 512, 700, 701, 1024, 1025, 1099, 1100):
         proof = inclusion_proof(seq)
+        assert proof is not None
         assert (proof["tree_size"], proof["checkpoint"]["number"]) == (1100, 2)
         path = [bytes.fromhex(node) for node in proof["audit_path"]]
         root = root_from_inclusion_path(seq - 1, 1100, leaf_hash(proof["entry_hash"]), path)
@@ -38,6 +39,7 @@ def test_every_proof_leads_to_the_signed_root_and_verifies_offline(long_ledger):
 
 def test_a_proof_can_be_made_against_an_earlier_checkpoint(long_ledger):
     proof = inclusion_proof(300, checkpoint=AuditCheckpoint.objects.get(number=1))
+    assert proof is not None
     assert proof["tree_size"] == 700
     assert standalone.verify_proof(proof, jwks=jwks()).ok
 
@@ -51,7 +53,8 @@ def test_there_is_no_proof_until_a_checkpoint_covers_the_entry():
     write_entries(3)
     assert inclusion_proof(2) is None
     checkpoint_create()
-    assert inclusion_proof(2)["tree_size"] == 3
+    proof = inclusion_proof(2)
+    assert proof is not None and proof["tree_size"] == 3
 
 
 def test_an_unknown_entry_has_no_proof():
@@ -76,4 +79,5 @@ def test_a_single_entry_log_has_an_empty_path():
     write_entries(1)
     checkpoint_create()
     proof = inclusion_proof(1)
+    assert proof is not None
     assert proof["audit_path"] == [] and standalone.verify_proof(proof, jwks=jwks()).ok

@@ -141,6 +141,7 @@ def test_a_checkpoint_covers_what_was_queued_before_it():
     _queue(1)
     _queue(2)
     checkpoint = checkpoint_create()
+    assert checkpoint is not None
     assert checkpoint.size == 3
     assert not AuditQueuedEntry.objects.exists()
     assert AuditCheckpoint.objects.count() == 1

@@ -23,7 +23,7 @@ from django.db import connection
 from audit.chain import GENESIS_HASH, entry_hash, format_time
 from audit.merkle import Frontier, inclusion_path, leaf_hash
 from audit.models import AuditCheckpoint, AuditEntry, AuditTreeNode
-from audit.proofs import PROOF_FORMAT, _subtrees, inclusion_proof
+from audit.proofs import PROOF_FORMAT, _noting, _subtrees, inclusion_proof
 from audit.services import checkpoint_create
 from audit.statements import Statement
 from audit.tests.conftest import rechain, seed_chain, tamper, write_entries
@@ -311,8 +311,9 @@ def test_an_inclusion_proof_through_a_flipped_node_would_not_verify(long_ledger)
 def _unchecked_proof(seq: int) -> dict:
     entry = AuditEntry.objects.get(seq=seq)
     checkpoint = AuditCheckpoint.objects.order_by("-number").first()
+    assert checkpoint is not None
     needed: list[tuple[int, int]] = []
-    inclusion_path(seq - 1, checkpoint.size, lambda level, position: needed.append((level, position)) or b"")
+    inclusion_path(seq - 1, checkpoint.size, _noting(needed))
     subtrees = _subtrees(needed)
     path = inclusion_path(seq - 1, checkpoint.size, lambda level, position: subtrees[(level, position)])
     return {

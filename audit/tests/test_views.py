@@ -350,8 +350,10 @@ def test_any_page_number_of_the_jobs_list_is_answered_without_failing(client, le
 
 def test_the_checkpoints_page_lists_checkpoints_with_their_signature_checked(client, ledger):
     first = checkpoint_create()
+    assert first is not None
     record(event_type="capture.paused", actor=Actor.system("tests"), payload={})
     second = checkpoint_create()
+    assert second is not None
     forged = AuditCheckpoint.objects.create(
         number=second.number + 1,
         size=second.size + 1,
