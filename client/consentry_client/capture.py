@@ -24,6 +24,7 @@ error or 5xx keeps a verified grant only until it expires.
 
 from __future__ import annotations
 
+import http.client
 import logging
 import threading
 import time
@@ -180,7 +181,7 @@ class CaptureGate:
         self._snapshot = _EMPTY
         self._feed_deadline = 0.0
         self._feed_connected = False
-        self._feed_conn = None
+        self._feed_conn: http.client.HTTPConnection | None = None
         self._cursor: str | None = None
         self._cursor_ready = threading.Event()
         self._wanted = NO_CONTEXT
@@ -191,7 +192,7 @@ class CaptureGate:
         # Revocations received, numbered, so a decision in flight when one arrived is corrected on arrival.
         self._received = 0
         self._recent: deque[tuple[int, frozenset[str], str]] = deque(maxlen=256)
-        self._listeners: list[Callable[[GateStatus], None]] = []
+        self._listeners: list[Callable[[GateStatus], object]] = []
         self._renew_at = 0.0
         self.clock_offset = timedelta(0)
 
@@ -263,7 +264,7 @@ class CaptureGate:
         """Ask for a new decision now (say, the employee just gave consent), not only at renewal."""
         self._wake.set()
 
-    def on_change(self, listener: Callable[[GateStatus], None]) -> None:
+    def on_change(self, listener: Callable[[GateStatus], object]) -> None:
         """Call ``listener`` (from a gate thread) whenever what the gate allows may have changed."""
         self._listeners.append(listener)
 
@@ -400,6 +401,7 @@ class CaptureGate:
             wrong.append("iat/exp")
         if wrong:
             raise GrantRefused(f"the grant's token does not match the grant: {', '.join(wrong)}")
+        assert isinstance(iat, int) and isinstance(exp, int)  # else "iat/exp" was refused just above
         issued_at, expires_at = _parse_time(grant["issued_at"]), _parse_time(grant["expires_at"])
         if abs(issued_at.timestamp() - iat) > 1 or abs(expires_at.timestamp() - exp) > 1:
             raise GrantRefused("the grant's times do not match its token")
@@ -489,7 +491,7 @@ class CaptureGate:
             if retry_after:
                 self._stopped.wait(float(retry_after))
 
-    def _remember_feed_connection(self, conn) -> None:
+    def _remember_feed_connection(self, conn: http.client.HTTPConnection) -> None:
         self._feed_conn = conn
         if self._stopped.is_set():
             abort(conn)

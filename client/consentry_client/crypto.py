@@ -203,7 +203,8 @@ class Envelope:
 
     @property
     def id(self) -> str:
-        return self.metadata["id"]
+        ident: str = self.metadata["id"]
+        return ident
 
 
 def parse_envelope(envelope: Any) -> Envelope:

@@ -631,7 +631,7 @@ def _walk_jsonl(stream: IO[bytes], walk: Walk, result: Result) -> None:
                 seq = int(body[seq_at + 7 : body.find(b",", seq_at + 7)])
                 prev_hash = body[prev_at + 13 : prev_at + 77]
             except ValueError:
-                seq, prev_text, stated_text, _ = _entry_line(line, number)
+                seq, prev_text, stated_text, _, _ = _entry_line(line, number)
                 prev_hash, stated = prev_text.encode(), stated_text.encode()
             if seq != expected:
                 if seq > expected:
@@ -754,7 +754,8 @@ def _check_bundle(
 
 def _file_findings(archive: zipfile.ZipFile, manifest: dict[str, Any]) -> list[Finding]:
     findings = []
-    listed = manifest.get("files") if isinstance(manifest.get("files"), dict) else {}
+    files = manifest.get("files")
+    listed: dict[str, Any] = files if isinstance(files, dict) else {}
     present = set(archive.namelist())
     for name, expected in sorted(listed.items()):
         if name not in present:

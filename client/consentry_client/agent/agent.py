@@ -44,7 +44,7 @@ MOVE_INTERVAL = 0.05  # at most 20 mouse positions a second
 
 
 def _key_text(key: Any) -> str:
-    char = getattr(key, "char", None)
+    char: str | None = getattr(key, "char", None)
     if char:
         return char
     name = getattr(key, "name", None)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from consentry_client.capture import Grant
-from consentry_client.crypto import RecordCryptoError, encrypt_blob, encrypt_record
+from consentry_client.crypto import DataKey, RecordCryptoError, encrypt_blob, encrypt_record
 
 
 class NoDataKey(RecordCryptoError):
@@ -93,7 +93,7 @@ class EncryptingSink:
         self.inner = inner
 
     @staticmethod
-    def _key(grant: Grant, category: str):
+    def _key(grant: Grant, category: str) -> DataKey:
         key = grant.data_keys.get(category)
         if key is None:
             raise NoDataKey(f"grant {grant.id} has no data key for {category}: not captured")

@@ -11,6 +11,7 @@ import json
 import threading
 import time
 from pathlib import Path
+from typing import Any, Protocol
 
 from consentry_client.capture import Context
 
@@ -36,6 +37,14 @@ def load_app_map(path: str | None) -> dict[str, str]:
     return table
 
 
+class _XWindow(Protocol):
+    """What the probe asks of a python-xlib window (the library has no type information)."""
+
+    def get_wm_class(self) -> tuple[str, str] | None: ...
+
+    def query_tree(self) -> Any: ...
+
+
 class WindowProbe:
     """Asks the X server for the focused window's application. Thread-safe (one lock, one connection)."""
 
@@ -52,15 +61,16 @@ class WindowProbe:
         self._last = Context()
         self.changed_at = 0.0
 
-    def _focused(self):
+    def _focused(self) -> _XWindow | None:
         active = self._root.get_full_property(self._active_atom, self._X.AnyPropertyType)
         if active is not None and active.value and active.value[0]:
-            return self._display.create_resource_object("window", active.value[0])
+            window: _XWindow = self._display.create_resource_object("window", active.value[0])
+            return window
         # No window manager (a bare Xvfb): whoever has the input focus.
-        focus = self._display.get_input_focus().focus
+        focus: _XWindow | int = self._display.get_input_focus().focus
         return None if isinstance(focus, int) else focus
 
-    def _wm_class(self, window) -> tuple[str, str] | None:
+    def _wm_class(self, window: _XWindow | None) -> tuple[str, str] | None:
         for _ in range(8):
             if window is None or window == self._root:
                 return None
