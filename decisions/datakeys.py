@@ -38,10 +38,11 @@ import logging
 import secrets
 import time
 from collections import Counter, defaultdict
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as clock
+from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -206,7 +207,7 @@ def key_states(triples: Collection[Triple], *, key_ids: bool = True) -> dict[Tri
     employee = q(Employee._meta.db_table)
     postgresql = connection.vendor == "postgresql"
     among = "= ANY(%s)" if postgresql else f"IN ({', '.join(['%s'] * len(hr_ids))})"
-    params = [hr_ids] if postgresql else list(hr_ids)
+    params: list[str | date | list[str]] = [hr_ids] if postgresql else list(hr_ids)
     params += [min(days), max(days)]
     tables = [(q(DestroyedKey._meta.db_table), "NULL")]
     if key_ids:
@@ -379,7 +380,7 @@ class _Limits:
         self.at = at
         self._withdrawal: dict[tuple[tuple[str, ...], str, str], int | None] = {}
 
-    def scopes(self, key: DataKey, employee: dict) -> tuple[engine.Scope, engine.Scope]:
+    def scopes(self, key: DataKey, employee: Mapping[str, Any]) -> tuple[engine.Scope, engine.Scope]:
         policy = self.policy
         chain = policy.chain(key.country, key.subdivision)
         captured = (chain, policy.rule_at(chain, key.created_at))
@@ -400,7 +401,13 @@ class _Limits:
         return self._withdrawal[key]
 
 
-def _due(key: DataKey, employee: dict, consents: dict, limits: _Limits, at: datetime) -> str | None:
+def _due(
+    key: DataKey,
+    employee: Mapping[str, Any],
+    consents: Mapping[tuple[int, str, str], tuple[str, datetime | None]],
+    limits: _Limits,
+    at: datetime,
+) -> str | None:
     """Why ``key`` must be destroyed at ``at``, or None (also when its limits are not configured)."""
     scopes = limits.scopes(key, employee)
     purposes = list(key.purposes)
@@ -413,8 +420,10 @@ def _due(key: DataKey, employee: dict, consents: dict, limits: _Limits, at: date
     deadlines = []
     for purpose in purposes:
         state = consents.get((key.employee_id, purpose, key.category))
-        withdrawn_at = state and state[1]
-        if not withdrawn_at or not (state[0] == ConsentEventKind.WITHDRAWN or withdrawn_at >= day_end):
+        if state is None:
+            break
+        kind, withdrawn_at = state
+        if not withdrawn_at or not (kind == ConsentEventKind.WITHDRAWN or withdrawn_at >= day_end):
             break
         window = limits.withdrawal_days(scopes, purpose, key.category)
         if window is None:

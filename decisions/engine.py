@@ -460,6 +460,8 @@ def _excluded_by(policy: Policy, kind: str, category: str, values: tuple[str, ..
     for value in values:
         match = matcher.fullmatch(value) if value else None
         if match is not None:
+            # Every alternative is a named group, so a match always has a last one.
+            assert match.lastgroup is not None
             return items[int(match.lastgroup[1:])]
     return None
 
@@ -505,8 +507,8 @@ def decide_capture(
     """The capture decision for each requested category (see the module docstring for the order)."""
     if employee is None:
         unknown = (Reason(Code.UNKNOWN_EMPLOYEE, "The employee is not known.", missing_configuration=True),)
-        results = tuple(CategoryDecision(category, unknown) for category in request.categories)
-        return CaptureDecision(at=at, policy_version=policy.version, consent_version=0, categories=results)
+        undecided = tuple(CategoryDecision(category, unknown) for category in request.categories)
+        return CaptureDecision(at=at, policy_version=policy.version, consent_version=0, categories=undecided)
 
     shared: list[Reason] = []
     if employee.status != EmployeeStatus.ACTIVE:

@@ -58,7 +58,7 @@ class KeyEncryptionKey(Protocol):
         """``key`` encrypted under the current master version, bound to ``key_id``."""
         ...
 
-    def unwrap(self, wrapped: bytes, *, key_id: str, version: str) -> bytes:
+    def unwrap(self, wrapped: bytes | memoryview, *, key_id: str, version: str) -> bytes:
         """The data key back, from what ``wrap`` returned under master ``version``; UnwrapError otherwise."""
         ...
 
@@ -103,7 +103,7 @@ class LocalKeyEncryptionKey:
         nonce = secrets.token_bytes(NONCE_BYTES)
         return nonce + AESGCM(self._current).encrypt(nonce, key, key_id.encode())
 
-    def unwrap(self, wrapped: bytes, *, key_id: str, version: str) -> bytes:
+    def unwrap(self, wrapped: bytes | memoryview, *, key_id: str, version: str) -> bytes:
         master = self._keys.get(version)
         if master is None:
             # Another process may have rotated since this one started: look at the keyring again.

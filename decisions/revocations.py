@@ -337,8 +337,8 @@ def _consent_no_longer_covers(pairs: Iterable[str], at: datetime, *, notice: int
         )
         if notice is not None:
             rows = rows.filter(notice__version__lt=notice)
-        rows = rows.values_list("employee_id", "category_id")
-        for employee_id, category in rows.order_by("employee_id", "category_id"):
+        pairs_held = rows.values_list("employee_id", "category_id")
+        for employee_id, category in pairs_held.order_by("employee_id", "category_id"):
             held.setdefault(employee_id, []).append(category)
         employees = Employee.objects.in_bulk(list(held))
         specs.extend(_Spec(Topic.POLICY_CHANGED, employees[pk], purpose, tuple(lost), at) for pk, lost in held.items())
@@ -383,7 +383,10 @@ Scope = Callable[[QuerySet[RevocationEvent]], QuerySet[RevocationEvent]]
 def scope_for(token: ApiToken) -> Scope:
     """What a token may read: a device its own employee's events, a pipeline its purposes' events."""
     if token.kind == TokenKind.DEVICE:
-        return lambda events: events.filter(employee_id=token.employee_id)
+        employee_id = token.employee_id
+        # token_device_bound: a device token always has its employee.
+        assert employee_id is not None
+        return lambda events: events.filter(employee_id=employee_id)
     if token.kind == TokenKind.PIPELINE:
         return lambda events: events.filter(purpose__in=list(token.purposes))
     return lambda events: events.none()

@@ -67,11 +67,15 @@ WORKER = Actor.system("rights")
 FINISHED = (RightsStatus.COMPLETED, RightsStatus.FAILED)
 STOPPED_BY_ERASURE = "Stopped because you asked for your data to be erased, which deletes copies of it too."
 
-_REQUESTED = {
+# Keyed by RightsKind; looked up with the plain strings a model field holds.
+_REQUESTED: dict[str, EventType] = {
     RightsKind.ACCESS: EventType.RIGHTS_ACCESS_REQUESTED,
     RightsKind.ERASURE: EventType.RIGHTS_ERASURE_REQUESTED,
 }
-_FAILED = {RightsKind.ACCESS: EventType.RIGHTS_ACCESS_FAILED, RightsKind.ERASURE: EventType.RIGHTS_ERASURE_FAILED}
+_FAILED: dict[str, EventType] = {
+    RightsKind.ACCESS: EventType.RIGHTS_ACCESS_FAILED,
+    RightsKind.ERASURE: EventType.RIGHTS_ERASURE_FAILED,
+}
 
 
 def export_name(request_id: uuid.UUID) -> str:

@@ -192,16 +192,16 @@ def _data_keys(employee: Employee) -> Iterator[dict[str, Any]]:
             "reason": None,
         }
     gone = DestroyedKey.objects.filter(employee=employee).order_by("day", "category")
-    for row in gone.values("key_id", "category", "day", "reason", "destroyed_at").iterator(chunk_size=CHUNK):
+    for tomb in gone.values("key_id", "category", "day", "reason", "destroyed_at").iterator(chunk_size=CHUNK):
         yield {
-            "id": row["key_id"],
-            "category": row["category"],
-            "day": row["day"].isoformat(),
+            "id": tomb["key_id"],
+            "category": tomb["category"],
+            "day": tomb["day"].isoformat(),
             "purposes": None,
             "status": "destroyed",
             "created_at": None,
-            "destroyed_at": rfc3339(row["destroyed_at"]),
-            "reason": row["reason"],
+            "destroyed_at": rfc3339(tomb["destroyed_at"]),
+            "reason": tomb["reason"],
         }
 
 

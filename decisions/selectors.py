@@ -8,11 +8,12 @@ Each read is one indexed query.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache, lru_cache
 from sys import intern
+from typing import Any, overload
 
 import orjson
 from django.db import connection
@@ -36,6 +37,10 @@ def _consents(rows: Iterable[tuple]) -> tuple[dict[tuple[str, str], engine.Conse
     return consents, version
 
 
+@overload
+def _aware(value: datetime | str) -> datetime: ...
+@overload
+def _aware(value: datetime | str | None) -> datetime | None: ...
 def _aware(value: datetime | str | None) -> datetime | None:
     # PostgreSQL returns aware datetimes; SQLite naive ones in UTC, or text where
     # it cannot tell a column's type (the branches of a UNION).
@@ -181,7 +186,8 @@ def grants_by_id(ids: Iterable[str]) -> dict[str, engine.GrantFacts]:
             cursor.execute(sql + f"IN ({', '.join(['%s'] * len(ids))})", ids)
         rows = cursor.fetchall()
     # PostgreSQL's timestamps are already aware (UTC); SQLite's need the zone.
-    aware = (lambda value: value) if postgresql else _aware
+    # issued_at and expires_at are NOT NULL.
+    aware: Callable[[Any], datetime] = (lambda value: value) if postgresql else _aware
     # Interned: thousands of grants share an employee, purpose and location.
     return {
         row[0]: engine.GrantFacts(

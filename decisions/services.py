@@ -196,7 +196,7 @@ def decision_counters_add(*, day: date, purpose: str, reasons: Iterable[str]) ->
 
 
 @cache
-def _lock_query() -> tuple[str, ModelRows]:
+def _lock_query() -> tuple[str, ModelRows[Employee]]:
     rows = ModelRows(Employee, "e")
     quote = connection.ops.quote_name
     # The lock people.locks.employee_lock() takes, read and locked in one round trip.
@@ -218,7 +218,10 @@ def _lock_employee(pk: int) -> Employee:
         row = cursor.fetchone()
     if row is None:
         raise Employee.DoesNotExist(pk)
-    return rows.instance(row)
+    employee = rows.instance(row)
+    # Only an outer join's missing row reads as None; this row has its primary key.
+    assert employee is not None
+    return employee
 
 
 def capture_decide(
@@ -248,6 +251,8 @@ def capture_decide(
     """
     policy = policy or current_policy()
     employee = token.employee
+    # token_device_bound: only device tokens ask, and each has its employee.
+    assert employee is not None
     if reads is None:
         first_at = at or timezone.now()
         first_facts = employee_facts(employee=employee, at=first_at)
@@ -257,7 +262,7 @@ def capture_decide(
     grant = None
     if decision.allowed_categories:
         with transaction.atomic():
-            employee = _lock_employee(token.employee_id)
+            employee = _lock_employee(employee.pk)
             locked_at = at or timezone.now()
             facts = employee_facts(employee=employee, at=locked_at)
             decision = engine.decide_capture(policy, facts, request, at=locked_at)

@@ -127,6 +127,8 @@ def _notices(content: dict[str, Any]) -> tuple[engine.Notice, ...]:
                 reconsent_from[(p, c)] = version
         since = {pair: since[pair] if previous.get(pair) == text else version for pair, text in wording.items()}
         previous = wording
+        # notice_approved_has_publication: an approved notice always has its publication time.
+        assert published_at is not None
         compiled.append(
             engine.Notice(
                 version=version,

@@ -13,12 +13,13 @@ from __future__ import annotations
 import gc
 import hashlib
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
+from enum import Enum, auto
 from itertools import islice
-from typing import Annotated, Any, BinaryIO
+from typing import Annotated, Any, Final, Protocol, final
 
 import msgspec
 import orjson
@@ -44,13 +45,21 @@ EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 LATEST = datetime(2100, 1, 1, tzinfo=UTC)
 
 
+# Final: the stream tells records apart by exact type (`type(x) is InvalidRecord`), the fast test.
+@final
 @dataclass(frozen=True, slots=True)
 class InvalidRecord:
     id: str | None
     detail: str
 
 
-_UNSEEN = object()
+class _Unseen(Enum):
+    """A floor not computed yet; None is a computed answer (no floor)."""
+
+    UNSEEN = auto()
+
+
+_UNSEEN: Final = _Unseen.UNSEEN
 _MICROSECOND = timedelta(microseconds=1)
 # (subject, captured from, captured before, data key id or None): see UseEvaluator._windows_of.
 Window = tuple[str, datetime, datetime, str | None]
@@ -148,7 +157,13 @@ def parse_line(line: bytes) -> engine.UseRecord | InvalidRecord:
     return _use_record(wire)
 
 
-def ndjson_lines(stream: BinaryIO) -> Iterator[bytes | InvalidRecord]:
+class ByteStream(Protocol):
+    """What ndjson_lines reads from: a file, or a Django request's unread body."""
+
+    def read(self, size: int, /) -> bytes: ...
+
+
+def ndjson_lines(stream: ByteStream) -> Iterator[bytes | InvalidRecord]:
     """Non-blank lines of an NDJSON body, read in blocks; an over-long line becomes LINE_TOO_LONG.
 
     Never holds more than one block and one line: the rest of an over-long
@@ -207,7 +222,7 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def result_blocks(evaluator: UseEvaluator, items: Iterable[engine.UseRecord | InvalidRecord]) -> Iterator[bytes]:
+def result_blocks(evaluator: UseEvaluator, items: Iterable[engine.UseRecord | InvalidRecord]) -> Generator[bytes]:
     """The NDJSON result lines of ``items``, one block per chunk.
 
     A long stream's caches grow to hundreds of thousands of small objects
@@ -422,7 +437,7 @@ class UseEvaluator:
     def _fetch_window_keys(self, grant_ids: Iterable[str]) -> None:
         """The key states of the days of the grants whose windows this chunk may build, in one query."""
         grants, purpose = self._grants, self.purpose
-        triples = []
+        triples: list[Triple] = []
         for grant_id in grant_ids:
             grant = grants.get(grant_id)
             if grant is not None and grant.purpose == purpose and (day := grant_day(grant)) is not None:
@@ -474,6 +489,8 @@ class UseEvaluator:
                 slow.append(len(results))
                 append(item)
             else:
+                # The type test above is the fast one; this only tells the type checker what is left.
+                assert isinstance(item, InvalidRecord)
                 invalid += 1
                 append((item.id, (engine.Reason(engine.Code.INVALID_RECORD, item.detail),)))
         if invalid:
@@ -512,17 +529,24 @@ class UseEvaluator:
         denied = 0
         for position, item, triple in zip(positions, records, triples, strict=True):
             grant = grants[item.grant_id]
-            employee = None
+            employee: engine.EmployeeFacts | None = None
+            limits = None
             if grant is not None:
                 employee = shredded.get(grant.employee) or employees.get(grant.employee)
-            limits = self._limits_for(grant, employee, item.category) if employee is not None else None
+                if employee is not None:
+                    limits = self._limits_for(grant, employee, item.category)
             reasons = engine.decide_use(
                 policy, record=item, purpose=purpose, grant=grant, employee=employee, at=at, limits=limits
             )
             if reasons:
                 denied += 1
                 by_reason.update({reason.code for reason in reasons})
-            elif self.release_keys and (key_id := keys.get(triple)) is not None and key_id != DESTROYED:
+            elif (
+                self.release_keys
+                and triple is not None
+                and (key_id := keys.get(triple)) is not None
+                and key_id != DESTROYED
+            ):
                 self.released.add(key_id)
             results[position] = (item.id, reasons)
         return denied
