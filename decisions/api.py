@@ -8,6 +8,7 @@ import uuid
 from typing import Any
 
 from django.db import DatabaseError
+from django.db.models import QuerySet
 from django.http import StreamingHttpResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
@@ -81,7 +82,7 @@ def problems(*codes: int) -> dict[tuple[int, str], OpenApiResponse]:
     return {(code, "application/problem+json"): PROBLEM for code in codes}
 
 
-SIMULATE_PERMISSIONS = ("governance.manage_region_policy", "governance.approve_region_policy")
+SIMULATE_PERMISSIONS = ["governance.manage_region_policy", "governance.approve_region_policy"]
 
 
 class DecisionUnavailable(exceptions.APIException):
@@ -225,10 +226,13 @@ class CaptureDecisionView(APIView):
     def post(self, request: Request) -> Response:
         ensure_body_within(request, BoundedJSONParser.max_bytes)
         token = token_of(request)
+        assert token is not None  # IsDeviceToken
+        employee = token.employee
+        assert employee is not None  # token_device_bound: a device token always has its employee
         try:
             # The feed head is read with the facts the decision starts from: a change
             # they do not show commits later, so its feed event lands after this cursor.
-            reads = capture_reads(employee=token.employee, at=timezone.now())
+            reads = capture_reads(employee=employee, at=timezone.now())
             policy = current_policy(reads.policy_marker)
             data = plain_capture_request(request.data, policy.categories)
             if data is None:
@@ -412,6 +416,7 @@ class UseDecisionView(APIView):
     )
     def post(self, request: Request):
         token = token_of(request)
+        assert token is not None  # IsPipelineToken
         self._retry_key(request)
         if request.content_type.split(";")[0].strip().lower() == NDJSON:
             return self._stream(request, token)
@@ -428,7 +433,7 @@ class UseDecisionView(APIView):
         try:
             policy = current_policy()
             evaluator = UseEvaluator(policy=policy, purpose=purpose, at=at, release_keys=release_keys)
-            results = []
+            results: list[dict[str, Any]] = []
             for chunk in chunked(map(parse_record, serializer.validated_data["records"])):
                 results.extend(map(evaluator.result_json, evaluator.evaluate(chunk)))
             batch_id = uuid.uuid4().hex
@@ -554,10 +559,10 @@ class UseDecisionView(APIView):
         return response
 
 
-class TokenViewMixin:
+class TokenViewMixin(generics.GenericAPIView[ApiToken]):
     serializer_class = TokenSerializer
 
-    def get_queryset(self):
+    def get_queryset(self) -> QuerySet[ApiToken]:
         return tokens_visible_to(self.request.user)
 
     def get_serializer_context(self) -> dict[str, Any]:
@@ -579,7 +584,7 @@ class TokenListView(TokenViewMixin, generics.ListAPIView):
     def get(self, request: Request, *args, **kwargs) -> Response:
         return super().get(request, *args, **kwargs)
 
-    def get_queryset(self):
+    def get_queryset(self) -> QuerySet[ApiToken]:
         tokens = super().get_queryset()
         params = self.request.query_params
         if params.get("kind"):

@@ -12,7 +12,7 @@ from django.http import StreamingHttpResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import exceptions, serializers, status
+from rest_framework import exceptions, permissions, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -39,7 +39,7 @@ HEARTBEAT_SECONDS = 15
 EVENT_STREAM = "text/event-stream"
 
 
-class IsDeviceOrPipelineToken:
+class IsDeviceOrPipelineToken(permissions.BasePermission):
     """Devices read their own employee's events; pipelines their purposes' (scoped in the query)."""
 
     message = "Only device and pipeline tokens may read the revocation feed."
@@ -168,6 +168,7 @@ class RevocationFeedView(APIView):
         query = FeedQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         token = token_of(request)
+        assert token is not None  # IsDeviceOrPipelineToken
         after = _start(token, query.validated_data.get("after"), "after")
         wait = query.validated_data["wait"]
         waiting = wait > 0 and waiter_slots.acquire()
@@ -268,6 +269,7 @@ class RevocationStreamView(APIView):
         query = StreamQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         token = token_of(request)
+        assert token is not None  # IsDeviceOrPipelineToken
         header = request.headers.get("Last-Event-ID")
         after = _start(token, header or query.validated_data.get("after"), "Last-Event-ID" if header else "after")
         if not waiter_slots.acquire():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 
 from consentry.form_fields import UTCDateTimeField
@@ -25,17 +27,24 @@ class SimulateForm(forms.Form):
 
     def __init__(self, *args, regions, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["region"].choices = [("", "Choose a region")] + [
+        self._choice_field("region").choices = [("", "Choose a region")] + [
             (region.code, f"{region.code} · {region.name}") for region in regions if region.kind != RegionKind.GROUP
         ]
-        self.fields["purpose"].choices = [
+        self._choice_field("purpose").choices = [
             (purpose.slug, f"{purpose.name}{' (prohibited)' if purpose.prohibited else ''}")
             for purpose in Purpose.objects.order_by("prohibited", "name")
         ]
-        self.fields["categories"].choices = [(c.slug, c.name) for c in DataCategory.objects.order_by("name")]
+        self._choice_field("categories").choices = [(c.slug, c.name) for c in DataCategory.objects.order_by("name")]
 
-    def clean(self):
-        data = super().clean()
+    def _choice_field(self, name: str) -> forms.ChoiceField:
+        # self.fields holds deep copies of the class attributes above, typed only as Field.
+        field = self.fields[name]
+        assert isinstance(field, forms.ChoiceField)
+        return field
+
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        data = self.cleaned_data
         if data.get("who") == "employee" and not data.get("employee", "").strip():
             self.add_error("employee", "Give the HR id of the employee to simulate for.")
         if data.get("who") == "region" and not data.get("region"):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+from django.db.models import QuerySet
 from django.http import FileResponse
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
@@ -99,7 +100,9 @@ _ERASURE_EXAMPLE = {
 
 def _employee(request: Request) -> Employee:
     """The caller's own employee record; the only one these endpoints touch."""
-    employee = Employee.objects.filter(user_id=request.user.pk).first()
+    user = request.user
+    assert user.is_authenticated  # IsPersonAuthenticated, the default permission
+    employee = Employee.objects.filter(user_id=user.pk).first()
     if employee is None:
         raise NotFound("You have no employee record, so no data to ask about.", code="no_employee_record")
     return employee
@@ -275,7 +278,7 @@ class MeRightsRequestDownloadView(APIView):
 # Staff: HR administrators and auditors in scope ------------------------------------------
 
 
-def _visible(request: Request):
+def _visible(request: Request) -> QuerySet[RightsRequest]:
     user = request.user
     access = access_for(user)
     if not (user.has_perm("people.view_employee") or access.can_audit):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
@@ -15,7 +15,10 @@ from decisions.models import RightsKind, RightsRequest, RightsStatus
 from decisions.rights import erasure_outcome, rights_message
 from decisions.services import SIMULATION_ASSUMPTIONS
 from decisions.usebatch import MAX_FIELD_LENGTH, MAX_ID_LENGTH, MAX_JSON_RECORDS, parse_time
-from people.models import ApiToken
+from people.models import ApiToken, Employee
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 MAX_CATEGORIES = 32
 
@@ -73,7 +76,10 @@ class CaptureRequestSerializer(serializers.Serializer):
     categories = serializers.ListField(
         child=StrictCharField(max_length=MAX_FIELD_LENGTH), min_length=1, max_length=MAX_CATEGORIES
     )
-    context = ContextSerializer(required=False)
+    # The field "context" of the wire format. DRF's serializer metaclass moves declared fields off
+    # the class, so self.context stays the serializer's context mapping at run time, as annotated;
+    # the stubs cannot express that.
+    context: Mapping[str, Any] = ContextSerializer(required=False)  # type: ignore[assignment]
 
     def validate_categories(self, value: list[str]) -> list[str]:
         if len(set(value)) != len(value):
@@ -269,9 +275,13 @@ class UseResponseSerializer(serializers.Serializer):
     )
 
 
-class TokenSerializer(serializers.ModelSerializer):
-    employee = serializers.SlugRelatedField(slug_field="hr_id", read_only=True, allow_null=True)
-    user = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+class TokenSerializer(serializers.ModelSerializer[ApiToken]):
+    employee: serializers.SlugRelatedField[Employee] = serializers.SlugRelatedField(
+        slug_field="hr_id", read_only=True, allow_null=True
+    )
+    user: serializers.SlugRelatedField[User] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
     state = serializers.SerializerMethodField()
 
     class Meta:
@@ -326,7 +336,7 @@ class ErasureOutcomeSerializer(serializers.Serializer):
     retained = OutcomeItemSerializer(many=True)
 
 
-class RightsRequestSerializer(serializers.ModelSerializer):
+class RightsRequestSerializer(serializers.ModelSerializer[RightsRequest]):
     """A rights request as its owner sees it; ``message`` and ``erasure`` are in plain language."""
 
     message = serializers.SerializerMethodField(help_text="Where the request stands, in one sentence.")
@@ -336,7 +346,7 @@ class RightsRequestSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = RightsRequest
-        fields = (
+        fields: tuple[str, ...] = (
             "id",
             "kind",
             "status",
@@ -376,7 +386,7 @@ class RightsRequestSerializer(serializers.ModelSerializer):
 class StaffRightsRequestSerializer(RightsRequestSerializer):
     """A rights request as HR administrators and auditors in scope see it: whose, never the copy itself."""
 
-    employee = serializers.SlugRelatedField(slug_field="hr_id", read_only=True)
+    employee: serializers.SlugRelatedField[Employee] = serializers.SlugRelatedField(slug_field="hr_id", read_only=True)
 
     class Meta(RightsRequestSerializer.Meta):
         fields = ("id", "employee", "region", *RightsRequestSerializer.Meta.fields[1:])

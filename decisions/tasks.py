@@ -17,6 +17,7 @@ import logging
 import time
 import uuid
 from datetime import timedelta
+from typing import Literal, TypedDict
 
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
@@ -33,8 +34,18 @@ RETRIES = 3
 LIMIT = settings.CONSENTRY_RIGHTS_TIME_LIMIT
 
 
+class _JobOptions(TypedDict):
+    bind: Literal[True]
+    ignore_result: bool
+    acks_late: bool
+    reject_on_worker_lost: bool
+    max_retries: int
+    soft_time_limit: int
+    time_limit: int
+
+
 # Both rights jobs: redelivered if a worker dies, bounded in time, retried on transient faults.
-RIGHTS_JOB = {
+RIGHTS_JOB: _JobOptions = {
     "bind": True,
     "ignore_result": True,
     "acks_late": True,

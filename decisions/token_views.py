@@ -92,19 +92,21 @@ def _list_page(request: HttpRequest, issue_form: TokenIssueForm | None, *, statu
 
 def _issue(request: HttpRequest, form: TokenIssueForm) -> tuple[ApiToken, str] | None:
     """Issue through the service; its refusals land on the form's fields. None when refused."""
+    user = request.user
+    assert user.is_authenticated  # login_required, in token_page
     data = form.cleaned_data
     kind = data["kind"]
     try:
         return token_issue(
             kind=kind,
-            name=data["name"].strip() or data["device_id"] or (request.user.get_username() if kind == "user" else ""),
+            name=data["name"].strip() or data["device_id"] or (user.get_username() if kind == "user" else ""),
             employee=data["employee_record"],
             device_id=data["device_id"],
             # A user token acts as the person who issues it, never as somebody else.
-            user=request.user if kind == TokenKind.USER else None,
+            user=user if kind == TokenKind.USER else None,
             purposes=data["purposes"],
             lifetime=form.lifetime,
-            actor=Actor.for_user(request.user),
+            actor=Actor.for_user(user),
         )
     except DomainError as error:
         if error.code == "employee_inactive":

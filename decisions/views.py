@@ -14,7 +14,7 @@ from datetime import timedelta
 from django.contrib import messages
 from django.db.models import Count
 from django.db.models.functions import TruncDate
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -80,9 +80,7 @@ def simulate(request: HttpRequest) -> HttpResponse:
     scope = {region.code for region in regions}
     form = SimulateForm(request.GET or None, regions=regions)
     result = None
-    if not scope:
-        form = None
-    elif form.is_bound and form.is_valid():
+    if scope and form.is_bound and form.is_valid():
         employee = _subject(form, scope)
         if employee is not None:
             data = form.cleaned_data
@@ -108,7 +106,9 @@ def simulate(request: HttpRequest) -> HttpResponse:
                 "assumptions": [ASSUMPTION_WORDS.get(code, code) for code in SIMULATION_ASSUMPTIONS],
                 "new_hire": employee.pk is None,
             }
-    return render(request, "decisions/simulate.html", {"section": "simulate", "form": form, "result": result})
+    # Without a region to simulate in there is no form, only the page saying so.
+    page = {"section": "simulate", "form": form if scope else None, "result": result}
+    return render(request, "decisions/simulate.html", page)
 
 
 @require_GET
@@ -144,7 +144,8 @@ def captured(request: HttpRequest, employee: Employee) -> HttpResponse:
 
 # Rights requests ------------------------------------------------------------------------
 
-BADGES = {
+# Keyed by RightsStatus; looked up with the plain string the model field holds.
+BADGES: dict[str, str] = {
     RightsStatus.RECEIVED: "pending",
     RightsStatus.RUNNING: "running",
     RightsStatus.COMPLETED: "done",
@@ -231,7 +232,7 @@ def rights_detail(request: HttpRequest, employee: Employee, pk) -> HttpResponse:
 
 @require_GET
 @employee_page
-def rights_download(request: HttpRequest, employee: Employee, pk) -> HttpResponse:
+def rights_download(request: HttpRequest, employee: Employee, pk) -> HttpResponse | FileResponse:
     """The copy, for its owner only: the same file as the API's download."""
     rights = _own(employee, pk)
     try:
