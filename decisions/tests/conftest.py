@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 import pytest
 from django.core.management import call_command
@@ -15,7 +16,7 @@ from consentry.outbox import relay_pending
 from decisions.feedwait import stop_listener
 from decisions.models import RevocationEvent
 from governance import services as gov
-from governance.models import DataCategory
+from governance.models import DataCategory, Notice
 from governance.selectors import current_notice
 from people.models import ApiToken, Employee
 from people.tokens import token_issue
@@ -55,10 +56,17 @@ def default_pack(db):
     call_command("load_policy_pack", verbosity=0)
 
 
+def published_notice(at: datetime | None = None) -> Notice:
+    """The notice in force at ``at`` (now by default); every decision policy publishes one."""
+    notice = current_notice(at=at or timezone.now())
+    assert notice is not None, "no notice is published yet"
+    return notice
+
+
 def grant_consent(employee: Employee, *categories: str, purpose: str = PURPOSE, at=None) -> None:
     consent_grant(
         employee=employee,
-        notice=current_notice(at=at or timezone.now()),
+        notice=published_notice(at),
         choices=[(purpose, category) for category in categories],
         actor=SYSTEM,
         at=at,
@@ -66,7 +74,7 @@ def grant_consent(employee: Employee, *categories: str, purpose: str = PURPOSE, 
 
 
 def acknowledge(employee: Employee, at=None) -> None:
-    notice_acknowledge(employee=employee, notice=current_notice(at=at or timezone.now()), actor=SYSTEM, at=at)
+    notice_acknowledge(employee=employee, notice=published_notice(at), actor=SYSTEM, at=at)
 
 
 @dataclass

@@ -339,4 +339,6 @@ def test_a_grant_issued_while_a_withdrawal_waited_for_the_lock_is_dated_before_i
 
     # Dated in lock order: the use decision must see the grant as issued before the withdrawal,
     # so what was captured under it stays unusable even after a later re-consent.
-    assert issued[0].grant.grant.issued_at < withdrawal.at
+    first = issued[0].grant
+    assert first is not None
+    assert first.grant.issued_at < withdrawal.at

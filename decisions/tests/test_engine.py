@@ -445,6 +445,6 @@ def test_the_engine_compares_with_the_models_own_values_and_still_imports_no_orm
 
 def test_a_reason_takes_its_flags_by_name_only():
     with pytest.raises(TypeError):
-        engine.Reason(engine.Code.NO_CONSENT, "No consent.", True)  # type: ignore[misc]
+        engine.Reason(engine.Code.NO_CONSENT, "No consent.", True)  # type: ignore[call-arg]
     reason = engine.Reason(engine.Code.NO_CONSENT, "No consent.", missing_configuration=True)
     assert reason.missing_configuration and reason.preconditions == ()

@@ -49,6 +49,7 @@ def _waiting_on_a_lock(since: float, within: float = 10.0) -> None:
 def _grant_then_commit_while(change) -> None:
     """Hold the head lock in a grant-like transaction, let ``change`` lock its row and queue for the ledger, commit."""
     employee = ApiToken.objects.get(kind="device").employee
+    assert employee is not None
     token = ApiToken.objects.get(kind="device")
     failures: list[BaseException] = []
     head_held = threading.Event()

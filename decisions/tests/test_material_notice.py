@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import pytest
-from django.utils import timezone
 from rest_framework.test import APIClient
 
 from conftest import SYSTEM, make_employee, make_user
-from decisions.tests.conftest import acknowledge, capture, codes, device_client, grant_consent
+from decisions.tests.conftest import acknowledge, capture, codes, device_client, grant_consent, published_notice
 from governance import services as gov
-from governance.selectors import current_notice
 
 pytestmark = pytest.mark.django_db
 
 
 def _publish_screenshot_change() -> None:
-    notice = current_notice(at=timezone.now())
+    notice = published_notice()
     items = [
         (
             i.purpose_id,

@@ -84,6 +84,7 @@ def erase(employee, **extra) -> tuple[RightsRequest, bool]:
 
 
 def unzip(rights: RightsRequest) -> tuple[dict, str]:
+    assert rights.file.name is not None
     with default_storage.open(rights.file.name, "rb") as handle:
         archive = zipfile.ZipFile(io.BytesIO(handle.read()))
     return json.loads(archive.read("data.json")), archive.read("index.html").decode()
@@ -160,8 +161,10 @@ def test_the_copy_lists_data_keys_but_never_key_material_or_grant_tokens(busy):
     for row in DataKey.objects.filter(employee=wanda):
         assert base64.b64encode(bytes(row.wrapped)).decode() not in text
     assert "wrapped" not in text
-    assert outcome.grant.jws not in text and outcome.grant.jws.split(".")[2] not in text
-    assert outcome.grant.jws not in page
+    grant = outcome.grant
+    assert grant is not None
+    assert grant.jws not in text and grant.jws.split(".")[2] not in text
+    assert grant.jws not in page
 
 
 def test_building_completes_once_and_is_audited_with_the_zip_digest(busy):
@@ -274,6 +277,7 @@ def test_carrying_out_the_erasure_stops_capture_deletes_what_it_may_and_says_wha
 def test_the_erased_copies_files_are_deleted_after_commit(busy, django_capture_on_commit_callbacks):
     wanda = busy["employee"]
     stored = rights_access_build(request_id=access(wanda).id).file.name
+    assert stored is not None
     rights, _ = erase(wanda)
     assert default_storage.exists(stored)
     with django_capture_on_commit_callbacks(execute=True):

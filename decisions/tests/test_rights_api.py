@@ -87,7 +87,7 @@ def test_the_request_is_built_by_the_task_after_commit_and_then_downloads(
     assert response["Content-Type"] == "application/zip"
     assert response["Cache-Control"] == "private, no-store"
     assert "attachment" in response["Content-Disposition"]
-    archive = zipfile.ZipFile(io.BytesIO(b"".join(response.streaming_content)))
+    archive = zipfile.ZipFile(io.BytesIO(response.getvalue()))
     assert sorted(archive.namelist()) == ["data.json", "index.html"]
     assert json.loads(archive.read("data.json"))["employee"]["hr_id"] == nina.hr_id
     assert AuditEntry.objects.filter(event_type=EventType.RIGHTS_ACCESS_DOWNLOADED, subject=nina.hr_id).count() == 1

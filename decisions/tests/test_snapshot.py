@@ -75,6 +75,7 @@ def test_a_process_with_a_stale_cache_rebuilds_on_the_next_request(policy):
     # Another process bumped the revision: this one's cache is simply stale.
     gov.policy_changed()
     stale = snapshot._cached
+    assert stale is not None
     assert current_policy() is not stale.policy
 
 
@@ -95,8 +96,9 @@ def test_a_rule_that_starts_later_takes_effect_by_time_without_a_rebuild(policy)
     )
     compiled = current_policy()
     chain = compiled.chain("US", "US-CA")
-    assert compiled.rule_at(chain, timezone.now()).region == "US"
-    assert compiled.rule_at(chain, start).region == "US-CA"
+    now_rule, later_rule = compiled.rule_at(chain, timezone.now()), compiled.rule_at(chain, start)
+    assert now_rule is not None and now_rule.region == "US"
+    assert later_rule is not None and later_rule.region == "US-CA"
 
 
 def test_region_groups_and_purposes_are_compiled(policy):

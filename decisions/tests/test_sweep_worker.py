@@ -74,7 +74,9 @@ def _seed(today) -> tuple[set[str], set[str]]:
         actor=SYSTEM,
     )
     kek = key_encryption_key()
-    overdue, kept, rows = set(), set(), []
+    overdue: set[str] = set()
+    kept: set[str] = set()
+    rows: list[DataKey] = []
     for index in range(EMPLOYEES):
         subdivision, raw = ("US-CA", 10) if index % 2 else ("US-WA", 30)
         employee = make_employee(country="US", subdivision=subdivision)
@@ -118,8 +120,12 @@ def test_a_sweep_killed_at_random_points_finishes_without_losing_or_repeating_an
         _send("decisions.data_key_sweep", queue)
         for kill in range(3):
             target = rng.randint(len(overdue) * (kill + 1) // 5, len(overdue) * (kill + 2) // 5)
+
+            def reached(target: int = target) -> bool:
+                return DestroyedKey.objects.count() >= target
+
             wait_for(
-                lambda target=target: DestroyedKey.objects.count() >= target,
+                reached,
                 timeout=240,
                 what=f"{target} destroyed keys",
                 log=log,

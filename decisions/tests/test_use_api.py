@@ -238,7 +238,7 @@ def test_answers_do_not_change_when_the_stream_s_caches_overflow(policy, monkeyp
     from decisions import usebatch
 
     employees = [make_employee(country="US", subdivision="US-WA") for _ in range(3)]
-    lines = []
+    lines: list[bytes] = []
     for index, employee in enumerate(employees):
         grant_consent(employee, "keystrokes")
         for _ in range(2):

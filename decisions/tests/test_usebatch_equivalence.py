@@ -105,7 +105,7 @@ def reference(records: list[engine.UseRecord], *, release: bool) -> tuple[list, 
             employee = employees_for_use(hr_ids=[grant.employee], purpose=PURPOSE).get(grant.employee)
             triple = (grant.employee, record.category, record.captured_at.astimezone(UTC).date())
         state = key_states([triple]).get(triple) if triple else None
-        if employee is not None and state == DESTROYED:
+        if employee is not None and triple is not None and state == DESTROYED:
             employee = replace(employee, destroyed_keys=frozenset({triple[1:]}))
         reasons = engine.decide_use(policy, record=record, purpose=PURPOSE, grant=grant, employee=employee, at=AT)
         if release and not reasons and state not in (None, DESTROYED):

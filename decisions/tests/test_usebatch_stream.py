@@ -16,7 +16,7 @@ from decisions.tests.test_usebatch_equivalence import AT, world  # noqa: F401 - 
 @pytest.fixture
 def records(world):  # noqa: F811 - the imported fixture
     _, grants = world
-    made = []
+    made: list[engine.UseRecord | usebatch.InvalidRecord] = []
     for index in range(7):
         grant = grants[index % len(grants)]
         made.append(
