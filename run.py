@@ -158,7 +158,11 @@ def start() -> None:
             except subprocess.TimeoutExpired:
                 child.kill()
 
-    signal.signal(signal.SIGTERM, lambda *a: (stop(), sys.exit(0)))
+    def stop_and_exit(*_: object) -> None:
+        stop()
+        sys.exit(0)
+
+    signal.signal(signal.SIGTERM, stop_and_exit)
     # Say it is running only once it is: the port answers.
     try:
         wait_for_port(int(port), process=children["web"])

@@ -60,6 +60,7 @@ def main(n: int) -> None:
     policy = build_small_policy()
     employee = make_employee(country="US", subdivision="US-NY", user=make_user("bench"))
     client = APIClient()
+    assert employee.user is not None
     client.force_login(employee.user)
 
     def body(i: int) -> dict:

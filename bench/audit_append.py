@@ -21,8 +21,13 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import time
+from typing import TYPE_CHECKING
 
-from ledger_db import django_setup, fresh_database, load_note
+# Run as a script (python bench/audit_append.py), which puts bench/ on the path; mypy reads bench as a package.
+if TYPE_CHECKING:
+    from bench.ledger_db import django_setup, fresh_database, load_note
+else:
+    from ledger_db import django_setup, fresh_database, load_note
 
 PLAIN_TABLE = """
 CREATE TABLE IF NOT EXISTS bench_plain_entry (

@@ -29,8 +29,13 @@ import sys
 import time
 import zipfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ledger_db import DATABASE_URL, ROOT, django_setup, fresh_database, ledger_size, load_note, seed
+# Run as a script (python bench/audit_export_verify.py), which puts bench/ on the path; mypy reads bench as a package.
+if TYPE_CHECKING:
+    from bench.ledger_db import DATABASE_URL, ROOT, django_setup, fresh_database, ledger_size, load_note, seed
+else:
+    from ledger_db import DATABASE_URL, ROOT, django_setup, fresh_database, ledger_size, load_note, seed
 
 OUT = ROOT / ".state" / "bench-audit"
 
@@ -47,7 +52,7 @@ def child(mode: str, count: int, out: Path) -> None:
 
     started = time.perf_counter()
     connection.ensure_connection()
-    entries = 0
+    entries: int | None = 0  # an export's own count, None only before it is built
     if mode in ("full", "tenth"):
         # Built here, in this process: no broker hop to measure.
         services._enqueue_export = lambda export_id: None
@@ -72,9 +77,11 @@ def child(mode: str, count: int, out: Path) -> None:
     elif mode == "dump":
         with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive, archive.open("rows.txt", "w") as member:
             rows = AuditEntry.objects.order_by("seq").values_list(*HASHED_FIELDS, "hash").iterator(chunk_size=2000)
+            dumped = 0
             for row in rows:
                 member.write(repr(row).encode() + b"\n")
-                entries += 1
+                dumped += 1
+            entries = dumped
         size = out.stat().st_size
     else:
         size = 0
@@ -89,6 +96,7 @@ def measure(mode: str, count: int, out: Path) -> dict:
         env=env,
         cwd=ROOT,
     )
+    assert process.stdout is not None  # stdout=PIPE
     stdout = process.stdout.read()
     _, status, usage = os.wait4(process.pid, 0)
     if status != 0:

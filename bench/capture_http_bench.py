@@ -27,8 +27,13 @@ import multiprocessing
 import os
 import threading
 import time
+from typing import TYPE_CHECKING
 
-from common import children_of, cpu_seconds, gunicorn, percentile, setup_django
+# Run as a script (python bench/capture_http_bench.py), which puts bench/ on the path; mypy reads bench as a package.
+if TYPE_CHECKING:
+    from bench.common import children_of, cpu_seconds, gunicorn, percentile, setup_django
+else:
+    from common import children_of, cpu_seconds, gunicorn, percentile, setup_django
 
 EMPLOYEES = 200
 CAPTURE_BODY = json.dumps(
@@ -52,6 +57,7 @@ def prepare() -> tuple[list[str], list[str]]:
 
     actor = Actor.system("bench")
     notice = current_notice(at=timezone.now())
+    assert notice is not None, "no notice in force: load a policy pack first"
     tokens = []
     for index in range(EMPLOYEES):
         employee = employee_provision(

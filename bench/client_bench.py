@@ -35,8 +35,13 @@ import threading
 import time
 import timeit
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from common import ROOT, gunicorn, percentile, setup_django
+# Run as a script (python bench/client_bench.py), which puts bench/ on the path; mypy reads bench as a package.
+if TYPE_CHECKING:
+    from bench.common import ROOT, gunicorn, percentile, setup_django
+else:
+    from common import ROOT, gunicorn, percentile, setup_django
 
 sys.path.insert(0, str(ROOT / "client"))
 
@@ -59,9 +64,11 @@ def prepare():
     employee = employee_provision(
         hr_id="B-REVOKE", display_name="Bench", country="US", subdivision="US-WA", actor=actor
     )
+    notice = current_notice(at=timezone.now())
+    assert notice is not None, "no notice in force: load a policy pack first"
     consent_grant(
         employee=employee,
-        notice=current_notice(at=timezone.now()),
+        notice=notice,
         choices=[(PURPOSE, CATEGORY), (PURPOSE, "mouse_movement")],
         actor=actor,
     )
@@ -151,6 +158,7 @@ def main() -> None:
         baseline = health_rtts(port, args.trials)
         feed_ms, gate_ms, relay_ms = [], [], []
         notice = current_notice(at=timezone.now())
+        assert notice is not None, "no notice in force: load a policy pack first"
         for _ in range(args.trials):
             consent_grant(employee=employee, notice=notice, choices=[(PURPOSE, CATEGORY)], actor=actor)
             gate.refresh()
@@ -162,7 +170,10 @@ def main() -> None:
             committed: list[float] = []
             with transaction.atomic():
                 # Runs first after commit, before the outbox kick: the moment the withdrawal is durable.
-                transaction.on_commit(lambda done=committed: done.append(time.monotonic()))
+                def note_commit(done: list[float] = committed) -> None:
+                    done.append(time.monotonic())
+
+                transaction.on_commit(note_commit)
                 consent_withdraw(employee=employee, purpose=PURPOSE, categories=[CATEGORY], actor=actor)
             relay_ms.append((time.monotonic() - committed[0]) * 1000)
             while gate.may_capture(CATEGORY, editor):

@@ -51,6 +51,7 @@ def make_records(count: int, shape: str) -> list[dict]:
         "purpose": "ai_agent_training",
         "captured_at": "2026-11-20T14:02:11.123Z",
     }
+    data: dict[str, str | int]
     if shape == "keystrokes":
         data = {"key": "h"}
     elif shape == "mouse_movement":
@@ -75,7 +76,7 @@ def line(record: dict) -> bytes:
     return json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def measure(shape: str, count: int, repeat: int) -> list[tuple[str, float, float]]:
+def measure(shape: str, count: int, repeat: int) -> list[tuple[str, float, float, float]]:
     records = make_records(count, shape)
     plain_lines = [line(record) for record in records]
     envelopes = [encrypt_record(record, KEY) for record in records]
@@ -93,7 +94,7 @@ def measure(shape: str, count: int, repeat: int) -> list[tuple[str, float, float
     return [(name, count / wall, count / cpu, size / cpu / 1e6) for name, (wall, cpu) in timings.items()]
 
 
-def measure_blob(repeat: int, megabytes: int = 1, rounds: int = 50) -> list[tuple[str, float, float]]:
+def measure_blob(repeat: int, megabytes: int = 1, rounds: int = 50) -> list[tuple[str, float, float, float]]:
     blob = os.urandom(megabytes * 1_000_000)
     sealed = encrypt_blob(blob, KEY, record_id="r_1", subject="p_1", category="screenshots")
     timings = {

@@ -26,8 +26,13 @@ import secrets
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from common import ROOT, rss_mb, setup_django
+# Run as a script (python bench/keys_bench.py), which puts bench/ on the path; mypy reads bench as a package.
+if TYPE_CHECKING:
+    from bench.common import ROOT, rss_mb, setup_django
+else:
+    from common import ROOT, rss_mb, setup_django
 
 PURPOSE = "ai_agent_training"
 CATEGORIES = ("keystrokes", "mouse_movement", "screenshots")

@@ -16,6 +16,7 @@ import os
 import statistics
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -72,6 +73,7 @@ def build(employees: int, entries: int):
 
     call_command("load_policy_pack", verbosity=0)
     notice = current_notice(at=django.utils.timezone.now())
+    assert notice is not None, "no notice in force: load a policy pack first"
     people = []
     for index in range(employees):
         employee = make_employee(
@@ -88,7 +90,7 @@ def build(employees: int, entries: int):
     nina = make_employee(country="US", subdivision="US-TX", user=make_user("nina"))
     for _ in range(50):
         now = django.utils.timezone.now()
-        pause_start(employee=nina, until=now + django.utils.timezone.timedelta(minutes=30), actor=Actor.system("b"))
+        pause_start(employee=nina, until=now + timedelta(minutes=30), actor=Actor.system("b"))
         pause_end(employee=nina, actor=Actor.system("bench"))
     consent_grant(
         employee=nina, notice=notice, choices=[("ai_agent_training", "screenshots")], actor=Actor.system("bench")

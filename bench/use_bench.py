@@ -27,8 +27,13 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from common import ROOT, children_of, cpu_seconds, gunicorn, peak_rss_mb, rss_mb, setup_django
+# Run as a script (python bench/use_bench.py), which puts bench/ on the path; mypy reads bench as a package.
+if TYPE_CHECKING:
+    from bench.common import ROOT, children_of, cpu_seconds, gunicorn, peak_rss_mb, rss_mb, setup_django
+else:
+    from common import ROOT, children_of, cpu_seconds, gunicorn, peak_rss_mb, rss_mb, setup_django
 
 PURPOSE = "ai_agent_training"
 CATEGORIES = ("keystrokes", "mouse_movement", "screenshots")
@@ -51,7 +56,8 @@ def prepare(employees: int, grants_per_employee: int, records: int, path: Path) 
     people = Employee.objects.bulk_create(
         Employee(hr_id=f"U{i:06d}", display_name=f"U{i}", country="US", subdivision="US-WA") for i in range(employees)
     )
-    events, version = [], {}
+    events: list[ConsentEvent] = []
+    version: dict[int, int] = {}
     for person in people:
         for category in CATEGORIES:
             version[person.pk] = version.get(person.pk, 0) + 1
