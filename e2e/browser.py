@@ -38,7 +38,12 @@ class Browser:
         self.page = page
         self.base_url = base_url
         self.console_errors: list[str] = []
-        page.on("console", lambda message: message.type == "error" and self.console_errors.append(message.text))
+
+        def note_error(message) -> None:
+            if message.type == "error":
+                self.console_errors.append(message.text)
+
+        page.on("console", note_error)
 
     def go(self, path: str):
         return self.page.goto(self.base_url + path)
@@ -80,5 +85,6 @@ class Browser:
         ]
 
 
-def describe(violations: list[dict]) -> str:
+def describe(violations: list[dict] | dict[str, list]) -> str:
+    # One page's violations, or every page's by name.
     return json.dumps(violations, indent=2)

@@ -67,6 +67,7 @@ def test_the_employee_portal_is_accessible(open_browser, people, monkeypatch):
 
 def test_the_legal_console_is_accessible(open_browser, people):
     rule = JurisdictionRule.objects.filter(region="US", state=ApprovalState.APPROVED).first()
+    assert rule is not None
     tab = open_browser("lena")
     pages = {
         "legal-regions-overview": "/legal/",

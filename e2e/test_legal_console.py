@@ -47,6 +47,7 @@ def test_a_legal_user_drafts_a_change_and_a_second_legal_user_approves_it(open_b
     ada.page.get_by_role("button", name=f"Approve rule #{draft.pk}").click()
     assert ada.page.get_by_text(f"Approved. Rule #{draft.pk} now decides for US-TX").is_visible()
     draft.refresh_from_db()
+    assert draft.approved_by is not None and draft.supersedes is not None
     assert draft.state == ApprovalState.APPROVED and draft.approved_by.username == "ada"
     assert draft.supersedes.state == ApprovalState.SUPERSEDED or draft.supersedes.effective_to is not None
 
