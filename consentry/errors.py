@@ -30,6 +30,27 @@ class DomainError(Exception):
             self.code = code
         self.errors = errors or {}
 
+    @property
+    def problem_errors(self) -> ProblemErrors:
+        """What the problem+json answer lists under ``errors``."""
+        return self.errors
+
+
+# A problem's ``errors``: messages by field, or one entry per invalid row of an uploaded file.
+ProblemErrors = dict[str, Any] | list[dict[str, Any]]
+
+
+class RowsRefused(DomainError):
+    """A refused upload (a CSV import): its ``errors`` list every invalid row, not fields."""
+
+    def __init__(self, detail: str, *, rows: list[dict[str, Any]] | None = None, code: str | None = None):
+        super().__init__(detail, code=code)
+        self.rows = rows or []
+
+    @property
+    def problem_errors(self) -> ProblemErrors:
+        return self.rows
+
 
 class NotFound(DomainError):
     status_code = HTTP_404_NOT_FOUND

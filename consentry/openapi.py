@@ -13,10 +13,8 @@ from django.urls import Resolver404, resolve
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema_field
 from rest_framework import serializers
 
+from consentry.errors import ProblemErrors
 from consentry.problems import PROBLEM_CONTENT_TYPE
-
-# Per-field messages by field name; for an uploaded file, one entry per invalid row.
-ProblemErrors = dict[str, Any] | list[dict[str, Any]]
 
 
 @extend_schema_field(

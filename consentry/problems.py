@@ -35,7 +35,7 @@ from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from consentry.errors import Conflict, DependencyUnavailable, DomainError, Forbidden, NotFound
+from consentry.errors import Conflict, DependencyUnavailable, DomainError, Forbidden, NotFound, ProblemErrors
 from consentry.outages import is_database_outage, log_outage
 
 __all__ = (
@@ -63,7 +63,7 @@ OUTAGE_RETRY_AFTER = "5"
 
 
 def _problem_body(
-    *, status_code: int, title: str, detail: str, code: str, errors: dict[str, Any] | None = None
+    *, status_code: int, title: str, detail: str, code: str, errors: ProblemErrors | None = None
 ) -> dict[str, Any]:
     body: dict[str, Any] = {
         "type": f"https://consentry.dev/problems/{code}",
@@ -78,7 +78,7 @@ def _problem_body(
 
 
 def problem(
-    *, status_code: int, title: str, detail: str, code: str, errors: dict[str, Any] | None = None, headers=None
+    *, status_code: int, title: str, detail: str, code: str, errors: ProblemErrors | None = None, headers=None
 ) -> Response:
     body = _problem_body(status_code=status_code, title=title, detail=detail, code=code, errors=errors)
     response = Response(body, status=status_code, headers=headers)
@@ -219,7 +219,7 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
         return _outage_problem(context["request"], exc)
     if isinstance(exc, DomainError):
         return problem(
-            status_code=exc.status_code, title=exc.title, detail=exc.detail, code=exc.code, errors=exc.errors
+            status_code=exc.status_code, title=exc.title, detail=exc.detail, code=exc.code, errors=exc.problem_errors
         )
     if isinstance(exc, DjangoValidationError):
         errors = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}

@@ -17,7 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from consentry.errors import DomainError
+from consentry.errors import RowsRefused
 from consentry.idempotency import idempotent
 from consentry.openapi import IDEMPOTENCY_KEY, problem_example, problem_responses
 from people.authentication import BearerTokenAuthentication, IsHRToken, token_of
@@ -27,13 +27,13 @@ from people.scim.views import hr_actor
 CSV_MEDIA_TYPE = "text/csv"
 
 
-class CsvTooLarge(DomainError):
+class CsvTooLarge(RowsRefused):
     status_code = 413
     code = "payload_too_large"
     title = "Request body too large"
 
 
-class InvalidCsv(DomainError):
+class InvalidCsv(RowsRefused):
     code = "invalid_csv"
     title = "The file has invalid rows"
 
@@ -134,9 +134,9 @@ class PeopleImportView(APIView):
         if summary is None:
             errors = [{"row": e.row, "field": e.column, "message": e.message} for e in outcome.errors]
             if outcome.too_large:
-                raise CsvTooLarge(" ".join(e.message for e in outcome.errors), errors=errors)
+                raise CsvTooLarge(" ".join(e.message for e in outcome.errors), rows=errors)
             count = len({e.row for e in outcome.errors})
-            raise InvalidCsv(f"{count} invalid row{'s' if count != 1 else ''}; nothing was imported.", errors=errors)
+            raise InvalidCsv(f"{count} invalid row{'s' if count != 1 else ''}; nothing was imported.", rows=errors)
         rows = summary.created + summary.updated + summary.unchanged
         body = {
             "rows": rows,
