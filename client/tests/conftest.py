@@ -6,6 +6,7 @@ import base64
 import hashlib
 import json
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -103,16 +104,17 @@ def write_bundle(
     from_size: int = 0,
     to_size: int | None = None,
     manifest_extra: dict | None = None,
+    render: Callable[[dict], bytes] = canonical,
 ) -> Path:
     """A bundle in the consentry-audit-export/v1 layout; ``selected`` seqs make it a filtered one.
 
     ``to_size`` past the last checkpoint leaves entries uncovered; ``manifest_extra`` adds signed
-    manifest fields (``allowance``, ``requested_at``).
+    manifest fields (``allowance``, ``requested_at``); ``render`` writes each entry's line.
     """
     to_size = to_size or checkpoints[-1]["size"]
     lines = [line for line in entries if selected is None or line["entry"]["seq"] in selected]
     files = {
-        "entries.jsonl": b"".join(canonical(line) + b"\n" for line in lines),
+        "entries.jsonl": b"".join(render(line) + b"\n" for line in lines),
         "checkpoints.jsonl": b"".join(canonical(cp) + b"\n" for cp in checkpoints if cp["size"] >= (from_size or 1)),
         "keys.json": json.dumps(signer.jwks()).encode(),
     }

@@ -92,6 +92,18 @@ def test_a_changed_entry_with_its_hash_recomputed_breaks_the_link_to_the_next(tm
     assert _first(_tampered(tmp_path, ledger, signer, change)).seq == POSITION + 1
 
 
+def test_an_entry_line_written_out_of_canonical_form_is_reported_not_raised(tmp_path, ledger, signer):
+    # The same entry re-serialised with spaces: not the exported form, whose bytes the hash covers.
+    def render(line):
+        return json.dumps(line).encode() if line["entry"]["seq"] == POSITION else canonical(line)
+
+    entries, checkpoints = ledger
+    bundle = write_bundle(tmp_path / "t.zip", entries, checkpoints, signer, render=render)
+    result = verify_bundle(bundle, jwks=signer.jwks())
+    finding = _first(result)
+    assert finding.message == f"line {POSITION} of the entries file is not an exported audit entry"
+
+
 def test_a_deleted_entry_is_found_where_it_was(tmp_path, ledger, signer):
     finding = _first(_tampered(tmp_path, ledger, signer, lambda e: e[: POSITION - 1] + e[POSITION:]))
     assert finding.seq == POSITION and "missing" in finding.message
