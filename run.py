@@ -249,6 +249,8 @@ def test(args: list[str]) -> None:
     base = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     base["DJANGO_DEBUG"] = "false"
     base.setdefault("CONSENTRY_STATE_DIR", str(ROOT / ".state" / "test"))
+    say("mypy")
+    run(BIN / "mypy", env=base)
     manage("check", "--deploy", "--fail-level", "WARNING", env=base)
     say("tests on SQLite")
     run(PY, "-m", "pytest", *args, env=base)
