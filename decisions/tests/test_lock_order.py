@@ -10,7 +10,6 @@ FOR NO KEY UPDATE (what an UPDATE itself takes) does not conflict with KEY SHARE
 from __future__ import annotations
 
 import threading
-import time
 from datetime import timedelta
 
 import pytest
@@ -22,28 +21,13 @@ from audit.models import EventType
 from audit.services import record
 from conftest import SYSTEM, make_employee
 from consent.services import consent_withdraw
+from consentry.tests.locks import wait_for_a_lock_waiter
 from decisions.models import CaptureGrant
 from decisions.tests.conftest import PURPOSE, build_decision_policy, grant_consent
 from people.models import ApiToken
 from people.tokens import token_issue, token_revoke
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
-
-
-def _waiting_on_a_lock(since: float, within: float = 10.0) -> None:
-    """Return once another backend of this test waits on a row lock."""
-    while time.monotonic() - since < within:
-        with connection.cursor() as cursor:
-            # Activity is read once per transaction unless the snapshot is cleared (this runs inside one).
-            cursor.execute("SELECT pg_stat_clear_snapshot()")
-            cursor.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
-            )
-            if cursor.fetchone()[0]:
-                return
-        time.sleep(0.01)
-    raise AssertionError("the other transaction never waited for the ledger")
 
 
 def _grant_then_commit_while(change) -> None:
@@ -69,7 +53,7 @@ def _grant_then_commit_while(change) -> None:
     with transaction.atomic():
         record(event_type=EventType.GRANT_ISSUED, actor=Actor.system("test"), subject=employee.hr_id)
         head_held.set()
-        _waiting_on_a_lock(time.monotonic())
+        wait_for_a_lock_waiter(what="the other transaction")
         now = timezone.now()
         # Its foreign keys (token, employee) are checked at this commit, under the head lock.
         CaptureGrant.objects.create(

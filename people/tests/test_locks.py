@@ -11,7 +11,6 @@ from __future__ import annotations
 import ast
 import re
 import threading
-import time
 from datetime import timedelta
 from pathlib import Path
 from typing import TypeGuard
@@ -25,6 +24,7 @@ from django.utils import timezone
 from audit.models import EventType
 from audit.services import record
 from conftest import SYSTEM, make_employee
+from consentry.tests.locks import wait_for_a_lock_waiter
 from people.locks import EMPLOYEE_LOCK_CLAUSE, employee_lock, employee_lock_clause, employees_lock
 from people.models import ApiToken, Employee
 from people.services import employee_update_details
@@ -205,23 +205,6 @@ def test_several_employees_are_locked_in_primary_key_order_and_returned_by_hr_id
         assert sql.endswith(f" {EMPLOYEE_LOCK_CLAUSE}")
 
 
-def _waiting_on_a_lock(within: float = 10.0) -> None:
-    """Return once another backend of this test waits on a lock."""
-    since = time.monotonic()
-    while time.monotonic() - since < within:
-        with connection.cursor() as cursor:
-            # Activity is read once per transaction unless the snapshot is cleared (this runs inside one).
-            cursor.execute("SELECT pg_stat_clear_snapshot()")
-            cursor.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
-            )
-            if cursor.fetchone()[0]:
-                return
-        time.sleep(0.01)
-    raise AssertionError("the HR change never waited for the ledger")
-
-
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_an_hr_change_while_a_device_token_for_the_employee_commits_under_the_ledger_head():
@@ -256,7 +239,7 @@ def test_an_hr_change_while_a_device_token_for_the_employee_commits_under_the_le
             expires_at=timezone.now() + timedelta(hours=1),
         )
         head_held.set()
-        _waiting_on_a_lock()
+        wait_for_a_lock_waiter(what="the HR change")
     thread.join(15)
     assert not failures, failures
     assert Employee.objects.get(pk=employee.pk).department == "Research"
