@@ -319,6 +319,15 @@ _.rights_sweep
 _.data_key_sweep
 _.policy_boundaries_announce_task
 
+# Celery task options, typed as a TypedDict (decisions/tasks.py) and passed to @shared_task as keywords.
+_.bind
+_.ignore_result
+_.acks_late
+_.reject_on_worker_lost
+_.max_retries
+_.soft_time_limit
+_.time_limit
+
 # Outbox topic payloads: msgspec fields, filled when a message is decoded ("from" on the wire for from_).
 _.from_
 _.to
