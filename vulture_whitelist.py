@@ -373,8 +373,3 @@ _.use_window
 # helper has a caller yet.
 _.employee_lock_clause
 _.employees_lock
-
-# Dead, to be removed by the owner of decisions/datakeys.py: SweepResult.examined is counted but never read,
-# SweepResult.unconfigured is never set.
-_.examined
-_.unconfigured

@@ -360,10 +360,7 @@ def destroy_employee_keys(*, employee: Employee, reason: str, actor: Actor) -> i
 
 @dataclass
 class SweepResult:
-    examined: int = 0
     destroyed: Counter = field(default_factory=Counter)
-    # Keys that would have been checked against a limit nobody configured.
-    unconfigured: int = 0
     batches: int = 0
     complete: bool = True
 
@@ -514,7 +511,6 @@ def sweep_overdue_keys(
                 if reason is not None:
                     doomed.append((key, reason))
             _destroy(doomed, actor=actor, at=at)
-        result.examined += len(batch)
         result.batches += 1
         result.destroyed.update(reason for _, reason in doomed)
     if result.total:
